@@ -1,0 +1,1 @@
+"""Tests for Echo; the package makes `tests.` imports work for shared helpers."""
