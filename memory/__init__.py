@@ -1,0 +1,37 @@
+"""Echo's memory: a Discord-independent library that records conversations and never loses them.
+
+```python
+from memory import Message, MessageType, InMemoryConversationManager, JsonFileStore
+
+async with InMemoryConversationManager(store=JsonFileStore("data"), idle_time=300) as manager:
+    await manager.create_conversation(thread_id="11", guild_id="22", guild_name="G",
+                                      requester="33", channel_id="44")
+    await manager.add_message_to_conversation(
+        "11", Message(message_type=MessageType.CHAT, message_content="hi", requester="33"))
+```
+"""
+
+from __future__ import annotations
+
+from .journal import FsyncPolicy, JournalError
+from .manager import IDLE_TIME, ConversationEvent, InMemoryConversationManager
+from .models import Conversation, Message, MessageMeta, MessageType, ToolCall
+from .store import ConversationRef, ConversationStore, JsonFileStore, RecoveryError, StoreError
+
+__all__ = [
+    "IDLE_TIME",
+    "Conversation",
+    "ConversationEvent",
+    "ConversationRef",
+    "ConversationStore",
+    "FsyncPolicy",
+    "InMemoryConversationManager",
+    "JournalError",
+    "JsonFileStore",
+    "Message",
+    "MessageMeta",
+    "MessageType",
+    "RecoveryError",
+    "StoreError",
+    "ToolCall",
+]

@@ -1,0 +1,338 @@
+"""Conversation records: the JSON shapes of DESIGN.md as pydantic v2 models.
+
+Every id is a Discord snowflake kept as a string of digits. Ids end up in file paths, so
+anything else is rejected at the boundary rather than sanitised later.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    ValidationInfo,
+    model_validator,
+)
+
+__all__ = [
+    "Conversation",
+    "Message",
+    "MessageMeta",
+    "MessageType",
+    "Snowflake",
+    "Timestamp",
+    "ToolCall",
+    "utcnow",
+    "validate_snowflake",
+]
+
+# Discord snowflakes are 64-bit integers: at most 20 decimal digits.
+_MAX_SNOWFLAKE_DIGITS = 20
+
+
+def utcnow() -> datetime:
+    """The current time in UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def validate_snowflake(value: object, field: str = "id") -> str:
+    """Return ``value`` as a digit string, or raise ``ValueError`` naming ``field``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field} must be a string of digits (a Discord id), got {value!r}")
+    if isinstance(value, int):
+        value = str(value)
+    if (
+        not isinstance(value, str)
+        or not value
+        or not value.isascii()
+        or not value.isdigit()
+        or len(value) > _MAX_SNOWFLAKE_DIGITS
+    ):
+        raise ValueError(f"{field} must be a string of digits (a Discord id), got {value!r}")
+    return value
+
+
+def _coerce_int_id(value: object) -> object:
+    # discord.py hands out ids as ints; accept them, but nothing else that is not already a str.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _check_snowflake(value: str, info: ValidationInfo) -> str:
+    return validate_snowflake(value, info.field_name or "id")
+
+
+Snowflake = Annotated[str, BeforeValidator(_coerce_int_id), AfterValidator(_check_snowflake)]
+"""A Discord id as a string of digits."""
+
+
+def _to_utc(value: datetime) -> datetime:
+    # Naive datetimes are read as UTC: everything Echo writes carries an offset anyway.
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _iso(value: datetime) -> str:
+    # pydantic would write "Z"; DESIGN.md promises an explicit "+00:00" offset.
+    return value.isoformat()
+
+
+Timestamp = Annotated[
+    datetime, AfterValidator(_to_utc), PlainSerializer(_iso, return_type=str, when_used="json")
+]
+"""A timezone-aware UTC datetime written as ISO 8601 with ``+00:00``."""
+
+
+class MessageType(StrEnum):
+    """What a recorded segment of a conversation is."""
+
+    THINKING = "thinking"
+    CHAT = "chat"
+    TOOL_CALL = "tool_call"
+    TOOL_CALL_RESPONSE = "tool_call_response"
+
+
+class ToolCall(BaseModel):
+    """One call the model asked for, as stored in ``meta.tools``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class MessageMeta(BaseModel):
+    """Who and what a message relates to. Unknown keys are kept, so newer files round-trip."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    requester: Snowflake | None = None
+    message_id: Snowflake | None = None
+    tools: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+# Keyword arguments of Message that live inside ``meta`` in the stored JSON.
+_META_KEYS = frozenset({"requester", "message_id", "tools", "tool_call_id", "name"})
+
+
+class Message(BaseModel):
+    """One segment of a conversation.
+
+    Frozen: a recorded message changes only through the conversation (edit replaces it),
+    which keeps the journal the single account of every change.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    created_at: Timestamp = Field(default_factory=utcnow)
+    message_type: MessageType
+    message_content: str = ""
+    meta: MessageMeta = Field(default_factory=MessageMeta)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_meta(cls, data: Any) -> Any:
+        # Message(requester=..., tools=...) is the convenient form; the JSON nests them in meta.
+        if not isinstance(data, dict) or not (_META_KEYS & data.keys()):
+            return data
+        data = dict(data)
+        meta = data.get("meta") or {}
+        meta = dict(meta) if isinstance(meta, dict) else meta.model_dump(exclude_none=True)
+        for key in _META_KEYS & data.keys():
+            value = data.pop(key)
+            if value is not None:
+                meta[key] = value
+        data["meta"] = meta
+        return data
+
+    @property
+    def requester(self) -> str | None:
+        return self.meta.requester
+
+    @property
+    def message_id(self) -> str | None:
+        return self.meta.message_id
+
+    @property
+    def tools(self) -> list[ToolCall] | None:
+        return self.meta.tools
+
+    @property
+    def tool_call_id(self) -> str | None:
+        return self.meta.tool_call_id
+
+    def to_json(self) -> str:
+        """Compact JSON, one line: the form used in journal records and conversation files."""
+        return self.model_dump_json(exclude_none=True)
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Message:
+        return cls.model_validate_json(data)
+
+    def with_meta(self, **changes: Any) -> Message:
+        """A copy with ``meta`` keys set (``None`` removes a key)."""
+        meta = self.meta.model_dump(exclude_none=True)
+        for key, value in changes.items():
+            if value is None:
+                meta.pop(key, None)
+            else:
+                meta[key] = value
+        return Message.model_validate(
+            {
+                "created_at": self.created_at,
+                "message_type": self.message_type,
+                "message_content": self.message_content,
+                "meta": meta,
+            }
+        )
+
+
+class Conversation(BaseModel):
+    """One Discord thread's conversation with Echo, in the per-guild file format."""
+
+    # Unknown top-level keys (a newer Echo's file) are kept and written back unchanged.
+    model_config = ConfigDict(validate_assignment=True, extra="allow")
+
+    thread_id: Snowflake
+    channel_id: Snowflake
+    created_at: Timestamp = Field(default_factory=utcnow)
+    updated_at: Timestamp = Field(default_factory=utcnow)
+    summary: str = ""
+    guild_id: Snowflake
+    guild_name: str = ""
+    requester: Snowflake
+    participants: list[Snowflake] = Field(default_factory=list)
+    # Set once the conversation was ended (/end); absent from the JSON until then.
+    ended_at: Timestamp | None = None
+    history: list[Message] = Field(default_factory=list)
+
+    _message_ids: set[str] = PrivateAttr(default_factory=set)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.requester not in self.participants:
+            self.participants.insert(0, self.requester)
+        self._message_ids = {m.message_id for m in self.history if m.message_id is not None}
+
+    # --- identity -------------------------------------------------------------------------
+
+    @property
+    def filename(self) -> str:
+        """``<yyyy-mm-dd>_conversation-with-<requester>-in-<guild>_<thread>.json`` (UTC date)."""
+        day = self.created_at.astimezone(UTC).strftime("%Y-%m-%d")
+        return f"{day}_conversation-with-{self.requester}-in-{self.guild_id}_{self.thread_id}.json"
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+    def restore_history(self, messages: list[Message]) -> None:
+        """Put already-validated stored messages back (loaders use it; no dedupe, no clock)."""
+        self.history.extend(messages)
+        self._message_ids.update(m.message_id for m in messages if m.message_id is not None)
+
+    def has_message_id(self, message_id: str) -> bool:
+        return message_id in self._message_ids
+
+    # --- mutations (the journal replays exactly these) -------------------------------------
+
+    def add_message(self, message: Message) -> bool:
+        """Append ``message``; False (and no change) if its Discord message id is recorded."""
+        message_id = message.message_id
+        if message_id is not None:
+            if message_id in self._message_ids:
+                return False
+            self._message_ids.add(message_id)
+        self.history.append(message)
+        # max(): replaying an old message, or importing history, never moves time backwards.
+        if message.created_at > self.updated_at:
+            self.updated_at = message.created_at
+        requester = message.requester
+        if requester is not None and requester not in self.participants:
+            self.participants.append(requester)
+        return True
+
+    def edit_message(self, message_id: str, content: str, edited_at: datetime) -> bool:
+        """Replace the content of the message with this Discord id; False if there is none."""
+        index = self._index_of(message_id)
+        if index is None:
+            return False
+        edited_at = _to_utc(edited_at)
+        old = self.history[index]
+        self.history[index] = Message.model_validate(
+            {
+                "created_at": old.created_at,
+                "message_type": old.message_type,
+                "message_content": content,
+                "meta": {**old.meta.model_dump(exclude_none=True), "edited_at": _iso(edited_at)},
+            }
+        )
+        self._touch(edited_at)
+        return True
+
+    def delete_message(self, message_id: str, deleted_at: datetime) -> bool:
+        """Remove the message with this Discord id; False if there is none."""
+        index = self._index_of(message_id)
+        if index is None:
+            return False
+        del self.history[index]
+        self._message_ids.discard(message_id)
+        self._touch(_to_utc(deleted_at))
+        return True
+
+    def set_summary(self, summary: str, at: datetime) -> None:
+        self.summary = summary
+        self._touch(_to_utc(at))
+
+    def end(self, at: datetime) -> None:
+        if self.ended_at is None:
+            self.ended_at = _to_utc(at)
+            self._touch(self.ended_at)
+
+    def _touch(self, at: datetime) -> None:
+        if at > self.updated_at:
+            self.updated_at = at
+
+    def _index_of(self, message_id: str) -> int | None:
+        if message_id not in self._message_ids:
+            return None
+        # Edits and deletes are rare and target recent messages: search from the end.
+        for index in range(len(self.history) - 1, -1, -1):
+            if self.history[index].message_id == message_id:
+                return index
+        return None
+
+    # --- JSON -------------------------------------------------------------------------------
+
+    def header(self) -> dict[str, Any]:
+        """Everything but the history, as JSON-ready values."""
+        return self.model_dump(mode="json", exclude={"history"}, exclude_none=True)
+
+    def to_json(self) -> str:
+        """The file form: a readable header and one message per line."""
+        return self.render(m.to_json() for m in self.history)
+
+    def render(self, message_lines: Iterable[str]) -> str:
+        """The file form from already-serialised messages (lets callers serialise in chunks)."""
+        head = json.dumps(self.header(), indent=2, ensure_ascii=False)
+        lines = ",\n    ".join(message_lines)
+        body = f"[\n    {lines}\n  ]" if lines else "[]"
+        return f'{head[:-2]},\n  "history": {body}\n}}\n'
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Conversation:
+        return cls.model_validate_json(data)

@@ -1,0 +1,8 @@
+"""Storage backends behind one interface: JSON files (default); Redis joins later."""
+
+from __future__ import annotations
+
+from .base import ConversationRef, ConversationStore, RecoveryError, StoreError
+from .jsonfile import JsonFileStore
+
+__all__ = ["ConversationRef", "ConversationStore", "JsonFileStore", "RecoveryError", "StoreError"]

@@ -1,0 +1,164 @@
+"""The storage interface every backend implements.
+
+Public methods validate their arguments (ids become file paths and keys) and then call the
+backend's primitives, so a backend never sees an unchecked id.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import date
+from types import TracebackType
+from typing import Self
+
+from ..models import Conversation, validate_snowflake
+from ..mutations import Mutation
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ConversationRef", "ConversationStore", "RecoveryError", "StoreError"]
+
+
+class StoreError(Exception):
+    """A storage operation failed; the message says what and why."""
+
+
+class RecoveryError(StoreError):
+    """What an earlier process left could not be fully recovered; nothing was discarded."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationRef:
+    """Where a stored conversation is, known without reading it."""
+
+    thread_id: str
+    guild_id: str
+    requester: str
+    created: date
+    location: str
+
+
+class ConversationStore(ABC):
+    """Durable home of conversations: a journal for every mutation, a record per conversation.
+
+    Use as an async context manager. ``open()`` recovers whatever a killed process left, so
+    a store is never used on top of an unreplayed journal.
+    """
+
+    def __init__(self) -> None:
+        self._is_open = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._is_open
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> list[Conversation]:
+        """Open the store and recover what a crashed process left; returns what was recovered."""
+        if self._is_open:
+            return []
+        await self._open()
+        self._is_open = True
+        try:
+            return await self._recover()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if not self._is_open:
+            return
+        self._is_open = False
+        await self._close()
+
+    # --- public API ---------------------------------------------------------------------------
+
+    async def record(self, mutation: Mutation) -> None:
+        """Make ``mutation`` durable (per the store's promise) before returning."""
+        self._require_open()
+        validate_snowflake(mutation.thread_id, "thread_id")
+        await self._record(mutation)
+
+    async def save(self, conversation: Conversation) -> None:
+        """Write the whole conversation, atomically; its journal records become obsolete."""
+        self._require_open()
+        await self._save(conversation)
+
+    async def load(self, thread_id: str) -> Conversation | None:
+        """The stored conversation of this thread, or None (also when its record was unreadable)."""
+        self._require_open()
+        return await self._load(validate_snowflake(thread_id, "thread_id"))
+
+    async def exists(self, thread_id: str) -> bool:
+        self._require_open()
+        return await self._exists(validate_snowflake(thread_id, "thread_id"))
+
+    async def list_conversations(self, guild_id: str | None = None) -> list[ConversationRef]:
+        """Stored conversations of one guild (or all), newest first, without reading them."""
+        self._require_open()
+        if guild_id is not None:
+            guild_id = validate_snowflake(guild_id, "guild_id")
+        refs = await self._list(guild_id)
+        return sorted(refs, key=lambda r: (r.created, int(r.thread_id)), reverse=True)
+
+    async def list_guilds(self) -> list[str]:
+        self._require_open()
+        return sorted(await self._list_guilds(), key=int)
+
+    async def delete(self, thread_id: str) -> bool:
+        """Forget a conversation for good: its record and everything the journal holds of it."""
+        self._require_open()
+        return await self._delete(validate_snowflake(thread_id, "thread_id"))
+
+    def pinned_threads(self) -> set[str]:
+        """Conversations whose unsaved journal records keep old journal segments on disk."""
+        return set()
+
+    def _require_open(self) -> None:
+        if not self._is_open:
+            raise StoreError(f"{type(self).__name__} is not open (use 'async with store:')")
+
+    # --- primitives ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def _open(self) -> None: ...
+
+    @abstractmethod
+    async def _close(self) -> None: ...
+
+    @abstractmethod
+    async def _recover(self) -> list[Conversation]: ...
+
+    @abstractmethod
+    async def _record(self, mutation: Mutation) -> None: ...
+
+    @abstractmethod
+    async def _save(self, conversation: Conversation) -> None: ...
+
+    @abstractmethod
+    async def _load(self, thread_id: str) -> Conversation | None: ...
+
+    @abstractmethod
+    async def _exists(self, thread_id: str) -> bool: ...
+
+    @abstractmethod
+    async def _list(self, guild_id: str | None) -> list[ConversationRef]: ...
+
+    @abstractmethod
+    async def _list_guilds(self) -> list[str]: ...
+
+    @abstractmethod
+    async def _delete(self, thread_id: str) -> bool: ...

@@ -1,0 +1,439 @@
+"""The default store: one JSON file per conversation, in one folder per guild.
+
+```
+<data>/guilds/<guild_id>/<yyyy-mm-dd>_conversation-with-<requester>-in-<guild_id>_<thread_id>.json
+<data>/journal/<segment>.log     mutations not yet in a saved file
+```
+Files are replaced atomically (temp file in the same folder, fsync, rename, fsync of the
+folder), so a reader never sees half a file. A file that does not parse is moved aside as
+``*.corrupt`` and logged; it is never deleted and never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+
+from ..journal import FsyncPolicy, Journal, JournalError, JournalRecord
+from ..models import Conversation, Message, validate_snowflake
+from ..mutations import Mutation, MutationError, Purge, decode, encode
+from .base import ConversationRef, ConversationStore, RecoveryError, StoreError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["JsonFileStore"]
+
+_FILENAME = re.compile(
+    r"^(?P<day>\d{4}-\d{2}-\d{2})_conversation-with-(?P<requester>\d{1,20})"
+    r"-in-(?P<guild>\d{1,20})_(?P<thread>\d{1,20})\.json$"
+)
+_TEMP_SUFFIX = ".tmp"
+# Serialise and validate long histories in slices, yielding to the event loop in between,
+# so that saving or loading a 10,000-message conversation never stalls other work.
+_SLICE = 256
+# Hash small files inline; a thread hop costs more than hashing a few kilobytes.
+_INLINE_HASH_BYTES = 64 * 1024
+
+
+class JsonFileStore(ConversationStore):
+    """Conversations as per-guild JSON files, mutations in a write-ahead journal."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        fsync: FsyncPolicy | str = FsyncPolicy.EVERYSEC,
+        journal_segment_bytes: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.guilds_dir = self.data_dir / "guilds"
+        self.fsync = FsyncPolicy(fsync)
+        kwargs = {} if journal_segment_bytes is None else {"segment_bytes": journal_segment_bytes}
+        self.journal = Journal(self.data_dir / "journal", self.fsync, **kwargs)
+        self._index: dict[str, tuple[ConversationRef, Path]] = {}
+        self._lock_fd: int | None = None
+        self._temp_names = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"JsonFileStore({str(self.data_dir)!r}, fsync={self.fsync.value!r})"
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        try:
+            self.guilds_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock_folder(self.data_dir)
+        except OSError as exc:
+            raise StoreError(f"cannot use data folder {self.data_dir}: {exc}") from exc
+        try:
+            self._index = await asyncio.to_thread(self._scan)
+            self.journal.open()
+        except BaseException:
+            self._unlock()
+            raise
+        log.debug("opened %r: %d conversations on disk", self, len(self._index))
+
+    async def _close(self) -> None:
+        try:
+            await self.journal.close()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def _scan(self) -> dict[str, tuple[ConversationRef, Path]]:
+        """Index every conversation file by thread id, from names alone (no file is read)."""
+        index: dict[str, tuple[ConversationRef, Path]] = {}
+        for guild in os.scandir(self.guilds_dir):
+            if not guild.is_dir() or not guild.name.isdigit():
+                continue
+            for entry in os.scandir(guild.path):
+                name = entry.name
+                if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
+                    # A save that never reached its rename; the journal still holds its data.
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                    continue
+                match = _FILENAME.match(name)
+                if match is None or match["guild"] != guild.name or not entry.is_file():
+                    continue
+                thread_id = match["thread"]
+                ref = ConversationRef(
+                    thread_id=thread_id,
+                    guild_id=match["guild"],
+                    requester=match["requester"],
+                    created=date.fromisoformat(match["day"]),
+                    location=entry.path,
+                )
+                if thread_id in index:
+                    log.warning(
+                        "two files for thread %s: %s and %s; using the first",
+                        thread_id,
+                        index[thread_id][1],
+                        entry.path,
+                    )
+                    continue
+                index[thread_id] = (ref, Path(entry.path))
+        return index
+
+    # --- recording ----------------------------------------------------------------------------
+
+    async def _record(self, mutation: Mutation) -> None:
+        await self.journal.append(mutation.thread_id, encode(mutation))
+
+    # --- saving and loading -------------------------------------------------------------------
+
+    async def _save(self, conversation: Conversation) -> None:
+        thread_id = conversation.thread_id
+        folder = self.guilds_dir / conversation.guild_id
+        path = folder / conversation.filename
+        data = await render(conversation)
+        if len(data) <= _INLINE_HASH_BYTES:
+            digest = hashlib.sha256(data).hexdigest()
+        else:
+            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+        durable = self.fsync is not FsyncPolicy.NO
+        temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
+        try:
+            if not folder.is_dir():
+                await aiofiles.os.makedirs(folder, exist_ok=True)
+                if durable:
+                    await asyncio.to_thread(_fsync_dir, self.guilds_dir)
+            # One thread call opens, writes, fsyncs and closes: a caller cancelled half-way
+            # cannot strand an open file, as separate aiofiles hops could.
+            await asyncio.to_thread(_write_file, temp, data, durable)
+            position = await self.journal.checkpoint(thread_id, digest)
+            await aiofiles.os.replace(temp, path)
+            if durable:
+                await asyncio.to_thread(_fsync_dir, folder)
+        except (OSError, JournalError) as exc:
+            with contextlib.suppress(OSError):
+                await aiofiles.os.remove(temp)
+            raise StoreError(f"could not save conversation {thread_id} to {path}: {exc}") from exc
+        self.journal.mark_saved(thread_id, position)
+        previous = self._index.get(thread_id)
+        if previous is not None and previous[1] != path:
+            # Only a hand-renamed file can differ; the canonical name wins.
+            with contextlib.suppress(OSError):
+                await aiofiles.os.remove(previous[1])
+        self._index[thread_id] = (_ref_for(conversation, path), path)
+
+    async def _load(self, thread_id: str) -> Conversation | None:
+        entry = self._index.get(thread_id)
+        if entry is None:
+            return None
+        path = entry[1]
+        data = await self._read(thread_id, path)
+        if data is None:
+            return None
+        try:
+            return await parse(data)
+        except ValueError as exc:
+            await self._quarantine(thread_id, path, f"it does not parse: {_first_line(exc)}")
+            return None
+
+    async def _read(self, thread_id: str, path: Path) -> bytes | None:
+        try:
+            async with aiofiles.open(path, "rb") as handle:
+                return await handle.read()
+        except FileNotFoundError:
+            log.warning("conversation file %s disappeared; forgetting it", path)
+            self._index.pop(thread_id, None)
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read conversation {thread_id} from {path}: {exc}") from exc
+
+    async def _quarantine(self, thread_id: str, path: Path, why: str) -> None:
+        target = path.with_name(path.name + ".corrupt")
+        number = 1
+        while await aiofiles.os.path.exists(target):
+            number += 1
+            target = path.with_name(f"{path.name}.corrupt.{number}")
+        try:
+            await aiofiles.os.replace(path, target)
+        except OSError as exc:
+            log.error("conversation file %s: %s; could not move it aside: %s", path, why, exc)
+        else:
+            log.warning("conversation file %s: %s; moved aside to %s", path, why, target.name)
+        self._index.pop(thread_id, None)
+
+    async def _exists(self, thread_id: str) -> bool:
+        return thread_id in self._index
+
+    async def _list(self, guild_id: str | None) -> list[ConversationRef]:
+        return [ref for ref, _ in self._index.values() if guild_id in (None, ref.guild_id)]
+
+    async def _list_guilds(self) -> list[str]:
+        return list({ref.guild_id for ref, _ in self._index.values()})
+
+    async def _delete(self, thread_id: str) -> bool:
+        # The purge goes to disk first: a crash after it can never bring the conversation back.
+        position = await self.journal.append(thread_id, encode(Purge(thread_id)))
+        if self.fsync is not FsyncPolicy.NO:
+            await self.journal.sync(position)
+        entry = self._index.pop(thread_id, None)
+        if entry is not None:
+            try:
+                await aiofiles.os.remove(entry[1])
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self._index[thread_id] = entry
+                raise StoreError(f"could not delete {entry[1]}: {exc}") from exc
+        self.journal.mark_saved(thread_id, position)
+        return entry is not None
+
+    def pinned_threads(self) -> set[str]:
+        return self.journal.pinned_threads()
+
+    # --- recovery -----------------------------------------------------------------------------
+
+    async def _recover(self) -> list[Conversation]:
+        if not self.journal.has_leftovers:
+            return []
+        by_thread: dict[str, list[JournalRecord]] = {}
+        for record in self.journal.read_leftovers():
+            try:
+                thread_id = validate_snowflake(record.data.get("thread_id"), "thread_id")
+            except ValueError:
+                # A create record carries the id inside the conversation.
+                conv = record.data.get("conversation")
+                thread_id = conv.get("thread_id") if isinstance(conv, dict) else None
+                if not isinstance(thread_id, str) or not thread_id.isdigit():
+                    log.warning(
+                        "journal %s line %d names no thread; skipped", record.segment, record.line
+                    )
+                    continue
+            by_thread.setdefault(thread_id, []).append(record)
+
+        recovered: list[Conversation] = []
+        orphans: list[JournalRecord] = []
+        for thread_id, records in by_thread.items():
+            conversation = await self._replay(thread_id, records, orphans)
+            if conversation is None:
+                continue
+            try:
+                await self._save(conversation)
+            except StoreError as exc:
+                raise RecoveryError(
+                    f"recovered conversation {thread_id} from the journal but could not save it "
+                    f"({exc}); the journal in {self.journal.directory} is kept, nothing is lost"
+                ) from exc
+            recovered.append(conversation)
+        if orphans:
+            await self._set_aside(orphans)
+        self.journal.discard_leftovers()
+        if recovered:
+            log.info(
+                "recovered %d conversation(s) from the journal of an earlier run", len(recovered)
+            )
+        return recovered
+
+    async def _replay(
+        self, thread_id: str, records: list[JournalRecord], orphans: list[JournalRecord]
+    ) -> Conversation | None:
+        """Rebuild one conversation from its file and its journal records; None if unchanged."""
+        ops = [r.data.get("op") for r in records]
+        purged = "purge" in ops
+        if purged:
+            cut = len(ops) - 1 - ops[::-1].index("purge")
+            records, ops = records[cut + 1 :], ops[cut + 1 :]
+
+        base: Conversation | None = None
+        pending = records
+        entry = self._index.get(thread_id)
+        data = await self._read(thread_id, entry[1]) if entry else None
+        if entry is not None and data is not None:
+            digest = hashlib.sha256(data).hexdigest()
+            matches = [
+                i
+                for i, r in enumerate(records)
+                if ops[i] == "checkpoint" and r.data.get("sha256") == digest
+            ]
+            if matches:
+                base = await self._parse_or_quarantine(thread_id, entry[1], data)
+                if base is not None:
+                    pending = records[matches[-1] + 1 :]
+            elif purged:
+                # The file predates the purge (the delete was cut short): finish deleting it.
+                with contextlib.suppress(OSError):
+                    await aiofiles.os.remove(entry[1])
+                self._index.pop(thread_id, None)
+            elif "create" in ops:
+                await self._quarantine(thread_id, entry[1], "it does not match the journal")
+            else:
+                base = await self._parse_or_quarantine(thread_id, entry[1], data)
+
+        if base is None:
+            if "create" not in [r.data.get("op") for r in pending]:
+                orphans.extend(r for r in pending if r.data.get("op") != "checkpoint")
+                return None
+            start = [r.data.get("op") for r in pending].index("create")
+            pending = pending[start:]
+
+        conversation = base
+        applied = 0
+        for record in pending:
+            if record.data.get("op") == "checkpoint":
+                continue
+            try:
+                conversation = decode(record.data).apply(conversation)
+                applied += 1
+            except MutationError as exc:
+                log.warning("journal %s line %d: %s; skipped", record.segment, record.line, exc)
+        return conversation if applied else None
+
+    async def _parse_or_quarantine(
+        self, thread_id: str, path: Path, data: bytes
+    ) -> Conversation | None:
+        try:
+            return await parse(data)
+        except ValueError as exc:
+            await self._quarantine(thread_id, path, f"it does not parse: {_first_line(exc)}")
+            return None
+
+    async def _set_aside(self, orphans: list[JournalRecord]) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        target = self.journal.directory / f"orphaned-{stamp}-{os.getpid()}.jsonl"
+        async with aiofiles.open(target, "ab") as handle:
+            await handle.write(b"".join(r.raw + b"\n" for r in orphans))
+        threads = sorted({str(r.data.get("thread_id")) for r in orphans})
+        log.error(
+            "%d journal record(s) of thread(s) %s have no conversation file or create record "
+            "(was a file removed by hand?); kept in %s",
+            len(orphans),
+            ", ".join(threads),
+            target,
+        )
+
+
+async def render(conversation: Conversation) -> bytes:
+    """The file bytes of a conversation, serialised a slice at a time."""
+    history = conversation.history
+    lines: list[str] = []
+    for start in range(0, len(history), _SLICE):
+        lines.extend(message.to_json() for message in history[start : start + _SLICE])
+        if start + _SLICE < len(history):
+            await asyncio.sleep(0)
+    return conversation.render(lines).encode()
+
+
+async def parse(data: bytes) -> Conversation:
+    """A conversation from file bytes, validated a slice at a time. ``ValueError`` if invalid."""
+    raw: Any = json.loads(data)
+    if not isinstance(raw, dict):
+        raise ValueError("the file is not a JSON object")
+    history = raw.pop("history", [])
+    if not isinstance(history, list):
+        raise ValueError("'history' is not a list")
+    conversation = Conversation.model_validate(raw)
+    messages: list[Message] = []
+    for start in range(0, len(history), _SLICE):
+        messages.extend(Message.model_validate(m) for m in history[start : start + _SLICE])
+        if start + _SLICE < len(history):
+            await asyncio.sleep(0)
+    conversation.restore_history(messages)
+    return conversation
+
+
+def _ref_for(conversation: Conversation, path: Path) -> ConversationRef:
+    return ConversationRef(
+        thread_id=conversation.thread_id,
+        guild_id=conversation.guild_id,
+        requester=conversation.requester,
+        created=conversation.created_at.astimezone(UTC).date(),
+        location=str(path),
+    )
+
+
+def _lock_folder(folder: Path) -> int:
+    path = folder / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"{folder} is in use by another Echo process (it holds {path}); "
+            "stop it or choose another ECHO_DATA_DIR"
+        ) from None
+    return fd
+
+
+def _write_file(path: Path, data: bytes, durable: bool) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        if durable:
+            os.fsync(handle.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

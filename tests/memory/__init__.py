@@ -1,0 +1,1 @@
+"""Tests of the memory library (no Discord)."""

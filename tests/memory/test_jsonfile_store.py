@@ -1,0 +1,236 @@
+"""The JSON-file store's own promises: layout, atomic files, quarantine, journal recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, StoreError
+from memory.mutations import Append, Create, Purge, encode
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def conversation(thread_id: str = "11", guild_id: str = "22") -> Conversation:
+    return Conversation(
+        thread_id=thread_id,
+        channel_id="44",
+        guild_id=guild_id,
+        guild_name="G",
+        requester="33",
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def chat(text: str) -> Message:
+    return Message(message_type="chat", message_content=text, requester="33")
+
+
+def segments(data: Path) -> list[Path]:
+    return sorted((data / "journal").glob("*.log"))
+
+
+async def test_files_are_where_design_md_says(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with JsonFileStore(data) as store:
+        await store.save(conversation("11", "22"))
+    expected = data / "guilds" / "22" / "2026-11-20_conversation-with-33-in-22_11.json"
+    assert expected.is_file()
+    assert [p.name for p in expected.parent.iterdir()] == [expected.name]  # no temp left over
+    assert json.loads(expected.read_text())["thread_id"] == "11"
+
+
+async def test_truncated_file_is_quarantined_and_the_rest_keeps_working(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    async with JsonFileStore(data) as store:
+        broken, fine = conversation("11"), conversation("12")
+        broken.add_message(chat("x" * 100))
+        await store.save(broken)
+        await store.save(fine)
+    path = data / "guilds" / "22" / broken.filename
+    path.write_bytes(path.read_bytes()[:-40])
+
+    caplog.set_level(logging.WARNING, logger="memory")
+    async with InMemoryConversationManager(store=JsonFileStore(data)) as manager:
+        assert await manager.get_or_resume("11") is None
+        assert "moved aside" in caplog.text and broken.filename in caplog.text
+        assert (await manager.get_or_resume("12")) == fine
+        await manager.add_message_to_conversation("12", chat("still works"))
+        with pytest.raises(KeyError):
+            await manager.add_message_to_conversation("11", chat("lost thread"))
+    quarantined = path.with_name(path.name + ".corrupt")
+    assert quarantined.is_file() and not path.exists()
+
+
+async def test_second_process_on_one_folder_is_refused(tmp_path: Path) -> None:
+    async with JsonFileStore(tmp_path) as store:
+        assert store.is_open
+        with pytest.raises(StoreError, match="in use by another Echo process"):
+            await JsonFileStore(tmp_path).open()
+    async with JsonFileStore(tmp_path):
+        pass  # released on close
+
+
+async def recorded_then_saved(data: Path) -> tuple[bytes, Conversation]:
+    """Record a conversation, copy the journal as it was, then save (which empties it)."""
+    conv = conversation()
+    async with JsonFileStore(data) as store:
+        await store.record(Create(conv))
+        for text in ("a", "b", "c"):
+            message = chat(text)
+            await store.record(Append("11", message))
+            conv.add_message(message)
+        await store.journal.sync()
+        journal_before_save = b"".join(p.read_bytes() for p in segments(data))
+        await store.save(conv)
+        assert segments(data) == []  # all saved: the journal is dropped
+    return journal_before_save, conv
+
+
+async def test_crash_between_rename_and_cleanup_never_duplicates(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    journal, conv = await recorded_then_saved(data)
+    file_bytes = (data / "guilds" / "22" / conv.filename).read_bytes()
+    digest = hashlib.sha256(file_bytes).hexdigest()
+    checkpoint = f'{{"op":"checkpoint","thread_id":"11","sha256":"{digest}"}}\n'.encode()
+    (data / "journal" / "00000000000000000001.log").write_bytes(journal + checkpoint)
+
+    async with JsonFileStore(data) as store:
+        loaded = await store.load("11")
+    assert loaded is not None and [m.message_content for m in loaded.history] == ["a", "b", "c"]
+    assert segments(data) == []
+
+
+async def test_crash_before_rename_rebuilds_from_the_journal(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    journal, conv = await recorded_then_saved(data)
+    (data / "guilds" / "22" / conv.filename).unlink()  # the rename never happened
+    stale = b'{"op":"checkpoint","thread_id":"11","sha256":"' + b"0" * 64 + b'"}\n'
+    (data / "journal" / "00000000000000000001.log").write_bytes(journal + stale)
+
+    async with JsonFileStore(data) as store:
+        loaded = await store.load("11")
+    assert loaded is not None and [m.message_content for m in loaded.history] == ["a", "b", "c"]
+
+
+async def test_records_after_a_matching_checkpoint_are_applied_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    journal, conv = await recorded_then_saved(data)
+    digest = hashlib.sha256((data / "guilds" / "22" / conv.filename).read_bytes()).hexdigest()
+    later = encode(Append("11", chat("d")))
+    checkpoint = f'{{"op":"checkpoint","thread_id":"11","sha256":"{digest}"}}\n'.encode()
+    (data / "journal" / "00000000000000000001.log").write_bytes(journal + checkpoint + later)
+    for _ in range(2):  # recovering twice changes nothing
+        async with JsonFileStore(data) as store:
+            loaded = await store.load("11")
+        assert loaded is not None
+        assert [m.message_content for m in loaded.history] == ["a", "b", "c", "d"]
+
+
+async def test_torn_last_line_and_garbage_lines_are_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    (data / "journal").mkdir(parents=True)
+    lines = [
+        encode(Create(conversation())),
+        encode(Append("11", chat("kept"))),
+        b"{not json\n",
+        encode(Append("11", chat("also kept"))),
+        encode(Append("11", chat("torn")))[:-10],
+    ]
+    (data / "journal" / "00000000000000000007.log").write_bytes(b"".join(lines))
+    caplog.set_level(logging.INFO, logger="memory")
+    async with JsonFileStore(data) as store:
+        loaded = await store.load("11")
+        assert loaded is not None
+        assert [m.message_content for m in loaded.history] == ["kept", "also kept"]
+        await store.record(Append("11", chat("new")))
+        # New segments continue the numbering: never reuse a name an old segment had.
+        names = [p.name for p in segments(data)]
+        assert len(names) == 1 and int(names[0].removesuffix(".log")) > 7
+    assert "torn last record" in caplog.text and "unreadable" in caplog.text
+
+
+async def test_orphaned_records_are_set_aside_not_dropped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    (data / "journal").mkdir(parents=True)
+    orphan = encode(Append("11", chat("no home")))
+    (data / "journal" / "00000000000000000001.log").write_bytes(orphan)
+    async with JsonFileStore(data) as store:
+        assert await store.load("11") is None
+    kept = list((data / "journal").glob("orphaned-*.jsonl"))
+    assert len(kept) == 1 and kept[0].read_bytes() == orphan
+    assert "no conversation file" in caplog.text
+
+
+async def test_purge_finishes_an_interrupted_delete(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with JsonFileStore(data) as store:
+        await store.save(conversation())
+    (data / "journal").mkdir(exist_ok=True)
+    (data / "journal" / "00000000000000000001.log").write_bytes(
+        encode(Append("11", chat("x"))) + encode(Purge("11"))
+    )
+    async with JsonFileStore(data) as store:
+        assert await store.load("11") is None
+    assert list((data / "guilds" / "22").iterdir()) == []
+
+
+async def test_saved_segments_are_deleted_and_pinned_ones_checkpointed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    store = JsonFileStore(data, journal_segment_bytes=512)
+    async with InMemoryConversationManager(
+        store=store, idle_time=60, maintenance_interval=0.05
+    ) as manager:
+        for thread in ("11", "12"):
+            await manager.create_conversation(
+                thread_id=thread, guild_id="22", requester="33", channel_id="44"
+            )
+        for n in range(30):
+            await manager.add_message_to_conversation("11", chat(f"busy {n}"))
+        await manager.add_message_to_conversation("12", chat("quiet"))
+        assert len(segments(data)) > 3
+        # Neither conversation is idle; maintenance saves what pins the oldest segments.
+        for _ in range(100):
+            if len(segments(data)) <= 1:
+                break
+            await asyncio.sleep(0.02)
+        assert len(segments(data)) <= 1
+        assert manager.get_conversation("11") is not None  # saved, not evicted
+
+
+async def test_saving_a_large_conversation_yields_to_the_loop(tmp_path: Path) -> None:
+    conv = conversation()
+    for n in range(10_000):
+        conv.add_message(chat(f"message {n}"))
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async with JsonFileStore(tmp_path) as store:
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        before = ticks
+        await store.save(conv)
+        during = ticks - before
+        task.cancel()
+        loaded = await store.load("11")
+    assert loaded == conv
+    # Serialisation runs in slices of 256 messages with the loop free between them.
+    assert during >= 10_000 // 256

@@ -1,0 +1,146 @@
+"""One contract every store backend passes (JSON files now; Redis joins the fixture later)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from memory import Conversation, Message, StoreError
+from memory.mutations import Append, Create, Delete, Edit, End, SetSummary
+
+from .conftest import StoreFactory
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def conversation(
+    thread_id: str, guild_id: str = "22", requester: str = "33", days: int = 0
+) -> Conversation:
+    created = T0 + timedelta(days=days)
+    return Conversation(
+        thread_id=thread_id,
+        channel_id="44",
+        guild_id=guild_id,
+        guild_name=f"guild {guild_id}",
+        requester=requester,
+        created_at=created,
+        updated_at=created,
+    )
+
+
+def chat(text: str, message_id: str | None = None, requester: str = "33") -> Message:
+    return Message(
+        message_type="chat", message_content=text, requester=requester, message_id=message_id
+    )
+
+
+class TestStoreContract:
+    async def test_save_then_load_round_trips(self, store_factory: StoreFactory) -> None:
+        conv = conversation("11")
+        conv.add_message(chat("hi", "1"))
+        conv.add_message(Message(message_type="thinking", message_content="hmm"))
+        async with store_factory() as store:
+            await store.save(conv)
+            loaded = await store.load("11")
+            assert loaded == conv
+            assert await store.exists("11")
+        async with store_factory() as store:
+            assert await store.load("11") == conv
+
+    async def test_unknown_thread_is_none(self, store_factory: StoreFactory) -> None:
+        async with store_factory() as store:
+            assert await store.load("999") is None
+            assert not await store.exists("999")
+            assert not await store.delete("999")
+
+    async def test_listing_is_per_guild_and_newest_first(self, store_factory: StoreFactory) -> None:
+        async with store_factory() as store:
+            await store.save(conversation("11", guild_id="1", days=0))
+            await store.save(conversation("12", guild_id="1", days=2))
+            await store.save(conversation("13", guild_id="12", days=1))
+            await store.save(conversation("14", guild_id="123"))
+            guild_1 = await store.list_conversations("1")
+            assert [r.thread_id for r in guild_1] == ["12", "11"]
+            assert {r.guild_id for r in guild_1} == {"1"}
+            assert [r.thread_id for r in await store.list_conversations("12")] == ["13"]
+            assert len(await store.list_conversations()) == 4
+            assert await store.list_guilds() == ["1", "12", "123"]
+            assert guild_1[0].requester == "33"
+
+    async def test_delete_forgets(self, store_factory: StoreFactory) -> None:
+        async with store_factory() as store:
+            await store.save(conversation("11"))
+            assert await store.delete("11")
+            assert await store.load("11") is None
+            assert await store.list_conversations("22") == []
+        async with store_factory() as store:
+            assert await store.load("11") is None
+
+    async def test_recorded_mutations_survive_without_a_save(
+        self, store_factory: StoreFactory
+    ) -> None:
+        conv = conversation("11")
+        async with store_factory() as store:
+            await store.record(Create(conv))
+            await store.record(Append("11", chat("one", "1")))
+            await store.record(Append("11", chat("two", "2", requester="34")))
+            await store.record(Append("11", chat("three", "3")))
+            await store.record(Edit("11", "1", "one!", T0 + timedelta(hours=1)))
+            await store.record(Delete("11", "3", T0 + timedelta(hours=1)))
+            await store.record(SetSummary("11", "a summary", T0 + timedelta(hours=1)))
+            await store.record(End("11", T0 + timedelta(hours=2)))
+        async with store_factory() as store:
+            loaded = await store.load("11")
+        assert loaded is not None
+        assert [m.message_content for m in loaded.history] == ["one!", "two"]
+        assert loaded.participants == ["33", "34"]
+        assert loaded.summary == "a summary"
+        assert loaded.ended_at == T0 + timedelta(hours=2)
+
+    async def test_save_after_records_never_duplicates(self, store_factory: StoreFactory) -> None:
+        conv = conversation("11")
+        async with store_factory() as store:
+            await store.record(Create(conv))
+            for n in range(5):
+                message = chat(f"m{n}")
+                await store.record(Append("11", message))
+                conv.add_message(message)
+            await store.save(conv)
+            await store.record(Append("11", chat("after")))
+        async with store_factory() as store:
+            loaded = await store.load("11")
+        assert loaded is not None
+        assert [m.message_content for m in loaded.history] == [f"m{n}" for n in range(5)] + [
+            "after"
+        ]
+
+    async def test_deleted_conversation_does_not_come_back(
+        self, store_factory: StoreFactory
+    ) -> None:
+        async with store_factory() as store:
+            await store.record(Create(conversation("11")))
+            await store.record(Append("11", chat("secret")))
+            assert await store.delete("11") is False  # recorded, but never saved as a file
+        async with store_factory() as store:
+            assert await store.load("11") is None
+            assert await store.list_conversations() == []
+
+    @pytest.mark.parametrize("bad", ["../x", "12a", "", "1/2"])
+    async def test_bad_ids_are_value_errors(self, store_factory: StoreFactory, bad: str) -> None:
+        async with store_factory() as store:
+            with pytest.raises(ValueError, match="thread_id"):
+                await store.load(bad)
+            with pytest.raises(ValueError, match="thread_id"):
+                await store.delete(bad)
+            with pytest.raises(ValueError, match="guild_id"):
+                await store.list_conversations(bad)
+
+    async def test_a_closed_store_says_so(self, store_factory: StoreFactory) -> None:
+        store = store_factory()
+        with pytest.raises(StoreError, match="not open"):
+            await store.load("11")
+        async with store:
+            pass
+        with pytest.raises(StoreError, match="not open"):
+            await store.save(conversation("11"))
