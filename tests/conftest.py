@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
+from tests.discord_emulator.fixtures import discord_emulator  # noqa: F401
 from tests.fake_llm.fixtures import fake_llm  # noqa: F401

@@ -1,0 +1,30 @@
+"""A loopback Discord (REST API v10 + gateway) for end-to-end tests of the real discord.py.
+
+See tests/README.md for how to write a test with it.
+"""
+
+from __future__ import annotations
+
+from tests.discord_emulator.core import RequestRecord
+from tests.discord_emulator.errors import DiscordAPIError
+from tests.discord_emulator.faults import RouteFault
+from tests.discord_emulator.gateway import GatewayFrame
+from tests.discord_emulator.interactions import InteractionHandle
+from tests.discord_emulator.server import DiscordEmulator
+from tests.discord_emulator.state import Channel, DefaultWorld, Guild, Member, Message, Role, User
+
+__all__ = [
+    "Channel",
+    "DefaultWorld",
+    "DiscordAPIError",
+    "DiscordEmulator",
+    "GatewayFrame",
+    "Guild",
+    "InteractionHandle",
+    "Member",
+    "Message",
+    "RequestRecord",
+    "Role",
+    "RouteFault",
+    "User",
+]

@@ -1,0 +1,342 @@
+"""``DiscordEmulator``: the loopback server and the API tests drive it with.
+
+One aiohttp app on 127.0.0.1 and a free port serves REST under ``/api/v10``, the gateway
+at ``/`` (and ``/resume``, the ``resume_gateway_url``, so a test can see the client used
+it), and attachment downloads. Everything a test does to the world goes through the same
+operations the bot's requests go through (``core.DiscordWorld``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Self
+
+from aiohttp import web
+
+from tests.discord_emulator.core import DiscordWorld, RequestRecord
+from tests.discord_emulator.faults import ChannelRateLimit, RouteFault, compile_path
+from tests.discord_emulator.gateway import INVALID_SESSION, RECONNECT, GatewayFrame
+from tests.discord_emulator.rest import RestApi
+from tests.discord_emulator.state import Channel, Message, UploadedFile
+
+log = logging.getLogger(__name__)
+
+Predicate = Callable[[dict[str, Any]], bool]
+FileSpec = tuple[str, bytes] | UploadedFile
+
+
+class DiscordEmulator(DiscordWorld):
+    """A Discord (REST v10 + gateway) for the real discord.py client, on loopback."""
+
+    def __init__(self, *, host: str = "127.0.0.1", **options: Any) -> None:
+        super().__init__(**options)
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("the emulator only listens on loopback")
+        self.host = host
+        self.port = 0
+        self.rest = RestApi(self)
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def start(self) -> Self:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/", self.gateway.handle)
+        app.router.add_get("/resume", self.gateway.handle)
+        app.router.add_get("/attachments/{channel_id}/{attachment_id}/{filename}", self._attachment)
+        app.router.add_route("*", "/{tail:.*}", self.rest.handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, 0)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.url_base = f"http://{self.host}:{self.port}"
+        self.gateway_url = f"ws://{self.host}:{self.port}"
+        self.resume_gateway_url = f"ws://{self.host}:{self.port}/resume"
+        log.info("discord emulator listening on %s", self.url_base)
+        return self
+
+    async def close(self) -> None:
+        await self.flush_events()
+        for task in list(self._tasks):
+            await task
+        for conn in list(self.gateway.connections):
+            await conn.ws.close(code=1001, message=b"emulator shutting down")
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def api_base(self) -> str:
+        """What ``DISCORD_API_BASE`` must be set to."""
+        return f"{self.url_base}/api/v10"
+
+    async def _attachment(self, request: web.Request) -> web.StreamResponse:
+        attachment_id = int(request.match_info["attachment_id"])
+        for message in self.store.messages.values():
+            for attachment in message.attachments:
+                if attachment.id == attachment_id:
+                    return web.Response(
+                        body=attachment.data, headers={"Content-Type": attachment.content_type}
+                    )
+        return web.Response(status=404, text="404: Not Found")
+
+    # -- acting as users ------------------------------------------------------
+
+    async def post_message(
+        self,
+        channel_id: int,
+        author_id: int,
+        content: str = "",
+        *,
+        attachments: Iterable[FileSpec] = (),
+        embeds: list[dict[str, Any]] | None = None,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """A user posts in a channel or thread; mentions are filled in as Discord does."""
+        channel = self.store.channel(channel_id)
+        self.store.member(channel.guild_id, author_id)
+        files = [
+            f if isinstance(f, UploadedFile) else UploadedFile(f"files[{i}]", f[0], "", f[1])
+            for i, f in enumerate(attachments)
+        ]
+        body: dict[str, Any] = {"content": content}
+        if embeds:
+            body["embeds"] = embeds
+        if reply_to is not None:
+            body["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id)}
+        message = await self.create_message(channel_id, author_id, body, files)
+        return self.message_payload(message)
+
+    async def edit_message(self, channel_id: int, message_id: int, content: str) -> dict[str, Any]:
+        """The author edits a message (MESSAGE_UPDATE)."""
+        message = self.store.message(channel_id, message_id)
+        await self.edit_message_body(message, {"content": content}, [])
+        return self.message_payload(message)
+
+    async def delete_message(self, channel_id: int, message_id: int) -> None:
+        """Someone deletes a message (MESSAGE_DELETE)."""
+        await self.remove_message(self.store.message(channel_id, message_id))
+
+    async def create_thread(
+        self,
+        channel_id: int,
+        name: str,
+        *,
+        owner_id: int,
+        message_id: int | None = None,
+        private: bool = False,
+    ) -> Channel:
+        """A user starts a thread (THREAD_CREATE), from a message or not."""
+        body: dict[str, Any] = {"name": name, "type": 12 if private else 11}
+        return await self.start_thread(channel_id, owner_id, body, message_id=message_id)
+
+    async def archive_thread(self, thread_id: int, *, archived: bool = True) -> Channel:
+        return await self.modify_channel(thread_id, {"archived": archived})
+
+    # -- looking at the world -------------------------------------------------
+
+    def get_message(self, message_id: int) -> Message:
+        """The stored message, including ``allowed_mentions`` as the bot sent it."""
+        return self.store.messages[int(message_id)]
+
+    def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
+        """Live messages of a channel or thread, oldest first, as REST returns them."""
+        return [self.message_payload(m) for m in self.store.channel_messages(int(channel_id))]
+
+    def threads(self, parent_id: int | None = None) -> list[Channel]:
+        return sorted(
+            (
+                c
+                for c in self.store.channels.values()
+                if c.is_thread and (parent_id is None or c.parent_id == parent_id)
+            ),
+            key=lambda c: c.id,
+        )
+
+    def requests_to(self, method: str, path: str) -> list[RequestRecord]:
+        """Logged requests matching a method (``*`` for any) and a route template or path."""
+        regex = compile_path(path)
+        return [
+            r
+            for r in self.requests
+            if method.upper() in ("*", r.method) and regex.fullmatch(r.path.rstrip("/") or "/")
+        ]
+
+    @property
+    def unknown_routes(self) -> list[RequestRecord]:
+        """Requests no emulated route answered (404/405 from the router itself)."""
+        return [
+            r for r in self.requests if r.route is None and not r.fault and r.status in (404, 405)
+        ]
+
+    @property
+    def gateway_log(self) -> list[GatewayFrame]:
+        return self.gateway.log
+
+    @property
+    def identify_count(self) -> int:
+        return self.gateway.identify_count
+
+    @property
+    def resume_count(self) -> int:
+        return self.gateway.resume_count
+
+    # -- waiting ----------------------------------------------------------------
+
+    async def wait_for_message(
+        self,
+        channel_id: int | None = None,
+        *,
+        author_id: int | None = None,
+        any_author: bool = False,
+        predicate: Predicate | None = None,
+        include_threads: bool = False,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+    ) -> dict[str, Any]:
+        """The oldest message, existing or future, that matches; edits are re-checked.
+
+        By default only the bot's messages match (``author_id`` picks another author,
+        ``any_author=True`` anyone). ``channel_id=None`` means anywhere;
+        ``include_threads`` widens a channel to its threads.
+        """
+        if author_id is None and not any_author:
+            author_id = self.bot_user.id
+
+        def in_scope(m: Message) -> bool:
+            if channel_id is None or m.channel_id == int(channel_id):
+                return True
+            if include_threads:
+                channel = self.store.channels.get(m.channel_id)
+                return channel is not None and channel.parent_id == int(channel_id)
+            return False
+
+        def check() -> dict[str, Any] | None:
+            for m in sorted(self.store.messages.values(), key=lambda m: m.id):
+                if m.deleted or not in_scope(m):
+                    continue
+                if author_id is not None and m.author_id != int(author_id):
+                    continue
+                payload = self.message_payload(m)
+                if predicate is None or predicate(payload):
+                    return payload
+            return None
+
+        where = f"channel {channel_id}" if channel_id is not None else "any channel"
+        return await self.wait_for(check, timeout=timeout, what=f"a message in {where}")
+
+    async def wait_for_thread(
+        self,
+        parent_id: int | None = None,
+        *,
+        name: str | None = None,
+        predicate: Callable[[Channel], bool] | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+    ) -> Channel:
+        """The oldest thread (existing or future) under ``parent_id`` that matches."""
+
+        def check() -> Channel | None:
+            for thread in self.threads(parent_id):
+                if name is not None and thread.name != name:
+                    continue
+                if predicate is None or predicate(thread):
+                    return thread
+            return None
+
+        return await self.wait_for(check, timeout=timeout, what=f"a thread under {parent_id}")
+
+    async def wait_for_gateway(
+        self,
+        name: str,
+        *,
+        direction: str | None = None,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+    ) -> GatewayFrame:
+        """The ``count``-th frame named ``name`` (event or opcode name, e.g. ``"RESUME"``)."""
+
+        def check() -> GatewayFrame | None:
+            frames = self.gateway_frames(name, direction=direction)
+            return frames[count - 1] if len(frames) >= count else None
+
+        return await self.wait_for(check, timeout=timeout, what=f"gateway frame {name} x{count}")
+
+    async def wait_for_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+    ) -> RequestRecord:
+        """The ``count``-th logged request to a route (template or concrete path)."""
+
+        def check() -> RequestRecord | None:
+            matching = self.requests_to(method, path)
+            return matching[count - 1] if len(matching) >= count else None
+
+        return await self.wait_for(check, timeout=timeout, what=f"{method} {path} x{count}")
+
+    # -- faults -------------------------------------------------------------------
+
+    def fail_route(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 429,
+        retry_after: float = 0.3,
+        times: int = 1,
+        code: int | None = None,
+        message: str | None = None,
+        is_global: bool = False,
+        via: bool = True,
+    ) -> RouteFault:
+        """Answer the next ``times`` matching requests with ``status`` (429 or 5xx usually).
+
+        ``path`` is relative to the API base, a template (``/channels/{channel_id}/messages``)
+        or a concrete path. ``via=False`` makes a 429 look like a Cloudflare ban.
+        """
+        fault = RouteFault(
+            method,
+            path,
+            status,
+            retry_after=retry_after,
+            times=times,
+            code=code,
+            message=message,
+            is_global=is_global,
+            via=via,
+        )
+        self.faults.append(fault)
+        return fault
+
+    def limit_message_rate(self, limit: int = 5, per: float = 5.0) -> ChannelRateLimit:
+        """Enforce Discord's per-channel message-write bucket (create/edit/delete), with headers.
+
+        Off by default so tests run fast; turn it on to see how a bot's streaming edits
+        fare under the limit discord.py then waits out (``.throttled`` counts 429s).
+        """
+        self.message_rate = ChannelRateLimit(limit=limit, per=per)
+        return self.message_rate
+
+    async def drop_gateway(self, code: int | None = 4000) -> int:
+        """Close the bot's gateway connections (``code=None``: abnormal, no close frame)."""
+        return await self.gateway.drop(code)
+
+    async def send_reconnect(self) -> None:
+        """Op 7 RECONNECT: Discord asking the client to reconnect and resume."""
+        await self.gateway.send_op(RECONNECT, None)
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """Op 9 INVALID_SESSION; unless ``resumable`` the sessions are forgotten first."""
+        if not resumable:
+            self.gateway.invalidate_all()
+        await self.gateway.send_op(INVALID_SESSION, resumable)
