@@ -108,6 +108,8 @@ async def test_crash_between_rename_and_cleanup_never_duplicates(tmp_path: Path)
         loaded = await store.load("11")
     assert loaded is not None and [m.message_content for m in loaded.history] == ["a", "b", "c"]
     assert segments(data) == []
+    # The checkpoint vouched for the file: it was used as is, not set aside.
+    assert list((data / "guilds" / "22").glob("*.corrupt*")) == []
 
 
 async def test_crash_before_rename_rebuilds_from_the_journal(tmp_path: Path) -> None:
@@ -134,6 +136,7 @@ async def test_records_after_a_matching_checkpoint_are_applied_once(tmp_path: Pa
             loaded = await store.load("11")
         assert loaded is not None
         assert [m.message_content for m in loaded.history] == ["a", "b", "c", "d"]
+        assert list((data / "guilds" / "22").glob("*.corrupt*")) == []
 
 
 async def test_torn_last_line_and_garbage_lines_are_skipped(
