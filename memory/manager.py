@@ -22,7 +22,7 @@ from typing import Literal, Self
 
 from .idle import IdleClock
 from .models import Conversation, Message, utcnow, validate_snowflake
-from .mutations import Append, Create, Delete, Edit, End, Mutation, SetSummary
+from .mutations import Append, Create, Delete, Edit, End, Mutation, Reopen, SetSummary
 from .store.base import ConversationStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,10 @@ class InMemoryConversationManager:
         """Mark the conversation ended (it stays readable and can still be resumed)."""
         await self._mutate(End(validate_snowflake(thread_id, "thread_id")))
 
+    async def reopen_conversation(self, thread_id: str) -> None:
+        """Take an ended conversation up again."""
+        await self._mutate(Reopen(validate_snowflake(thread_id, "thread_id")))
+
     async def _mutate(self, mutation: Mutation) -> bool:
         thread_id = mutation.thread_id
         async with self._locks.hold(thread_id):
@@ -440,4 +444,6 @@ def _changes(conversation: Conversation, mutation: Mutation) -> bool:
         return conversation.has_message_id(mutation.message_id)
     if isinstance(mutation, End):
         return not conversation.ended
+    if isinstance(mutation, Reopen):
+        return conversation.ended
     return True

@@ -303,6 +303,11 @@ class Conversation(BaseModel):
             self.ended_at = _to_utc(at)
             self._touch(self.ended_at)
 
+    def reopen(self, at: datetime) -> None:
+        if self.ended_at is not None:
+            self.ended_at = None
+            self._touch(_to_utc(at))
+
     def _touch(self, at: datetime) -> None:
         if at > self.updated_at:
             self.updated_at = at

@@ -22,6 +22,7 @@ __all__ = [
     "Mutation",
     "MutationError",
     "Purge",
+    "Reopen",
     "SetSummary",
     "decode",
 ]
@@ -131,6 +132,22 @@ class End:
 
 
 @dataclass(frozen=True, slots=True)
+class Reopen:
+    """An ended conversation is taken up again (a new mention after /end)."""
+
+    thread_id: str
+    at: datetime = field(default_factory=utcnow)
+    op = "reopen"
+
+    def payload(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat()}
+
+    def apply(self, conversation: Conversation | None) -> Conversation:
+        _require(conversation, self).reopen(self.at)
+        return conversation  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
 class Purge:
     """The conversation was deleted (forgotten): nothing before this record may come back."""
 
@@ -144,7 +161,7 @@ class Purge:
         return None
 
 
-Mutation = Create | Append | Edit | Delete | SetSummary | End | Purge
+Mutation = Create | Append | Edit | Delete | SetSummary | End | Reopen | Purge
 
 
 def encode(mutation: Mutation) -> bytes:
@@ -181,6 +198,8 @@ def decode(record: dict[str, Any]) -> Mutation:
             return SetSummary(thread_id, str(record["summary"]), _time(record["at"]))
         if op == "end":
             return End(thread_id, _time(record["at"]))
+        if op == "reopen":
+            return Reopen(thread_id, _time(record["at"]))
         if op == "purge":
             return Purge(thread_id)
     except (KeyError, TypeError, ValueError) as exc:

@@ -117,6 +117,8 @@ async def test_every_mutation_is_durable_without_a_save(tmp_path: Path) -> None:
     assert not await manager.delete_message("11", "404")
     await manager.set_summary("11", "short story")
     await manager.end_conversation("11")
+    await manager.reopen_conversation("11")
+    await manager.end_conversation("11")
     # Simulate a crash: nothing saved, the store is dropped without closing the manager.
     await manager.store.journal.sync()
     manager._sweeper.cancel()  # type: ignore[union-attr]

@@ -199,6 +199,9 @@ def test_edit_delete_summary_end() -> None:
     conversation.end(edited_at)
     assert json.loads(conversation.to_json())["ended_at"] == edited_at.isoformat()
     assert Conversation.from_json(conversation.to_json()).ended
+    conversation.reopen(edited_at + timedelta(minutes=1))
+    assert not conversation.ended and "ended_at" not in json.loads(conversation.to_json())
+    assert conversation.updated_at == edited_at + timedelta(minutes=1)
 
 
 def test_messages_are_frozen() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory import Conversation, Message, StoreError
-from memory.mutations import Append, Create, Delete, Edit, End, SetSummary
+from memory.mutations import Append, Create, Delete, Edit, End, Reopen, SetSummary
 
 from .conftest import StoreFactory
 
@@ -89,6 +89,8 @@ class TestStoreContract:
             await store.record(Edit("11", "1", "one!", T0 + timedelta(hours=1)))
             await store.record(Delete("11", "3", T0 + timedelta(hours=1)))
             await store.record(SetSummary("11", "a summary", T0 + timedelta(hours=1)))
+            await store.record(End("11", T0 + timedelta(hours=1)))
+            await store.record(Reopen("11", T0 + timedelta(hours=1)))
             await store.record(End("11", T0 + timedelta(hours=2)))
         async with store_factory() as store:
             loaded = await store.load("11")
