@@ -199,9 +199,10 @@ def test_edit_delete_summary_end() -> None:
     conversation.end(edited_at)
     assert json.loads(conversation.to_json())["ended_at"] == edited_at.isoformat()
     assert Conversation.from_json(conversation.to_json()).ended
-    conversation.reopen(edited_at + timedelta(minutes=1))
+    reopened_at = conversation.updated_at + timedelta(minutes=1)
+    conversation.reopen(reopened_at)
     assert not conversation.ended and "ended_at" not in json.loads(conversation.to_json())
-    assert conversation.updated_at == edited_at + timedelta(minutes=1)
+    assert conversation.updated_at == reopened_at
 
 
 def test_messages_are_frozen() -> None:
