@@ -8,12 +8,19 @@ invoked, just as no user could.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
-from tests.discord_emulator.errors import form_error, max_length
-from tests.discord_emulator.state import Channel, Guild, Store
+from tests.discord_emulator.errors import (
+    UNKNOWN_APPLICATION_COMMAND,
+    form_error,
+    max_length,
+    not_found,
+)
+from tests.discord_emulator.state import Channel, Command, Guild, Store
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +205,88 @@ def nest_subcommands(
         chain.append({"name": part, "type": option["type"], "options": []})
         specs = option.get("options") or []
     return specs, chain
+
+
+class CommandRegistry:
+    """The application's synced commands, global and per guild, with Discord's ids.
+
+    A bulk overwrite keeps the id of a command that keeps its name and type, as Discord
+    does, so a bot that re-syncs on every start does not churn command ids.
+    """
+
+    def __init__(self, store: Store, application_id: int, on_change: Callable[[], None]) -> None:
+        self.store = store
+        self.application_id = application_id
+        self._on_change = on_change
+
+    def list(self, guild_id: int | None = None) -> list[Command]:
+        """Synced commands: global ones (``guild_id=None``) or one guild's."""
+        return sorted(
+            (c for c in self.store.commands.values() if c.guild_id == guild_id), key=lambda c: c.id
+        )
+
+    def bulk_overwrite(self, guild_id: int | None, bodies: Any) -> list[Command]:
+        if guild_id is not None:
+            self.store.guild(guild_id)
+        if not isinstance(bodies, list):
+            raise form_error("_root", "BASE_TYPE_LIST", "Must be a list.")
+        seen: set[tuple[str, int]] = set()
+        for i, body in enumerate(bodies):
+            validate_command_body(body, i)
+            key = (body["name"], int(body.get("type", 1)))
+            if key in seen:
+                raise form_error(
+                    str(i), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate name {key[0]!r}"
+                )
+            seen.add(key)
+        existing = {(c.name, c.type): c for c in self.list(guild_id)}
+        result = []
+        for body in bodies:
+            ctype = int(body.get("type", 1))
+            old = existing.pop((body["name"], ctype), None)
+            command = Command(
+                id=old.id if old else self.store.next_id(),
+                application_id=self.application_id,
+                guild_id=guild_id,
+                name=body["name"],
+                type=ctype,
+                body=copy.deepcopy(body),
+                version=self.store.next_id(),
+            )
+            self.store.commands[command.id] = command
+            result.append(command)
+        for stale in existing.values():
+            del self.store.commands[stale.id]
+        log.info(
+            "commands synced (%s): %s",
+            f"guild {guild_id}" if guild_id else "global",
+            [c.name for c in result],
+        )
+        self._on_change()
+        return result
+
+    def upsert(self, guild_id: int | None, body: Any) -> Command:
+        validate_command_body(body, 0)
+        key = (body["name"], int(body.get("type", 1)))
+        others = [c.body for c in self.list(guild_id) if (c.name, c.type) != key]
+        commands = self.bulk_overwrite(guild_id, [*others, body])
+        return next(c for c in commands if (c.name, c.type) == key)
+
+    def get(self, guild_id: int | None, command_id: int) -> Command:
+        command = self.store.commands.get(int(command_id))
+        if command is None or command.guild_id != guild_id:
+            raise not_found(UNKNOWN_APPLICATION_COMMAND, "application command")
+        return command
+
+    def delete(self, guild_id: int | None, command_id: int) -> None:
+        del self.store.commands[self.get(guild_id, command_id).id]
+        self._on_change()
+
+    def find_chat_input(self, guild_id: int, name: str) -> Command:
+        """The slash command a user in ``guild_id`` would see under ``name``."""
+        for scope in (guild_id, None):
+            for command in self.list(scope):
+                if command.name == name and command.type == CHAT_INPUT:
+                    return command
+        synced = [c.name for c in self.list(guild_id)] + [c.name for c in self.list(None)]
+        raise LookupError(f"slash command {name!r} was never synced; synced commands: {synced}")

@@ -11,33 +11,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
-import itertools
 import logging
 import mimetypes
 import secrets
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tests.discord_emulator import payloads
-from tests.discord_emulator.commands import (
-    build_options,
-    nest_subcommands,
-    validate_command_body,
-)
+from tests.discord_emulator.commands import CommandRegistry
 from tests.discord_emulator.errors import (
-    ALREADY_ACKNOWLEDGED,
     CANNOT_EDIT_OTHERS_MESSAGE,
     EMPTY_MESSAGE,
     THREAD_ALREADY_CREATED,
-    UNKNOWN_APPLICATION_COMMAND,
-    UNKNOWN_INTERACTION,
-    UNKNOWN_MESSAGE,
-    UNKNOWN_WEBHOOK,
     DiscordAPIError,
     form_error,
-    not_found,
 )
 from tests.discord_emulator.faults import ChannelRateLimit, RouteFault
 from tests.discord_emulator.gateway import (
@@ -49,20 +37,10 @@ from tests.discord_emulator.gateway import (
     GatewayFrame,
     GatewaySession,
 )
-from tests.discord_emulator.interactions import (
-    APPLICATION_COMMAND,
-    CHANNEL_MESSAGE_WITH_SOURCE,
-    DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
-    DEFERRED_UPDATE_MESSAGE,
-    MODAL,
-    MODAL_SUBMIT,
-    UPDATE_MESSAGE,
-    InteractionHandle,
-)
+from tests.discord_emulator.interactions import InteractionHandle, InteractionService
 from tests.discord_emulator.mentions import filter_mentions, parse_mentions
 from tests.discord_emulator.state import (
     BOT_ROLE_PERMISSIONS,
-    CHAT_INPUT_COMMAND,
     DEFAULT_MESSAGE,
     EVERYONE_PERMISSIONS,
     GUILD_TEXT,
@@ -86,6 +64,7 @@ from tests.discord_emulator.state import (
 )
 from tests.discord_emulator.validation import (
     FLAG_EPHEMERAL,
+    FLAG_HAS_THREAD,
     FLAG_LOADING,
     SENDABLE_FLAGS,
     validate_embeds,
@@ -97,9 +76,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-FLAG_HAS_THREAD = 1 << 5
 POLL_INTERVAL = 0.01
-INTERACTION_FLAGS = SENDABLE_FLAGS | FLAG_EPHEMERAL
 
 
 @dataclass
@@ -149,7 +126,8 @@ class DiscordWorld:
         self.requests: list[RequestRecord] = []
         self.faults: list[RouteFault] = []
         self.message_rate: ChannelRateLimit | None = None
-        self.interactions: dict[int, InteractionHandle] = {}
+        self.command_registry = CommandRegistry(self.store, self.application_id, self.notify)
+        self.interactions = InteractionService(self)
         self.url_base = "http://127.0.0.1:0"
         self.gateway_url = "ws://127.0.0.1:0"
         self.resume_gateway_url = "ws://127.0.0.1:0/resume"
@@ -170,7 +148,7 @@ class DiscordWorld:
         self,
         check: Callable[[], T | None],
         *,
-        timeout: float,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float,
         what: str,
     ) -> T:
         """Return ``check()``'s first non-None value.
@@ -404,7 +382,7 @@ class DiscordWorld:
 
     # -- messages -----------------------------------------------------------
 
-    def _attachments(
+    def build_attachments(
         self,
         body: dict[str, Any],
         files: list[UploadedFile],
@@ -474,7 +452,7 @@ class DiscordWorld:
         )
         return users, roles, everyone
 
-    def _new_message(
+    def new_message(
         self,
         channel: Channel,
         author_id: int,
@@ -553,7 +531,7 @@ class DiscordWorld:
         log.info("message %s in %s by %s: %r", message.id, channel.id, author_id, content[:80])
         return message
 
-    async def _dispatch_message(self, event: str, m: Message) -> None:
+    async def dispatch_message(self, event: str, m: Message) -> None:
         """MESSAGE_CREATE / MESSAGE_UPDATE, content hidden as Discord hides it per session."""
         if m.flags & FLAG_EPHEMERAL:
             return  # ephemeral messages exist only for the invoking user
@@ -590,12 +568,12 @@ class DiscordWorld:
         channel = self.store.channel(channel_id)
         validate_message_body(body, file_count=len(files))
         embeds = validate_embeds(body.get("embeds"))
-        message = self._new_message(
+        message = self.new_message(
             channel,
             author_id,
             content=body.get("content") or "",
             embeds=embeds,
-            attachments=self._attachments(body, files),
+            attachments=self.build_attachments(body, files),
             components=body.get("components"),
             flags=body.get("flags") or 0,
             reference=body.get("message_reference"),
@@ -604,7 +582,7 @@ class DiscordWorld:
             tts=bool(body.get("tts")),
         )
         await self._unarchive_if_needed(channel)
-        await self._dispatch_message("MESSAGE_CREATE", message)
+        await self.dispatch_message("MESSAGE_CREATE", message)
         return message
 
     async def edit_message_body(
@@ -624,7 +602,7 @@ class DiscordWorld:
         components = (body.get("components") or []) if "components" in body else message.components
         attachments = message.attachments
         if "attachments" in body or files:
-            attachments = self._attachments(body, files, keep=message.attachments)
+            attachments = self.build_attachments(body, files, keep=message.attachments)
         if not (content.strip() or embeds or attachments or components):
             raise DiscordAPIError(400, EMPTY_MESSAGE, "Cannot send an empty message")
         message.content = content
@@ -656,7 +634,7 @@ class DiscordWorld:
                 from_app=from_app,
             )
         )
-        await self._dispatch_message("MESSAGE_UPDATE", message)
+        await self.dispatch_message("MESSAGE_UPDATE", message)
         return message
 
     async def bot_edit_message(
@@ -750,13 +728,13 @@ class DiscordWorld:
         await self._dispatch_thread("THREAD_CREATE", thread, newly_created=True)
         if message is None and thread_type == PUBLIC_THREAD:
             # Discord announces a public thread without a starter message in the parent.
-            notice = self._new_message(parent, owner_id, content=name, mtype=THREAD_CREATED)
+            notice = self.new_message(parent, owner_id, content=name, mtype=THREAD_CREATED)
             notice.message_reference = {
                 "type": 0,
                 "channel_id": str(thread.id),
                 "guild_id": str(parent.guild_id),
             }
-            await self._dispatch_message("MESSAGE_CREATE", notice)
+            await self.dispatch_message("MESSAGE_CREATE", notice)
         return thread
 
     async def modify_channel(self, channel_id: int, body: dict[str, Any]) -> Channel:
@@ -815,138 +793,11 @@ class DiscordWorld:
             )
         return channel
 
-    # -- application commands -------------------------------------------------
+    # -- application commands and interactions (test side) --------------------
 
     def commands(self, guild_id: int | None = None) -> list[Command]:
         """Synced commands: global ones (``guild_id=None``) or one guild's."""
-        return sorted(
-            (c for c in self.store.commands.values() if c.guild_id == guild_id), key=lambda c: c.id
-        )
-
-    def bulk_overwrite_commands(self, guild_id: int | None, bodies: Any) -> list[Command]:
-        if guild_id is not None:
-            self.store.guild(guild_id)
-        if not isinstance(bodies, list):
-            raise form_error("_root", "BASE_TYPE_LIST", "Must be a list.")
-        seen: set[tuple[str, int]] = set()
-        for i, body in enumerate(bodies):
-            validate_command_body(body, i)
-            key = (body["name"], int(body.get("type", 1)))
-            if key in seen:
-                raise form_error(
-                    str(i), "APPLICATION_COMMANDS_DUPLICATE_NAME", f"Duplicate name {key[0]!r}"
-                )
-            seen.add(key)
-        existing = {(c.name, c.type): c for c in self.commands(guild_id)}
-        result = []
-        for body in bodies:
-            ctype = int(body.get("type", 1))
-            old = existing.pop((body["name"], ctype), None)
-            command = Command(
-                id=old.id if old else self.store.next_id(),
-                application_id=self.application_id,
-                guild_id=guild_id,
-                name=body["name"],
-                type=ctype,
-                body=copy.deepcopy(body),
-                version=self.store.next_id(),
-            )
-            self.store.commands[command.id] = command
-            result.append(command)
-        for stale in existing.values():
-            del self.store.commands[stale.id]
-        log.info(
-            "commands synced (%s): %s",
-            f"guild {guild_id}" if guild_id else "global",
-            [c.name for c in result],
-        )
-        self.notify()
-        return result
-
-    def upsert_command(self, guild_id: int | None, body: Any) -> Command:
-        others = [c.body for c in self.commands(guild_id)]
-        validate_command_body(body, 0)
-        key = (body["name"], int(body.get("type", 1)))
-        others = [b for b in others if (b["name"], int(b.get("type", 1))) != key]
-        commands = self.bulk_overwrite_commands(guild_id, [*others, body])
-        return next(c for c in commands if (c.name, c.type) == key)
-
-    def command(self, guild_id: int | None, command_id: int) -> Command:
-        command = self.store.commands.get(int(command_id))
-        if command is None or command.guild_id != guild_id:
-            raise not_found(UNKNOWN_APPLICATION_COMMAND, "application command")
-        return command
-
-    # -- interactions ---------------------------------------------------------
-
-    def _find_command(self, guild_id: int, name: str) -> Command:
-        for scope in (guild_id, None):
-            for command in self.commands(scope):
-                if command.name == name and command.type == 1:
-                    return command
-        synced = [c.name for c in self.commands(guild_id)] + [c.name for c in self.commands(None)]
-        raise LookupError(f"slash command {name!r} was never synced; synced commands: {synced}")
-
-    def _interaction_base(
-        self, itype: int, guild: Guild, channel: Channel, user_id: int, locale: str
-    ) -> tuple[int, str, dict[str, Any]]:
-        if user_id not in guild.members:
-            raise LookupError(f"user {user_id} is not a member of guild {guild.id}")
-        interaction_id = self.store.next_id()
-        token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(120)
-        user_perms = self.store.permissions(guild.id, user_id)
-        channel_payload = payloads.channel(channel)
-        channel_payload["permissions"] = str(user_perms)
-        payload: dict[str, Any] = {
-            "id": str(interaction_id),
-            "application_id": str(self.application_id),
-            "type": itype,
-            "token": token,
-            "version": 1,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-            "channel_id": str(channel.id),
-            "channel": channel_payload,
-            "member": payloads.member(guild.members[user_id], self.store, permissions=user_perms),
-            "app_permissions": str(self.store.permissions(guild.id, self.bot_user.id)),
-            "locale": locale,
-            "guild_locale": "en-US",
-            "entitlements": [],
-            "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
-            "attachment_size_limit": payloads.ATTACHMENT_SIZE_LIMIT,
-        }
-        return interaction_id, token, payload
-
-    def _new_handle(
-        self,
-        itype: int,
-        interaction_id: int,
-        token: str,
-        payload: dict[str, Any],
-        command: Command | None,
-        guild_id: int,
-        channel_id: int,
-        user_id: int,
-    ) -> InteractionHandle:
-        now = time.monotonic()
-        handle = InteractionHandle(
-            world=self,
-            id=interaction_id,
-            token=token,
-            type=itype,
-            command=command,
-            guild_id=guild_id,
-            channel_id=channel_id,
-            user_id=user_id,
-            payload=payload,
-            created_at=now,
-            deadline=now + self.interaction_deadline,
-            token_expires=now + self.interaction_token_ttl,
-        )
-        self.interactions[interaction_id] = handle
-        return handle
+        return self.command_registry.list(guild_id)
 
     async def invoke_command(
         self,
@@ -959,244 +810,9 @@ class DiscordWorld:
         locale: str = "en-US",
     ) -> InteractionHandle:
         """A user runs ``/name`` (``"group sub"`` for subcommands) with these option values."""
-        guild = self.store.guild(guild_id)
-        channel = self.store.channel(channel_id)
-        if channel.guild_id != guild.id:
-            raise LookupError(f"channel {channel_id} is not in guild {guild_id}")
-        parts = name.split()
-        command = self._find_command(guild.id, parts[0])
-        specs, chain = nest_subcommands(command.body, parts[1:])
-        options_out, resolved = build_options(
-            specs, dict(options or {}), store=self.store, guild=guild, payloads=payloads
+        return await self.interactions.invoke_command(
+            guild_id, channel_id, user_id, name, options, locale=locale
         )
-        if chain:
-            for outer, inner in itertools.pairwise(chain):
-                outer["options"] = [inner]
-            chain[-1]["options"] = options_out
-            options_out = [chain[0]]
-        data: dict[str, Any] = {
-            "id": str(command.id),
-            "name": command.name,
-            "type": command.type,
-            "options": options_out,
-        }
-        if resolved:
-            data["resolved"] = resolved
-        if command.guild_id is not None:
-            data["guild_id"] = str(command.guild_id)
-        interaction_id, token, payload = self._interaction_base(
-            APPLICATION_COMMAND, guild, channel, user_id, locale
-        )
-        payload["data"] = data
-        handle = self._new_handle(
-            APPLICATION_COMMAND,
-            interaction_id,
-            token,
-            payload,
-            command,
-            guild.id,
-            channel.id,
-            user_id,
-        )
-        log.info("interaction %s: /%s %s by %s", interaction_id, name, options or {}, user_id)
-        await self.emit("INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=guild.id)
-        return handle
-
-    async def submit_modal(
-        self, opened: InteractionHandle, values: dict[str, str]
-    ) -> InteractionHandle:
-        modal = opened.modal or {}
-        guild = self.store.guild(opened.guild_id or 0)
-        channel = self.store.channel(opened.channel_id)
-        known: set[str] = set()
-
-        def submitted(component: dict[str, Any]) -> dict[str, Any]:
-            custom_id = component.get("custom_id") or ""
-            known.add(custom_id)
-            value = values.get(custom_id, component.get("value") or "")
-            if component.get("required", True) and not value:
-                raise ValueError(f"modal field {custom_id!r} is required")
-            return {"type": component.get("type", 4), "custom_id": custom_id, "value": value}
-
-        rows: list[dict[str, Any]] = []
-        for row in modal.get("components") or []:
-            if row.get("type") == 18:  # a label wraps one component
-                rows.append({"type": 18, "component": submitted(row.get("component") or {})})
-            else:
-                inputs = [submitted(c) for c in row.get("components") or []]
-                rows.append({"type": 1, "components": inputs})
-        unknown = set(values) - known
-        if unknown:
-            raise KeyError(f"the modal has no fields {sorted(unknown)}; it has {sorted(known)}")
-        interaction_id, token, payload = self._interaction_base(
-            MODAL_SUBMIT, guild, channel, opened.user_id, "en-US"
-        )
-        payload["data"] = {"custom_id": modal.get("custom_id"), "components": rows}
-        handle = self._new_handle(
-            MODAL_SUBMIT,
-            interaction_id,
-            token,
-            payload,
-            opened.command,
-            guild.id,
-            channel.id,
-            opened.user_id,
-        )
-        await self.emit("INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=guild.id)
-        return handle
-
-    def _interaction_metadata(self, handle: InteractionHandle) -> dict[str, Any]:
-        metadata: dict[str, Any] = {
-            "id": str(handle.id),
-            "type": handle.type,
-            "user": payloads.user(self.store.user(handle.user_id)),
-            "authorizing_integration_owners": {"0": str(handle.guild_id)},
-        }
-        if handle.command is not None:
-            metadata["name"] = handle.command.name
-            metadata["command_type"] = handle.command.type
-        return metadata
-
-    def _interaction_message(
-        self,
-        handle: InteractionHandle,
-        data: dict[str, Any],
-        files: list[UploadedFile],
-        *,
-        flags: int,
-    ) -> Message:
-        channel = self.store.channel(handle.channel_id)
-        return self._new_message(
-            channel,
-            self.bot_user.id,
-            content=data.get("content") or "",
-            embeds=validate_embeds(data.get("embeds")),
-            attachments=self._attachments(data, files),
-            components=data.get("components"),
-            flags=flags,
-            allowed_mentions=data.get("allowed_mentions"),
-            tts=bool(data.get("tts")),
-            mtype=CHAT_INPUT_COMMAND,
-            webhook_id=self.application_id,
-            interaction_metadata=self._interaction_metadata(handle),
-            interaction_id=handle.id,
-        )
-
-    async def interaction_callback(
-        self,
-        interaction_id: int,
-        token: str,
-        body: dict[str, Any],
-        files: list[UploadedFile],
-        *,
-        with_response: bool,
-    ) -> dict[str, Any] | None:
-        handle = self.interactions.get(int(interaction_id))
-        if handle is None or handle.token != token:
-            raise DiscordAPIError(404, UNKNOWN_INTERACTION, "Unknown interaction")
-        if handle.responded:
-            error = DiscordAPIError(
-                400, ALREADY_ACKNOWLEDGED, "Interaction has already been acknowledged."
-            )
-            handle.rejected.append(error)
-            raise error
-        if handle.expired():
-            error = DiscordAPIError(404, UNKNOWN_INTERACTION, "Unknown interaction")
-            handle.rejected.append(error)
-            log.warning(
-                "interaction %s answered %.2fs after its %.1fs deadline",
-                handle.id,
-                time.monotonic() - handle.deadline,
-                self.interaction_deadline,
-            )
-            self.notify()
-            raise error
-        ctype = body.get("type")
-        data = body.get("data") or {}
-        valid = {
-            APPLICATION_COMMAND: (
-                CHANNEL_MESSAGE_WITH_SOURCE,
-                DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
-                MODAL,
-            ),
-            MODAL_SUBMIT: (
-                CHANNEL_MESSAGE_WITH_SOURCE,
-                DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
-                DEFERRED_UPDATE_MESSAGE,
-                UPDATE_MESSAGE,
-            ),
-        }[handle.type]
-        if ctype not in valid:
-            raise form_error(
-                "type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type"
-            )
-        message: Message | None = None
-        if ctype == CHANNEL_MESSAGE_WITH_SOURCE:
-            validate_message_body(data, file_count=len(files), allow_flags=INTERACTION_FLAGS)
-            message = self._interaction_message(handle, data, files, flags=data.get("flags") or 0)
-        elif ctype == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
-            flags = FLAG_LOADING | ((data.get("flags") or 0) & FLAG_EPHEMERAL)
-            message = self._interaction_message(handle, {}, [], flags=flags)
-        elif ctype == MODAL:
-            for key in ("custom_id", "title", "components"):
-                if not data.get(key):
-                    raise form_error(f"data.{key}", "BASE_TYPE_REQUIRED", "This field is required")
-            handle.modal = data
-        handle.callbacks.append({"type": ctype, "data": data, "time": time.monotonic()})
-        if message is not None:
-            handle.original_message_id = message.id
-            await self._dispatch_message("MESSAGE_CREATE", message)
-        self.notify()
-        if not with_response:
-            return None
-        interaction: dict[str, Any] = {"id": str(handle.id), "type": handle.type}
-        resource: dict[str, Any] = {"type": ctype}
-        if message is not None:
-            interaction["response_message_id"] = str(message.id)
-            interaction["response_message_loading"] = bool(message.flags & FLAG_LOADING)
-            interaction["response_message_ephemeral"] = bool(message.flags & FLAG_EPHEMERAL)
-            resource["message"] = payloads.message(message, self.store, url_base=self.url_base)
-        return {"interaction": interaction, "resource": resource}
-
-    def webhook_handle(self, webhook_id: int, token: str) -> InteractionHandle:
-        """The interaction behind an interaction webhook (app id + interaction token)."""
-        handle = None
-        if int(webhook_id) == self.application_id:
-            handle = next((h for h in self.interactions.values() if h.token == token), None)
-        if handle is None or not handle.responded:
-            raise not_found(UNKNOWN_WEBHOOK, "Webhook")
-        if time.monotonic() > handle.token_expires:
-            raise DiscordAPIError(401, 50027, "Invalid Webhook Token")
-        return handle
-
-    def webhook_message(self, handle: InteractionHandle, message_id: str) -> Message:
-        if message_id == "@original":
-            mid = handle.original_message_id
-        else:
-            mid = int(message_id) if message_id.isdigit() else None
-            if mid != handle.original_message_id and mid not in handle.followup_ids:
-                mid = None
-        message = self.store.messages.get(mid) if mid is not None else None
-        if message is None or message.deleted:
-            raise DiscordAPIError(404, UNKNOWN_MESSAGE, "Unknown Message")
-        return message
-
-    async def followup(
-        self, handle: InteractionHandle, body: dict[str, Any], files: list[UploadedFile]
-    ) -> Message:
-        validate_message_body(body, file_count=len(files), allow_flags=INTERACTION_FLAGS)
-        if handle.deferred and handle.original_message_id is not None:
-            original = self.store.messages.get(handle.original_message_id)
-            if original is not None and original.flags & FLAG_LOADING:
-                # Discord fills a still-loading deferred response with the first follow-up.
-                await self.edit_message_body(original, body, files, allow_flags=INTERACTION_FLAGS)
-                handle.followup_ids.append(original.id)
-                self.notify()
-                return original
-        message = self._interaction_message(handle, body, files, flags=body.get("flags") or 0)
-        handle.followup_ids.append(message.id)
-        await self._dispatch_message("MESSAGE_CREATE", message)
-        return message
 
     # -- REST log -------------------------------------------------------------
 

@@ -73,7 +73,7 @@ async def running_bot(
     emulator: DiscordEmulator,
     *,
     token: str | None = None,
-    timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the wait itself
+    timeout: float = 10.0,
 ) -> AsyncIterator[ClientT]:
     """Start ``bot`` against the emulator, yield once it is ready, close it cleanly after.
 

@@ -1,22 +1,49 @@
-"""A slash-command invocation as a test sees it: what the bot answered, and when.
+"""Interactions: INTERACTION_CREATE built from a synced command, and the bot's answers.
 
 The bot answers an interaction through three different REST paths (the callback, the
-``@original`` webhook message, follow-up webhook messages); the handle gathers them so a
-test can simply await "the response", "the original message once it stopped loading"
-or "the second follow-up".
+``@original`` webhook message, follow-up webhook messages); ``InteractionService``
+enforces Discord's rules on them and ``InteractionHandle`` gathers them so a test can
+simply await "the response", "the original message once it stopped loading" or "the
+second follow-up".
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tests.discord_emulator.errors import DiscordAPIError
-from tests.discord_emulator.state import Command
-from tests.discord_emulator.validation import FLAG_LOADING
+from tests.discord_emulator import payloads
+from tests.discord_emulator.commands import build_options, nest_subcommands
+from tests.discord_emulator.errors import (
+    ALREADY_ACKNOWLEDGED,
+    UNKNOWN_INTERACTION,
+    UNKNOWN_MESSAGE,
+    UNKNOWN_WEBHOOK,
+    DiscordAPIError,
+    form_error,
+    not_found,
+)
+from tests.discord_emulator.state import (
+    CHAT_INPUT_COMMAND,
+    Channel,
+    Command,
+    Guild,
+    Message,
+    UploadedFile,
+)
+from tests.discord_emulator.validation import (
+    FLAG_EPHEMERAL,
+    FLAG_LOADING,
+    INTERACTION_FLAGS,
+    validate_embeds,
+    validate_message_body,
+)
 
 if TYPE_CHECKING:
     from tests.discord_emulator.core import DiscordWorld
@@ -89,7 +116,7 @@ class InteractionHandle:
     async def response(
         self,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float = 5.0,
     ) -> dict[str, Any]:
         """The first callback the bot sent: ``{"type": ..., "data": ..., "time": ...}``."""
         return await self.world.wait_for(
@@ -102,7 +129,7 @@ class InteractionHandle:
         self,
         *,
         predicate: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float = 5.0,
     ) -> dict[str, Any]:
         """The original response message once it matches (default: no longer loading)."""
 
@@ -122,7 +149,7 @@ class InteractionHandle:
         self,
         index: int = 0,
         *,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float = 5.0,
     ) -> dict[str, Any]:
         """The ``index``-th follow-up message (0-based)."""
 
@@ -139,4 +166,337 @@ class InteractionHandle:
         """Answer the modal the bot opened, as the same user (a MODAL_SUBMIT interaction)."""
         if self.modal is None:
             raise RuntimeError(f"interaction {self.id} did not open a modal")
-        return await self.world.submit_modal(self, values)
+        return await self.world.interactions.submit_modal(self, values)
+
+
+class InteractionService:
+    """Interactions end to end: INTERACTION_CREATE out, callbacks and webhooks back in.
+
+    Keyed by interaction id (callbacks) and by token (webhooks), with Discord's rules:
+    one first response within the deadline, follow-ups only after it, tokens that expire.
+    """
+
+    def __init__(self, world: DiscordWorld) -> None:
+        self.world = world
+        self.handles: dict[int, InteractionHandle] = {}
+
+    def _base(
+        self, itype: int, guild: Guild, channel: Channel, user_id: int, locale: str
+    ) -> tuple[int, str, dict[str, Any]]:
+        if user_id not in guild.members:
+            raise LookupError(f"user {user_id} is not a member of guild {guild.id}")
+        interaction_id = self.world.store.next_id()
+        token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(120)
+        user_perms = self.world.store.permissions(guild.id, user_id)
+        channel_payload = payloads.channel(channel)
+        channel_payload["permissions"] = str(user_perms)
+        payload: dict[str, Any] = {
+            "id": str(interaction_id),
+            "application_id": str(self.world.application_id),
+            "type": itype,
+            "token": token,
+            "version": 1,
+            "guild_id": str(guild.id),
+            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+            "channel_id": str(channel.id),
+            "channel": channel_payload,
+            "member": payloads.member(
+                guild.members[user_id], self.world.store, permissions=user_perms
+            ),
+            "app_permissions": str(self.world.store.permissions(guild.id, self.world.bot_user.id)),
+            "locale": locale,
+            "guild_locale": "en-US",
+            "entitlements": [],
+            "entitlement_sku_ids": [],
+            "authorizing_integration_owners": {"0": str(guild.id)},
+            "context": 0,
+            "attachment_size_limit": payloads.ATTACHMENT_SIZE_LIMIT,
+        }
+        return interaction_id, token, payload
+
+    def _new_handle(
+        self,
+        itype: int,
+        interaction_id: int,
+        token: str,
+        payload: dict[str, Any],
+        command: Command | None,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+    ) -> InteractionHandle:
+        now = time.monotonic()
+        handle = InteractionHandle(
+            world=self.world,
+            id=interaction_id,
+            token=token,
+            type=itype,
+            command=command,
+            guild_id=guild_id,
+            channel_id=channel_id,
+            user_id=user_id,
+            payload=payload,
+            created_at=now,
+            deadline=now + self.world.interaction_deadline,
+            token_expires=now + self.world.interaction_token_ttl,
+        )
+        self.handles[interaction_id] = handle
+        return handle
+
+    async def invoke_command(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """A user runs ``/name`` (``"group sub"`` for subcommands) with these option values."""
+        guild = self.world.store.guild(guild_id)
+        channel = self.world.store.channel(channel_id)
+        if channel.guild_id != guild.id:
+            raise LookupError(f"channel {channel_id} is not in guild {guild_id}")
+        parts = name.split()
+        command = self.world.command_registry.find_chat_input(guild.id, parts[0])
+        specs, chain = nest_subcommands(command.body, parts[1:])
+        options_out, resolved = build_options(
+            specs, dict(options or {}), store=self.world.store, guild=guild, payloads=payloads
+        )
+        if chain:
+            for outer, inner in itertools.pairwise(chain):
+                outer["options"] = [inner]
+            chain[-1]["options"] = options_out
+            options_out = [chain[0]]
+        data: dict[str, Any] = {
+            "id": str(command.id),
+            "name": command.name,
+            "type": command.type,
+            "options": options_out,
+        }
+        if resolved:
+            data["resolved"] = resolved
+        if command.guild_id is not None:
+            data["guild_id"] = str(command.guild_id)
+        interaction_id, token, payload = self._base(
+            APPLICATION_COMMAND, guild, channel, user_id, locale
+        )
+        payload["data"] = data
+        handle = self._new_handle(
+            APPLICATION_COMMAND,
+            interaction_id,
+            token,
+            payload,
+            command,
+            guild.id,
+            channel.id,
+            user_id,
+        )
+        log.info("interaction %s: /%s %s by %s", interaction_id, name, options or {}, user_id)
+        await self.world.emit(
+            "INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=guild.id
+        )
+        return handle
+
+    async def submit_modal(
+        self, opened: InteractionHandle, values: dict[str, str]
+    ) -> InteractionHandle:
+        modal = opened.modal or {}
+        guild = self.world.store.guild(opened.guild_id or 0)
+        channel = self.world.store.channel(opened.channel_id)
+        known: set[str] = set()
+
+        def submitted(component: dict[str, Any]) -> dict[str, Any]:
+            custom_id = component.get("custom_id") or ""
+            known.add(custom_id)
+            value = values.get(custom_id, component.get("value") or "")
+            if component.get("required", True) and not value:
+                raise ValueError(f"modal field {custom_id!r} is required")
+            return {"type": component.get("type", 4), "custom_id": custom_id, "value": value}
+
+        rows: list[dict[str, Any]] = []
+        for row in modal.get("components") or []:
+            if row.get("type") == 18:  # a label wraps one component
+                rows.append({"type": 18, "component": submitted(row.get("component") or {})})
+            else:
+                inputs = [submitted(c) for c in row.get("components") or []]
+                rows.append({"type": 1, "components": inputs})
+        unknown = set(values) - known
+        if unknown:
+            raise KeyError(f"the modal has no fields {sorted(unknown)}; it has {sorted(known)}")
+        interaction_id, token, payload = self._base(
+            MODAL_SUBMIT, guild, channel, opened.user_id, "en-US"
+        )
+        payload["data"] = {"custom_id": modal.get("custom_id"), "components": rows}
+        handle = self._new_handle(
+            MODAL_SUBMIT,
+            interaction_id,
+            token,
+            payload,
+            opened.command,
+            guild.id,
+            channel.id,
+            opened.user_id,
+        )
+        await self.world.emit(
+            "INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=guild.id
+        )
+        return handle
+
+    def _metadata(self, handle: InteractionHandle) -> dict[str, Any]:
+        metadata: dict[str, Any] = {
+            "id": str(handle.id),
+            "type": handle.type,
+            "user": payloads.user(self.world.store.user(handle.user_id)),
+            "authorizing_integration_owners": {"0": str(handle.guild_id)},
+        }
+        if handle.command is not None:
+            metadata["name"] = handle.command.name
+            metadata["command_type"] = handle.command.type
+        return metadata
+
+    def _message(
+        self,
+        handle: InteractionHandle,
+        data: dict[str, Any],
+        files: list[UploadedFile],
+        *,
+        flags: int,
+    ) -> Message:
+        channel = self.world.store.channel(handle.channel_id)
+        return self.world.new_message(
+            channel,
+            self.world.bot_user.id,
+            content=data.get("content") or "",
+            embeds=validate_embeds(data.get("embeds")),
+            attachments=self.world.build_attachments(data, files),
+            components=data.get("components"),
+            flags=flags,
+            allowed_mentions=data.get("allowed_mentions"),
+            tts=bool(data.get("tts")),
+            mtype=CHAT_INPUT_COMMAND,
+            webhook_id=self.world.application_id,
+            interaction_metadata=self._metadata(handle),
+            interaction_id=handle.id,
+        )
+
+    async def callback(
+        self,
+        interaction_id: int,
+        token: str,
+        body: dict[str, Any],
+        files: list[UploadedFile],
+        *,
+        with_response: bool,
+    ) -> dict[str, Any] | None:
+        handle = self.handles.get(int(interaction_id))
+        if handle is None or handle.token != token:
+            raise DiscordAPIError(404, UNKNOWN_INTERACTION, "Unknown interaction")
+        if handle.responded:
+            error = DiscordAPIError(
+                400, ALREADY_ACKNOWLEDGED, "Interaction has already been acknowledged."
+            )
+            handle.rejected.append(error)
+            raise error
+        if handle.expired():
+            error = DiscordAPIError(404, UNKNOWN_INTERACTION, "Unknown interaction")
+            handle.rejected.append(error)
+            log.warning(
+                "interaction %s answered %.2fs after its %.1fs deadline",
+                handle.id,
+                time.monotonic() - handle.deadline,
+                self.world.interaction_deadline,
+            )
+            self.world.notify()
+            raise error
+        ctype = body.get("type")
+        data = body.get("data") or {}
+        valid = {
+            APPLICATION_COMMAND: (
+                CHANNEL_MESSAGE_WITH_SOURCE,
+                DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+                MODAL,
+            ),
+            MODAL_SUBMIT: (
+                CHANNEL_MESSAGE_WITH_SOURCE,
+                DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+                DEFERRED_UPDATE_MESSAGE,
+                UPDATE_MESSAGE,
+            ),
+        }[handle.type]
+        if ctype not in valid:
+            raise form_error(
+                "type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type"
+            )
+        message: Message | None = None
+        if ctype == CHANNEL_MESSAGE_WITH_SOURCE:
+            validate_message_body(data, file_count=len(files), allow_flags=INTERACTION_FLAGS)
+            message = self._message(handle, data, files, flags=data.get("flags") or 0)
+        elif ctype == DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE:
+            flags = FLAG_LOADING | ((data.get("flags") or 0) & FLAG_EPHEMERAL)
+            message = self._message(handle, {}, [], flags=flags)
+        elif ctype == MODAL:
+            for key in ("custom_id", "title", "components"):
+                if not data.get(key):
+                    raise form_error(f"data.{key}", "BASE_TYPE_REQUIRED", "This field is required")
+            handle.modal = data
+        handle.callbacks.append({"type": ctype, "data": data, "time": time.monotonic()})
+        if message is not None:
+            handle.original_message_id = message.id
+            await self.world.dispatch_message("MESSAGE_CREATE", message)
+        self.world.notify()
+        if not with_response:
+            return None
+        interaction: dict[str, Any] = {"id": str(handle.id), "type": handle.type}
+        resource: dict[str, Any] = {"type": ctype}
+        if message is not None:
+            interaction["response_message_id"] = str(message.id)
+            interaction["response_message_loading"] = bool(message.flags & FLAG_LOADING)
+            interaction["response_message_ephemeral"] = bool(message.flags & FLAG_EPHEMERAL)
+            resource["message"] = payloads.message(
+                message, self.world.store, url_base=self.world.url_base
+            )
+        return {"interaction": interaction, "resource": resource}
+
+    def by_webhook(self, webhook_id: int, token: str) -> InteractionHandle:
+        """The interaction behind an interaction webhook (app id + interaction token)."""
+        handle = None
+        if int(webhook_id) == self.world.application_id:
+            handle = next((h for h in self.handles.values() if h.token == token), None)
+        if handle is None or not handle.responded:
+            raise not_found(UNKNOWN_WEBHOOK, "Webhook")
+        if time.monotonic() > handle.token_expires:
+            raise DiscordAPIError(401, 50027, "Invalid Webhook Token")
+        return handle
+
+    def webhook_message(self, handle: InteractionHandle, message_id: str) -> Message:
+        if message_id == "@original":
+            mid = handle.original_message_id
+        else:
+            mid = int(message_id) if message_id.isdigit() else None
+            if mid != handle.original_message_id and mid not in handle.followup_ids:
+                mid = None
+        message = self.world.store.messages.get(mid) if mid is not None else None
+        if message is None or message.deleted:
+            raise DiscordAPIError(404, UNKNOWN_MESSAGE, "Unknown Message")
+        return message
+
+    async def followup(
+        self, handle: InteractionHandle, body: dict[str, Any], files: list[UploadedFile]
+    ) -> Message:
+        validate_message_body(body, file_count=len(files), allow_flags=INTERACTION_FLAGS)
+        if handle.deferred and handle.original_message_id is not None:
+            original = self.world.store.messages.get(handle.original_message_id)
+            if original is not None and original.flags & FLAG_LOADING:
+                # Discord fills a still-loading deferred response with the first follow-up.
+                await self.world.edit_message_body(
+                    original, body, files, allow_flags=INTERACTION_FLAGS
+                )
+                handle.followup_ids.append(original.id)
+                self.world.notify()
+                return original
+        message = self._message(handle, body, files, flags=body.get("flags") or 0)
+        handle.followup_ids.append(message.id)
+        await self.world.dispatch_message("MESSAGE_CREATE", message)
+        return message

@@ -19,11 +19,12 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from tests.discord_emulator import payloads
-from tests.discord_emulator.core import INTERACTION_FLAGS, RequestRecord
+from tests.discord_emulator.core import RequestRecord
 from tests.discord_emulator.errors import DiscordAPIError, form_error
 from tests.discord_emulator.faults import json_response
 from tests.discord_emulator.gateway import GUILD_MESSAGE_REACTIONS
 from tests.discord_emulator.state import UploadedFile
+from tests.discord_emulator.validation import INTERACTION_FLAGS
 
 if TYPE_CHECKING:
     from tests.discord_emulator.core import DiscordWorld
@@ -388,34 +389,39 @@ class RestApi:
 
     async def list_commands(self, request: ApiRequest) -> Any:
         self._app_id(request)
-        return [payloads.command(c) for c in self.world.commands(self._scope(request))]
+        return [payloads.command(c) for c in self.world.command_registry.list(self._scope(request))]
 
     async def put_commands(self, request: ApiRequest) -> Any:
         self._app_id(request)
-        commands = self.world.bulk_overwrite_commands(self._scope(request), request.json or [])
+        commands = self.world.command_registry.bulk_overwrite(
+            self._scope(request), request.json or []
+        )
         return [payloads.command(c) for c in commands]
 
     async def post_command(self, request: ApiRequest) -> Any:
         self._app_id(request)
-        command = self.world.upsert_command(self._scope(request), request.body())
+        command = self.world.command_registry.upsert(self._scope(request), request.body())
         return Reply(201, payloads.command(command))
 
     async def get_command(self, request: ApiRequest) -> Any:
         self._app_id(request)
-        command = self.world.command(self._scope(request), int(request.params["command_id"]))
+        command = self.world.command_registry.get(
+            self._scope(request), int(request.params["command_id"])
+        )
         return payloads.command(command)
 
     async def patch_command(self, request: ApiRequest) -> Any:
         self._app_id(request)
-        command = self.world.command(self._scope(request), int(request.params["command_id"]))
+        command = self.world.command_registry.get(
+            self._scope(request), int(request.params["command_id"])
+        )
         body = {**command.body, **request.body()}
-        updated = self.world.upsert_command(self._scope(request), body)
+        updated = self.world.command_registry.upsert(self._scope(request), body)
         return payloads.command(updated)
 
     async def delete_command(self, request: ApiRequest) -> Any:
         self._app_id(request)
-        command = self.world.command(self._scope(request), int(request.params["command_id"]))
-        del self.world.store.commands[command.id]
+        self.world.command_registry.delete(self._scope(request), int(request.params["command_id"]))
         return None
 
     # -- guilds -----------------------------------------------------------------
@@ -647,7 +653,7 @@ class RestApi:
     # -- interactions and their webhooks ------------------------------------------
 
     async def callback(self, request: ApiRequest) -> Any:
-        result = await self.world.interaction_callback(
+        result = await self.world.interactions.callback(
             int(request.params["interaction_id"]),
             request.params["token"],
             request.body(),
@@ -657,27 +663,27 @@ class RestApi:
         return result  # None -> 204, as Discord answers without ?with_response
 
     async def execute_webhook(self, request: ApiRequest) -> Any:
-        handle = self.world.webhook_handle(
+        handle = self.world.interactions.by_webhook(
             int(request.params["webhook_id"]), request.params["token"]
         )
-        message = await self.world.followup(handle, request.body(), request.files)
+        message = await self.world.interactions.followup(handle, request.body(), request.files)
         if request.flag("wait"):
             return self._message_payload(message)
         return None
 
     async def get_webhook_message(self, request: ApiRequest) -> Any:
-        handle = self.world.webhook_handle(
+        handle = self.world.interactions.by_webhook(
             int(request.params["webhook_id"]), request.params["token"]
         )
         return self._message_payload(
-            self.world.webhook_message(handle, request.params["message_id"])
+            self.world.interactions.webhook_message(handle, request.params["message_id"])
         )
 
     async def patch_webhook_message(self, request: ApiRequest) -> Any:
-        handle = self.world.webhook_handle(
+        handle = self.world.interactions.by_webhook(
             int(request.params["webhook_id"]), request.params["token"]
         )
-        message = self.world.webhook_message(handle, request.params["message_id"])
+        message = self.world.interactions.webhook_message(handle, request.params["message_id"])
         await self.world.edit_message_body(
             message, request.body(), request.files, allow_flags=INTERACTION_FLAGS
         )
@@ -685,9 +691,9 @@ class RestApi:
         return self._message_payload(message)
 
     async def delete_webhook_message(self, request: ApiRequest) -> Any:
-        handle = self.world.webhook_handle(
+        handle = self.world.interactions.by_webhook(
             int(request.params["webhook_id"]), request.params["token"]
         )
-        message = self.world.webhook_message(handle, request.params["message_id"])
+        message = self.world.interactions.webhook_message(handle, request.params["message_id"])
         await self.world.remove_message(message)
         return None

@@ -199,7 +199,7 @@ class DiscordEmulator(DiscordWorld):
         any_author: bool = False,
         predicate: Predicate | None = None,
         include_threads: bool = False,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float = 5.0,
     ) -> dict[str, Any]:
         """The oldest message, existing or future, that matches; edits are re-checked.
 
@@ -238,7 +238,7 @@ class DiscordEmulator(DiscordWorld):
         *,
         name: str | None = None,
         predicate: Callable[[Channel], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float = 5.0,
     ) -> Channel:
         """The oldest thread (existing or future) under ``parent_id`` that matches."""
 
@@ -258,7 +258,7 @@ class DiscordEmulator(DiscordWorld):
         *,
         direction: str | None = None,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float = 5.0,
     ) -> GatewayFrame:
         """The ``count``-th frame named ``name`` (event or opcode name, e.g. ``"RESUME"``)."""
 
@@ -274,7 +274,7 @@ class DiscordEmulator(DiscordWorld):
         path: str,
         *,
         count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait itself
+        timeout: float = 5.0,
     ) -> RequestRecord:
         """The ``count``-th logged request to a route (template or concrete path)."""
 
