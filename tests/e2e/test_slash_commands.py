@@ -248,3 +248,44 @@ async def test_modal_round_trip(discord_emulator: DiscordEmulator) -> None:
     assert response["type"] == 9
     assert response["data"]["title"] == "Feedback"
     assert answer["content"] == "thanks: great bot"
+
+
+async def test_subcommand_of_a_group_is_invoked_with_its_options(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    world = emu.world
+    assert world is not None
+    guild = _guild(emu)
+    bot = make_bot()
+    memory = app_commands.Group(name="memory", description="Long-term memory", guild_ids=[guild.id])
+    calls: list[int] = []
+
+    @memory.command(name="generate", description="Distil memories now")
+    @app_commands.describe(limit="How many conversations")
+    async def generate(interaction: discord.Interaction, limit: int) -> None:
+        calls.append(limit)
+        await interaction.response.send_message(f"generating {limit}", ephemeral=True)
+
+    bot.tree.add_command(memory)
+
+    async def setup_hook() -> None:
+        await bot.tree.sync(guild=guild)
+
+    bot.setup_hook = setup_hook  # type: ignore[method-assign]
+
+    async with running_bot(bot, emu):
+        with pytest.raises(KeyError, match="required option 'limit'"):
+            await emu.invoke_command(
+                world.guild.id, world.channel.id, world.user.id, "memory generate"
+            )
+        handle = await emu.invoke_command(
+            world.guild.id, world.channel.id, world.user.id, "memory generate", {"limit": 3}
+        )
+        original = await handle.original()
+
+    assert calls == [3]
+    assert original["content"] == "generating 3"
+    [sub] = handle.payload["data"]["options"]
+    assert (sub["name"], sub["type"]) == ("generate", 1)
+    assert sub["options"] == [{"name": "limit", "type": 4, "value": 3}]
