@@ -1,0 +1,1 @@
+"""Tests of the bot package's Discord-independent parts: LLM providers, tools."""

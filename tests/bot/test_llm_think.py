@@ -1,0 +1,112 @@
+"""The streaming ``<think>`` parser: tags split at any character must never leak or vanish."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from bot.llm import ContentDelta, ReasoningDelta, ThinkParser, split_think
+
+SAMPLE = "Sure! <think>User wants X; answer briefly.</think>Here is X.<think>more</think> Bye"
+SAMPLE_REASONING = "User wants X; answer briefly.more"
+SAMPLE_CONTENT = "Sure! Here is X. Bye"
+
+
+def run(chunks: list[str]) -> tuple[str, str, list[ReasoningDelta | ContentDelta]]:
+    parser = ThinkParser()
+    pieces = [p for chunk in chunks for p in parser.feed(chunk)] + parser.finish()
+    reasoning = "".join(p.text for p in pieces if isinstance(p, ReasoningDelta))
+    content = "".join(p.text for p in pieces if isinstance(p, ContentDelta))
+    return reasoning, content, pieces
+
+
+def reference(text: str) -> tuple[str, str]:
+    """An independent whole-string split: tokens of a regex, toggling on the expected tag."""
+    reasoning, content, thinking = [], [], False
+    for token in re.split(r"(<think>|</think>)", text):
+        if token == ("</think>" if thinking else "<think>"):
+            thinking = not thinking
+        else:
+            (reasoning if thinking else content).append(token)
+    return "".join(reasoning), "".join(content)
+
+
+def test_sample_whole() -> None:
+    reasoning, content, pieces = run([SAMPLE])
+    assert (reasoning, content) == (SAMPLE_REASONING, SAMPLE_CONTENT)
+    assert all(p.text for p in pieces)
+
+
+def test_every_single_split_position() -> None:
+    for at in range(len(SAMPLE) + 1):
+        reasoning, content, pieces = run([SAMPLE[:at], SAMPLE[at:]])
+        assert (reasoning, content) == (SAMPLE_REASONING, SAMPLE_CONTENT), at
+        assert all(p.text for p in pieces), at
+
+
+def test_every_pair_of_split_positions() -> None:
+    for i in range(len(SAMPLE) + 1):
+        for j in range(i, len(SAMPLE) + 1):
+            reasoning, content, _ = run([SAMPLE[:i], SAMPLE[i:j], SAMPLE[j:]])
+            assert (reasoning, content) == (SAMPLE_REASONING, SAMPLE_CONTENT), (i, j)
+
+
+def test_one_character_at_a_time() -> None:
+    reasoning, content, _ = run(list(SAMPLE))
+    assert (reasoning, content) == (SAMPLE_REASONING, SAMPLE_CONTENT)
+
+
+def test_random_texts_and_splits_match_the_reference() -> None:
+    rng = random.Random(20261120)
+    atoms = ["<think>", "</think>", "<", "</", "<th", "think", ">", "a", "b ", "<thin", "k>", "/"]
+    for case in range(400):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randint(0, 14)))
+        cuts = sorted(rng.sample(range(len(text) + 1), k=min(len(text) + 1, rng.randint(0, 5))))
+        chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        reasoning, content, pieces = run(chunks)
+        assert (reasoning, content) == reference(text), (case, text, chunks)
+        assert all(p.text for p in pieces), (case, text, chunks)
+
+
+def test_plain_text_is_not_held_back() -> None:
+    """The answer streams at once: only a possible tag start waits for the next chunk."""
+    parser = ThinkParser()
+    assert parser.feed("Hello wor") == [ContentDelta("Hello wor")]
+    assert parser.feed("ld <th") == [ContentDelta("ld ")]
+    assert parser.feed("ere") == [ContentDelta("<there")]
+    assert parser.finish() == []
+
+
+def test_reasoning_streams_inside_a_block() -> None:
+    parser = ThinkParser()
+    assert parser.feed("<think>step one") == [ReasoningDelta("step one")]
+    assert parser.thinking
+    assert parser.feed(", two</th") == [ReasoningDelta(", two")]
+    assert parser.feed("ink>Answer") == [ContentDelta("Answer")]
+    assert not parser.thinking
+    assert parser.saw_tags
+
+
+def test_unclosed_think_at_the_end_is_reasoning() -> None:
+    reasoning, content, _ = run(["<think>I ran out of tok", "ens</thi"])
+    assert reasoning == "I ran out of tokens</thi"
+    assert content == ""
+
+
+def test_dangling_tag_start_at_the_end_is_content() -> None:
+    assert run(["2 <", "thi"])[:2] == ("", "2 <thi")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a <thinker> b", "<Think>x</Think>", "</think> stray close", "<<think>>"],
+)
+def test_only_exact_tags_count(text: str) -> None:
+    assert run([text])[:2] == reference(text)
+
+
+def test_split_think() -> None:
+    assert split_think('<think>plan</think>{"a": 1}') == ("plan", '{"a": 1}')
+    assert split_think("no tags") == ("", "no tags")
