@@ -1,16 +1,122 @@
-"""Entry point for ``python -m bot`` and the ``echo-bot`` script."""
+"""``python -m bot`` (and the ``echo-bot`` script): run Echo.
+
+Resources (the store, the manager, the model provider) are built here in ``async with``
+blocks and handed to the client, so that shutdown closes them in the right order: replies
+finish, the gateway closes, every conversation is saved, then the model client closes.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import signal
 import sys
+from collections.abc import Sequence
+
+import aiohttp
+import discord
+
+from memory import StoreError
+
+from .app import echo_app
+from .client import EchoBot
+from .config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("bot")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
-def main(argv: list[str] | None = None) -> int:
-    print(
-        "echo: the bot is not built yet; the memory library (memory/) is usable today.",
-        file=sys.stderr,
+class FatalStartupError(Exception):
+    """Start-up cannot go on; the message is one line for the operator."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Echo: a Discord bot with built-in conversation memory.",
     )
-    return 2
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help="run the bot (the default)", description="Run the bot.")
+    parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        token = settings.require_token()
+    except ConfigError as exc:
+        print(f"echo: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    try:
+        return asyncio.run(run(settings, token))
+    except FatalStartupError as exc:
+        print(f"echo: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:  # a second Ctrl-C while shutting down
+        return EXIT_FAILED
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    if level != "DEBUG":
+        # discord.py's INFO lines about each gateway (re)connect are worth keeping; its
+        # per-request chatter is not.
+        logging.getLogger("discord.http").setLevel(logging.WARNING)
+
+
+async def run(settings: Settings, token: str) -> int:
+    try:
+        async with echo_app(settings) as bot:
+            return await _serve(bot, token, settings.discord_api_base)
+    except StoreError as exc:
+        raise FatalStartupError(str(exc)) from None
+    finally:
+        log.info("stopped")
+
+
+async def _serve(bot: EchoBot, token: str, api_base: str) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    running = loop.create_task(bot.start(token), name="echo-discord")
+    stopping = loop.create_task(stop.wait(), name="echo-signal")
+    try:
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if stopping.done():
+        log.info("signal received: finishing replies, saving conversations")
+        await bot.close()
+        await asyncio.wait({running}, timeout=10)
+    else:
+        stopping.cancel()
+    if not running.done():
+        running.cancel()
+        return EXIT_OK
+    error = running.exception() if not running.cancelled() else None
+    if error is None:
+        return EXIT_OK
+    if isinstance(error, discord.LoginFailure):
+        raise FatalStartupError(
+            "Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the token again from the "
+            "Developer Portal (your application > Bot > Reset Token) into .env"
+        )
+    if isinstance(error, discord.PrivilegedIntentsRequired):
+        raise FatalStartupError(
+            "the Message Content intent is off: turn on 'Message Content Intent' in the "
+            "Developer Portal (your application > Bot > Privileged Gateway Intents), then start "
+            "Echo again"
+        )
+    if isinstance(error, aiohttp.ClientError | OSError):
+        raise FatalStartupError(f"cannot reach Discord at {api_base}: {error}")
+    log.error("the Discord client stopped: %s", error, exc_info=error)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":

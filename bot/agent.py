@@ -1,0 +1,521 @@
+"""The reply agent: builds the model's context from a conversation, runs the tool loop,
+and records every segment (thinking, tool calls, tool results, the answer) as it goes.
+
+It knows nothing of Discord: it yields events that a presenter (the conversation cog)
+turns into streamed messages, and it reads and writes only through the memory manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from memory import Conversation, InMemoryConversationManager, Message, MessageType
+from memory.summarizer import extractive_summary
+
+from .llm import ChatProvider, ContentDelta, LLMError, ReasoningDelta, ToolCallRequest
+from .tools import ToolContext, ToolRegistry
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Agent",
+    "AgentEvent",
+    "ContextWindow",
+    "Failure",
+    "Final",
+    "RoundStart",
+    "TextDelta",
+    "ThinkingDelta",
+    "ToolUse",
+    "estimate_tokens",
+]
+
+FALLBACK_FAILURE = "Sorry, something went wrong on my side. Please try again."
+RECORD_FAILURE = "Sorry, I couldn't save this conversation just now, so I'm not answering yet."
+EMPTY_ANSWER = "The model came back with an empty answer. Please try rephrasing."
+# The share of the context budget kept free for the model's answer.
+ANSWER_RESERVE = 0.25
+ECHO_NAME = "Echo"
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoundStart:
+    """A new model round begins (after tool calls): text shown so far was commentary."""
+
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUse:
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    text: str
+    thinking: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One short, friendly line for the people in the thread; the cause went to the log."""
+
+    user_message: str
+
+
+AgentEvent = TextDelta | ThinkingDelta | RoundStart | ToolUse | Final | Failure
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token, as OpenAI's guidance says for English; no tokenizer."""
+    return len(text) // 4 + 4
+
+
+@dataclass
+class ContextWindow:
+    """The messages sent to the model, and the history that did not fit (oldest first)."""
+
+    messages: list[dict[str, Any]]
+    dropped: list[Message]
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One reply in the making.
+
+    ``cutoff`` is the history length when it started: people's messages from then on wait
+    for the next reply. ``reply_to`` is the Discord id of the newest message it answers;
+    every entry the reply records carries it (``meta.reply_to``), so a later context can put
+    the reply right after what it answered even when people kept writing meanwhile.
+    """
+
+    cutoff: int
+    reply_to: str | None
+
+
+@dataclass
+class _Unit:
+    """History entries that must travel together (a tool call and its results)."""
+
+    start: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tokens: int = 0
+
+
+class Agent:
+    """Answers in one conversation at a time; the caller serialises replies per thread."""
+
+    def __init__(
+        self,
+        manager: InMemoryConversationManager,
+        provider: ChatProvider,
+        tools: ToolRegistry,
+        *,
+        system_prompt: str,
+        max_context_tokens: int = 8000,
+        max_tool_rounds: int = 4,
+    ) -> None:
+        self.manager = manager
+        self.provider = provider
+        self.tools = tools
+        self.system_prompt = system_prompt
+        self.max_context_tokens = max_context_tokens
+        self.max_tool_rounds = max_tool_rounds
+        # thread id -> created_at of the newest message folded into the rolling summary.
+        # In memory only: after a restart the summary is taken to cover what precedes the
+        # window, which at worst leaves a gap, never a message summarised twice.
+        self._folded_through: dict[str, datetime] = {}
+
+    # --- answering ----------------------------------------------------------------------------
+
+    async def respond(
+        self, thread_id: str, names: Mapping[str, str] | None = None
+    ) -> AsyncIterator[AgentEvent]:
+        """Answer the conversation's latest messages, recording every segment."""
+        names = names or {}
+        conversation = await self.manager.get_or_resume(thread_id)
+        if conversation is None:
+            log.error("asked to answer thread %s, which has no conversation", thread_id)
+            yield Failure(FALLBACK_FAILURE)
+            return
+        try:
+            await self._fold_old_messages(conversation, names)
+            async for event in self._rounds(conversation, names):
+                yield event
+        except LLMError as exc:
+            log.warning("model call failed in thread %s (%s): %s", thread_id, exc.kind, exc)
+            yield Failure(exc.user_message)
+        except OSError as exc:  # JournalError / disk trouble while recording
+            log.error("could not record in thread %s: %s", thread_id, exc)
+            yield Failure(RECORD_FAILURE)
+        except Exception:
+            log.exception("the reply in thread %s failed", thread_id)
+            yield Failure(FALLBACK_FAILURE)
+
+    async def _rounds(
+        self, conversation: Conversation, names: Mapping[str, str]
+    ) -> AsyncIterator[AgentEvent]:
+        thread_id = conversation.thread_id
+        turn = Turn(len(conversation.history), _newest_human_id(conversation.history))
+        for number in range(self.max_tool_rounds + 1):
+            if number:
+                yield RoundStart(number)
+            may_use_tools = number < self.max_tool_rounds and bool(self.tools.names())
+            window = self.context(conversation, names, turn)
+            content: list[str] = []
+            reasoning: list[str] = []
+            calls: list[ToolCallRequest] = []
+            stream = self.provider.stream_chat(
+                window.messages, tools=self.tools.schemas() if may_use_tools else None
+            )
+            # aclosing: a reply cancelled mid-stream (shutdown) closes the HTTP stream now.
+            async with contextlib.aclosing(stream):
+                async for event in stream:
+                    if isinstance(event, ContentDelta):
+                        content.append(event.text)
+                        yield TextDelta(event.text)
+                    elif isinstance(event, ReasoningDelta):
+                        reasoning.append(event.text)
+                        yield ThinkingDelta(event.text)
+                    elif isinstance(event, ToolCallRequest):
+                        calls.append(event)
+            text = "".join(content).strip()
+            thinking = "".join(reasoning).strip()
+            if thinking:
+                await self._record(thread_id, MessageType.THINKING, thinking, turn)
+            if calls and may_use_tools:
+                yield ToolUse(tuple(c.name for c in calls))
+                await self._run_tools(conversation, calls, text, turn)
+                continue
+            if calls:
+                log.warning(
+                    "thread %s: the model asked for tools after the last tool round; ignored",
+                    thread_id,
+                )
+            if not text:
+                log.warning("thread %s: the model gave an empty answer", thread_id)
+                yield Failure(EMPTY_ANSWER)
+                return
+            await self._record(thread_id, MessageType.CHAT, text, turn)
+            yield Final(text, thinking)
+            return
+
+    async def _run_tools(
+        self,
+        conversation: Conversation,
+        calls: Sequence[ToolCallRequest],
+        commentary: str,
+        turn: Turn,
+    ) -> None:
+        thread_id = conversation.thread_id
+        await self.manager.add_message_to_conversation(
+            thread_id,
+            Message(
+                message_type=MessageType.TOOL_CALL,
+                message_content=commentary,
+                tools=[{"id": c.id, "name": c.name, "params": _params(c.arguments)} for c in calls],
+                meta=_turn_meta(turn),
+            ),
+        )
+        context = ToolContext(conversation=conversation)
+        for call in calls:
+            result = await self.tools.call(call.name, call.arguments, context)
+            if result.is_error:
+                log.info(
+                    "thread %s: tool %s gave an error: %s", thread_id, call.name, result.content
+                )
+            await self.manager.add_message_to_conversation(
+                thread_id,
+                Message(
+                    message_type=MessageType.TOOL_CALL_RESPONSE,
+                    message_content=result.content,
+                    tool_call_id=call.id,
+                    name=call.name,
+                    meta=_turn_meta(turn),
+                ),
+            )
+
+    async def _record(self, thread_id: str, kind: MessageType, text: str, turn: Turn) -> None:
+        await self.manager.add_message_to_conversation(
+            thread_id, Message(message_type=kind, message_content=text, meta=_turn_meta(turn))
+        )
+
+    # --- the context --------------------------------------------------------------------------
+
+    def context(
+        self, conversation: Conversation, names: Mapping[str, str], turn: Turn | None = None
+    ) -> ContextWindow:
+        """System prompt + summary + the newest history that fits the token budget."""
+        system = self.system_prompt
+        if conversation.summary:
+            system += (
+                "\n\nSummary of the earlier part of this conversation:\n" + conversation.summary
+            )
+        budget = int(self.max_context_tokens * (1 - ANSWER_RESERVE)) - estimate_tokens(system)
+        ordered = _ordered(conversation.history, turn)
+        units = _units(ordered, names)
+        chosen: list[_Unit] = []
+        used = 0
+        for unit in reversed(units):
+            if chosen and used + unit.tokens > budget:
+                break
+            chosen.append(unit)
+            used += unit.tokens
+        chosen.reverse()
+        if chosen and used > budget:
+            # Even the newest message alone is too long: keep its end, which is what was asked.
+            _shrink(chosen[-1], budget)
+            used = chosen[-1].tokens
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+        for unit in chosen:
+            messages.extend(unit.messages)
+        first = chosen[0].start if chosen else len(ordered)
+        return ContextWindow(messages, ordered[:first], used + estimate_tokens(system))
+
+    # --- summaries ----------------------------------------------------------------------------
+
+    async def summarize(self, conversation: Conversation, names: Mapping[str, str]) -> str:
+        """A summary of the whole conversation: the model's, or an extractive one offline."""
+        history = conversation.history
+        if self.provider.offline:
+            return extractive_summary(history, names, echo_name=ECHO_NAME)
+        transcript = _transcript(history, names, limit=self.max_context_tokens * 3)
+        prompt = [
+            {
+                "role": "system",
+                "content": "You summarise Discord conversations. Write a concise summary "
+                "(at most 8 sentences) of what was discussed, decided and left open. Name "
+                "people as they appear in the transcript. Answer with the summary only.",
+            },
+            {
+                "role": "user",
+                "content": (
+                    f"Earlier summary:\n{conversation.summary}\n\n" if conversation.summary else ""
+                )
+                + f"Transcript:\n{transcript}",
+            },
+        ]
+        try:
+            text = (await self.provider.complete(prompt)).strip()
+        except LLMError as exc:
+            log.warning("summary by the model failed (%s); using an extractive one", exc)
+            text = ""
+        return text or extractive_summary(history, names, echo_name=ECHO_NAME)
+
+    async def _fold_old_messages(
+        self, conversation: Conversation, names: Mapping[str, str]
+    ) -> None:
+        """Fold what fell out of the context window into the rolling summary."""
+        dropped = self.context(conversation, names).dropped
+        if not dropped:
+            return
+        thread_id = conversation.thread_id
+        newest = max(m.created_at for m in dropped)
+        through = self._folded_through.get(thread_id)
+        if through is None and conversation.summary:
+            self._folded_through[thread_id] = newest
+            return
+        fresh = [m for m in dropped if through is None or m.created_at > through]
+        if not any(m.message_type is MessageType.CHAT for m in fresh):
+            return
+        if self.provider.offline:
+            addition = extractive_summary(fresh, names, max_chars=600, echo_name=ECHO_NAME)
+            summary = _join_summary(conversation.summary, addition)
+        else:
+            summary = await self._model_fold(conversation.summary, fresh, names)
+        self._folded_through[thread_id] = newest
+        if summary and summary != conversation.summary:
+            await self.manager.set_summary(thread_id, summary)
+            log.info("thread %s: folded %d older messages into the summary", thread_id, len(fresh))
+
+    async def _model_fold(
+        self, summary: str, fresh: Sequence[Message], names: Mapping[str, str]
+    ) -> str:
+        transcript = _transcript(fresh, names, limit=self.max_context_tokens * 2)
+        prompt = [
+            {
+                "role": "system",
+                "content": "You maintain the running summary of a long Discord conversation. "
+                "Merge the new messages into the summary: keep every fact, decision, name and "
+                "open question; drop small talk. At most 12 sentences. "
+                "Answer with the summary only.",
+            },
+            {
+                "role": "user",
+                "content": f"Summary so far:\n{summary or '(none)'}\n\nNew messages:\n{transcript}",
+            },
+        ]
+        try:
+            return (await self.provider.complete(prompt)).strip() or summary
+        except LLMError as exc:
+            log.warning("rolling summary by the model failed (%s); folding extractively", exc)
+            return _join_summary(summary, extractive_summary(fresh, names, max_chars=600))
+
+
+def _newest_human_id(history: Sequence[Message]) -> str | None:
+    for message in reversed(history):
+        if message.requester is not None:
+            return message.message_id
+    return None
+
+
+def _turn_meta(turn: Turn) -> dict[str, Any]:
+    return {"reply_to": turn.reply_to} if turn.reply_to else {}
+
+
+def _reply_to(message: Message) -> str | None:
+    value = (message.meta.model_extra or {}).get("reply_to")
+    return value if isinstance(value, str) else None
+
+
+def _ordered(history: Sequence[Message], turn: Turn | None) -> list[Message]:
+    """The history as the model should read it.
+
+    Each reply of Echo's goes right after the message it answered (its ``reply_to``), even
+    if people wrote more while it was being written; during a reply, people's messages newer
+    than its start are left for the next reply.
+    """
+    human_ids = {m.message_id for m in history if m.requester is not None and m.message_id}
+    replies: dict[str, list[Message]] = {}
+    placed: list[Message] = []
+    for index, message in enumerate(history):
+        if message.requester is None:
+            target = _reply_to(message)
+            if target in human_ids:
+                replies.setdefault(target, []).append(message)  # type: ignore[arg-type]
+                continue
+        elif turn is not None and index >= turn.cutoff:
+            continue
+        placed.append(message)
+    ordered: list[Message] = []
+    for message in placed:
+        ordered.append(message)
+        if message.requester is not None and message.message_id in replies:
+            ordered.extend(replies.pop(message.message_id))  # type: ignore[arg-type]
+    for rest in replies.values():  # answers to messages left out above
+        ordered.extend(rest)
+    return ordered
+
+
+def _units(history: Sequence[Message], names: Mapping[str, str]) -> list[_Unit]:
+    """History as model messages, grouped so a tool call never loses its results."""
+    units: list[_Unit] = []
+    open_call: _Unit | None = None
+    pending_ids: set[str] = set()
+    for index, message in enumerate(history):
+        kind = message.message_type
+        if kind is MessageType.THINKING:
+            continue  # kept on disk, never sent back
+        if kind is MessageType.TOOL_CALL_RESPONSE:
+            if open_call is not None and message.tool_call_id in pending_ids:
+                entry = {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id,
+                    "content": message.message_content,
+                }
+                open_call.messages.append(entry)
+                open_call.tokens += estimate_tokens(message.message_content)
+                pending_ids.discard(message.tool_call_id)
+                if not pending_ids:
+                    units.append(open_call)
+                    open_call = None
+            continue  # a result whose call is not in the history is dropped
+        # Any other entry closes an incomplete tool call (a crash mid-tool): drop it, as
+        # the API rejects a call without its results.
+        open_call, pending_ids = None, set()
+        if kind is MessageType.TOOL_CALL:
+            calls = message.tools or []
+            if not calls:
+                continue
+            open_call = _Unit(index)
+            open_call.messages.append(
+                {
+                    "role": "assistant",
+                    "content": message.message_content or None,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": _arguments(c.params)},
+                        }
+                        for c in calls
+                    ],
+                }
+            )
+            open_call.tokens = estimate_tokens(json.dumps(open_call.messages[0]))
+            pending_ids = {c.id for c in calls}
+            continue
+        if message.requester is None:
+            entry = {"role": "assistant", "content": message.message_content}
+        else:
+            speaker = _speaker(message, names)
+            entry = {"role": "user", "content": f"[{speaker}] {message.message_content}"}
+        units.append(_Unit(index, [entry], estimate_tokens(entry["content"])))
+    return units
+
+
+def _shrink(unit: _Unit, budget: int) -> None:
+    entry = unit.messages[-1]
+    content = entry.get("content") or ""
+    keep = max(budget, 64) * 4
+    if len(content) > keep:
+        entry["content"] = "…" + content[-keep:]
+    unit.tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in unit.messages)
+
+
+def _speaker(message: Message, names: Mapping[str, str]) -> str:
+    requester = message.requester or ""
+    extra = message.meta.model_extra or {}
+    return names.get(requester) or str(extra.get("author_name") or f"user {requester}")
+
+
+def _transcript(history: Sequence[Message], names: Mapping[str, str], *, limit: int) -> str:
+    lines: list[str] = []
+    for message in history:
+        if message.message_type is MessageType.CHAT:
+            who = ECHO_NAME if message.requester is None else _speaker(message, names)
+            lines.append(f"{who}: {message.message_content}")
+        elif message.message_type is MessageType.TOOL_CALL_RESPONSE:
+            lines.append(
+                f"(tool {message.meta.name or ''} returned: {message.message_content[:500]})"
+            )
+    text = "\n".join(lines)
+    # Keep the end: the newest part matters most and a prompt must stay within the window.
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _join_summary(summary: str, addition: str, limit: int = 3000) -> str:
+    text = f"{summary}\n{addition}".strip() if summary else addition
+    return text if len(text) <= limit else "…" + text[-limit:]
+
+
+def _params(arguments: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        parsed = None
+    # A malformed call is recorded as the model sent it, so it can be replayed faithfully.
+    return parsed if isinstance(parsed, dict) else {"_raw_arguments": arguments}
+
+
+def _arguments(params: Mapping[str, Any]) -> str:
+    if set(params) == {"_raw_arguments"}:
+        return str(params["_raw_arguments"])
+    return json.dumps(params, ensure_ascii=False)

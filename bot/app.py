@@ -1,0 +1,72 @@
+"""Everything Echo runs on, built in the order it must be torn down.
+
+The entry point and the end-to-end tests both build the bot here, so a test exercises the
+same wiring as ``python -m bot``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from memory import InMemoryConversationManager, JsonFileStore
+
+from .agent import Agent
+from .client import EchoBot
+from .config import Settings
+from .discord_endpoints import apply_discord_endpoints
+from .llm import make_provider
+from .tools import default_tools
+
+log = logging.getLogger(__name__)
+
+__all__ = ["echo_app"]
+
+
+@asynccontextmanager
+async def echo_app(settings: Settings, **bot_options: Any) -> AsyncIterator[EchoBot]:
+    """A ready-to-start ``EchoBot``; on exit: client closed, conversations saved, model closed.
+
+    Opening the store replays the journal of a crashed run before anything else happens.
+    """
+    apply_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+    provider = make_provider(
+        settings.llm_provider,
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key,
+        model=settings.llm_model,
+        timeout=settings.llm_timeout_seconds,
+    )
+    if provider.offline:
+        log.warning(
+            "LLM_PROVIDER=echo: answering with the offline echo model, which repeats what it "
+            "is told. Set LLM_PROVIDER=openai and LLM_MODEL (see .env.example) for real answers."
+        )
+    else:
+        log.info("model: %s at %s", provider.model, settings.llm_base_url or "api.openai.com")
+    try:
+        store = JsonFileStore(settings.data_dir, fsync=settings.journal_fsync)
+        async with InMemoryConversationManager(
+            store=store, idle_time=settings.idle_seconds
+        ) as manager:
+            log.info(
+                "conversations in %s (%d on disk, journal fsync %s)",
+                settings.data_dir.resolve(),
+                len(await store.list_conversations()),
+                settings.journal_fsync.value,
+            )
+            agent = Agent(
+                manager,
+                provider,
+                default_tools(),
+                system_prompt=settings.system_prompt,
+                max_context_tokens=settings.max_context_tokens,
+                max_tool_rounds=settings.max_tool_rounds,
+            )
+            bot = EchoBot(settings=settings, manager=manager, agent=agent, **bot_options)
+            async with bot:
+                yield bot
+    finally:
+        await provider.aclose()

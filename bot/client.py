@@ -1,0 +1,155 @@
+"""``EchoBot``: the discord.py client, with its resources passed in by the entry point.
+
+Extensions are loaded in ``setup_hook`` from one tuple, slash commands are synced there
+(never in ``on_ready``, which fires again on every reconnect), and ``close`` lets replies in
+flight finish before the connection goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from memory import InMemoryConversationManager
+
+from .agent import Agent
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "EchoBot", "invite_url"]
+
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation",)
+
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
+    read_message_history=True,
+    attach_files=True,
+    embed_links=True,
+)
+
+# How long close() waits for replies in flight before cancelling them.
+REPLY_GRACE_SECONDS = 5.0
+
+
+def invite_url(application_id: int) -> str:
+    return discord.utils.oauth_url(
+        application_id,
+        permissions=INVITE_PERMISSIONS,
+        scopes=("bot", "applications.commands"),
+    )
+
+
+def intents() -> discord.Intents:
+    value = discord.Intents.default()
+    value.message_content = True  # privileged: must be switched on in the developer portal
+    return value
+
+
+class EchoBot(commands.Bot):
+    """The Echo client. Construct with the resources built by the entry point."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        manager: InMemoryConversationManager,
+        agent: Agent,
+        **options: Any,
+    ) -> None:
+        options.setdefault("intents", intents())
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        # No prefix commands (see on_message): Echo is driven by mentions and slash commands.
+        super().__init__(command_prefix=commands.when_mentioned, help_command=None, **options)
+        self.settings = settings
+        self.manager = manager
+        self.agent = agent
+        self.closing = False
+        self.reply_tasks: set[asyncio.Task[None]] = set()
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Echo has no prefix commands: mentions are conversation, handled by the cog."""
+
+    async def on_ready(self) -> None:
+        # Fires again after every reconnect that is not a resume; the line says so.
+        assert self.user is not None
+        log.info(
+            "ready: logged in as %s (id %s) in %d server(s)",
+            self.user,
+            self.user.id,
+            len(self.guilds),
+        )
+
+    async def setup_hook(self) -> None:
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        if self.application_id is not None:
+            log.info("invite Echo with: %s", invite_url(self.application_id))
+        await self._sync_commands()
+
+    async def _sync_commands(self) -> None:
+        guild_id = self.settings.dev_guild_id
+        try:
+            if guild_id is not None:
+                guild = discord.Object(id=int(guild_id))
+                self.tree.copy_global_to(guild=guild)
+                synced = await self.tree.sync(guild=guild)
+                log.info("synced %d slash commands to guild %s", len(synced), guild_id)
+                return
+            if await self._global_commands_changed():
+                synced = await self.tree.sync()
+                log.info("synced %d global slash commands", len(synced))
+        except discord.HTTPException as exc:
+            log.error("could not sync slash commands (%s); they may be out of date", exc)
+
+    async def _global_commands_changed(self) -> bool:
+        """Compare with what Discord has, so a restart does not resync for nothing."""
+        remote = await self.tree.fetch_commands()
+        local = self.tree.get_commands()
+        return _shape(local) != {c.name: _remote_shape(c) for c in remote}
+
+    async def close(self) -> None:
+        """Stop taking messages, let replies in flight finish (briefly), then disconnect."""
+        if not self.closing:
+            self.closing = True
+            pending = [t for t in self.reply_tasks if not t.done()]
+            if pending:
+                log.info("waiting for %d reply(ies) in flight", len(pending))
+                _, still = await asyncio.wait(pending, timeout=REPLY_GRACE_SECONDS)
+                for task in still:
+                    task.cancel()
+                if still:
+                    await asyncio.wait(still, timeout=1.0)
+        await super().close()
+
+
+def _shape(
+    commands_: list[
+        app_commands.Command[Any, ..., Any] | app_commands.Group | app_commands.ContextMenu
+    ],
+) -> dict[str, tuple[str, tuple[tuple[str, str, bool], ...]]]:
+    shapes: dict[str, tuple[str, tuple[tuple[str, str, bool], ...]]] = {}
+    for command in commands_:
+        if isinstance(command, app_commands.Command):
+            options = tuple((p.name, p.description, p.required) for p in command.parameters)
+            shapes[command.name] = (command.description, options)
+        else:
+            shapes[command.name] = ("", ())
+    return shapes
+
+
+def _remote_shape(
+    command: app_commands.AppCommand,
+) -> tuple[str, tuple[tuple[str, str, bool], ...]]:
+    options = tuple(
+        (o.name, o.description, bool(getattr(o, "required", False))) for o in command.options
+    )
+    return (command.description, options)

@@ -1,0 +1,144 @@
+"""Settings: the environment, then ``.env``, validated once at start-up.
+
+An operator's mistake must read as one line naming the setting, the value and why, never
+as a traceback, so every problem becomes a ``ConfigError`` with such a line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from memory import FsyncPolicy
+from memory.models import validate_snowflake
+
+from .discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, resolve_discord_endpoints
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "ConfigError", "Settings", "load_settings"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Echo, a friendly and helpful assistant in a Discord server. You talk with people "
+    "in a thread. Messages from people start with their display name in square brackets. "
+    "Answer clearly and concisely, using Discord markdown where it helps. You remember what "
+    "was said earlier in this server; use that memory when it is relevant and say so."
+)
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line meant for the operator."""
+
+
+class Settings(BaseModel):
+    """Every setting of ``.env.example``, by its environment variable name."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    discord_token: str = Field("", alias="DISCORD_TOKEN")
+    discord_api_base: str = Field(DEFAULT_API_BASE, alias="DISCORD_API_BASE")
+    discord_gateway_url: str = Field(DEFAULT_GATEWAY_URL, alias="DISCORD_GATEWAY_URL")
+    dev_guild_id: str | None = Field(None, alias="DEV_GUILD_ID")
+
+    data_dir: Path = Field(Path("./data"), alias="ECHO_DATA_DIR")
+    idle_seconds: Annotated[float, Field(gt=0)] = Field(300.0, alias="ECHO_IDLE_SECONDS")
+    journal_fsync: FsyncPolicy = Field(FsyncPolicy.EVERYSEC, alias="ECHO_JOURNAL_FSYNC")
+
+    llm_provider: Literal["echo", "openai"] = Field("echo", alias="LLM_PROVIDER")
+    llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
+    llm_api_key: str | None = Field(None, alias="LLM_API_KEY")
+    llm_model: str | None = Field(None, alias="LLM_MODEL")
+    llm_timeout_seconds: Annotated[float, Field(gt=0)] = Field(60.0, alias="LLM_TIMEOUT_SECONDS")
+
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, alias="ECHO_SYSTEM_PROMPT")
+    max_context_tokens: Annotated[int, Field(ge=500)] = Field(8000, alias="ECHO_MAX_CONTEXT_TOKENS")
+    max_tool_rounds: Annotated[int, Field(ge=0, le=20)] = Field(4, alias="ECHO_MAX_TOOL_ROUNDS")
+    show_thinking: bool = Field(False, alias="ECHO_SHOW_THINKING")
+    thread_replies: Literal["all", "requester", "mention"] = Field(
+        "all", alias="ECHO_THREAD_REPLIES"
+    )
+    log_level: str = Field("INFO", alias="ECHO_LOG_LEVEL")
+
+    @field_validator("discord_api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        return resolve_discord_endpoints(api_base=value).api_base
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _gateway(cls, value: str) -> str:
+        return resolve_discord_endpoints(gateway_url=value).gateway_url
+
+    @field_validator("dev_guild_id")
+    @classmethod
+    def _guild(cls, value: str | None) -> str | None:
+        return None if value is None else validate_snowflake(value, "DEV_GUILD_ID")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+        return level
+
+    @field_validator("journal_fsync", "llm_provider", "thread_replies", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def require_token(self) -> str:
+        if not self.discord_token.strip():
+            raise ConfigError(
+                "DISCORD_TOKEN is not set: copy .env.example to .env and put your bot token "
+                "there (see README.md, 'Create the Discord application')"
+            )
+        return self.discord_token.strip()
+
+    def check_llm(self) -> None:
+        if self.llm_provider == "openai" and not self.llm_model:
+            raise ConfigError(
+                "LLM_MODEL is not set: LLM_PROVIDER=openai needs a model name "
+                "(e.g. gpt-4o-mini, or llama3.1 on Ollama)"
+            )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env"
+) -> Settings:
+    """Settings from ``environ`` (default: the process environment) over ``env_file``.
+
+    Empty values count as unset, so ``LLM_MODEL=`` in a copied .env.example means "default".
+    """
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    names = {field.alias for field in Settings.model_fields.values() if field.alias}
+    given = {k: v for k, v in values.items() if k in names and v.strip() != ""}
+    try:
+        settings = Settings.model_validate(given)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, given)) from None
+    settings.check_llm()
+    return settings
+
+
+def _one_line(exc: ValidationError, given: Mapping[str, str]) -> str:
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "setting"
+    name = Settings.model_fields[field].alias if field in Settings.model_fields else field
+    name = name or field
+    value = given.get(name, "")
+    why = str(error["msg"]).removeprefix("Value error, ")
+    shown = "" if name in {"DISCORD_TOKEN", "LLM_API_KEY"} else f"={value!r}"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"invalid setting {name}{shown}: {why}{more}"

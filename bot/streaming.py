@@ -1,0 +1,169 @@
+"""A reply that appears quickly and grows as the model writes.
+
+The first words are posted as soon as they arrive; later text is applied by editing, at
+most once per ``edit_interval`` so Discord's per-channel write limit (5 per 5 s) is never
+hit; text past 2,000 characters flows into further messages (``bot.text.split_message``).
+Typing is shown until the first words are posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import discord
+
+from .text import MESSAGE_LIMIT, split_message
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StreamingReply"]
+
+CURSOR = " ▌"
+THINKING_PREVIEW = 900
+
+
+class StreamingReply:
+    """Renders one answer into one or more Discord messages."""
+
+    def __init__(
+        self,
+        channel: discord.abc.Messageable,
+        *,
+        allowed_mentions: discord.AllowedMentions,
+        reference: discord.MessageReference | None = None,
+        edit_interval: float = 1.2,
+        show_thinking: bool = False,
+    ) -> None:
+        self.channel = channel
+        self.allowed_mentions = allowed_mentions
+        self.reference = reference
+        self.edit_interval = edit_interval
+        self.show_thinking = show_thinking
+        self.messages: list[discord.Message] = []
+        self._text = ""
+        self._rendered: list[str] = []
+        self._dirty = asyncio.Event()
+        self._last_write = 0.0
+        self._flusher: asyncio.Task[None] | None = None
+        self._typing: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> StreamingReply:
+        self._typing = asyncio.get_running_loop().create_task(self._keep_typing())
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stop()
+
+    # --- feeding ------------------------------------------------------------------------------
+
+    def add(self, text: str) -> None:
+        self._text += text
+        if self._text.strip():
+            self._dirty.set()
+
+    def reset(self) -> None:
+        """A new model round: what was shown so far is replaced by what comes next."""
+        self._text = ""
+
+    async def finish(self, text: str, thinking: str = "") -> None:
+        """Show the final answer exactly (no cursor), split as needed."""
+        await self._stop()
+        shown = text
+        if self.show_thinking and thinking:
+            shown = _spoiler(thinking) + "\n\n" + text
+        await self._render(shown)
+
+    async def fail(self, line: str) -> None:
+        """Keep whatever was shown, then say what went wrong in one line."""
+        await self._stop()
+        if self._text.strip():
+            await self._render(self._text)
+        await self._send(f"⚠️ {line}", first=not self.messages)
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            wait = self._last_write + self.edit_interval - time.monotonic()
+            if wait > 0 and self.messages:
+                await asyncio.sleep(wait)
+            try:
+                await self._render(self._text + CURSOR)
+            except discord.HTTPException as exc:
+                log.warning("could not update a streamed reply: %s", exc)
+
+    async def _render(self, text: str) -> None:
+        async with self._lock:
+            chunks = split_message(text.strip() or "…", MESSAGE_LIMIT)
+            for index, chunk in enumerate(chunks):
+                if index < len(self.messages):
+                    if self._rendered[index] != chunk:
+                        await self.messages[index].edit(
+                            content=chunk, allowed_mentions=self.allowed_mentions
+                        )
+                        self._rendered[index] = chunk
+                        self._last_write = time.monotonic()
+                else:
+                    await self._send(chunk, first=index == 0)
+            # A final answer shorter than the streamed text (cursor, a reset round).
+            for extra in self.messages[len(chunks) :]:
+                with contextlib.suppress(discord.HTTPException):
+                    await extra.delete()
+            del self.messages[len(chunks) :]
+            del self._rendered[len(chunks) :]
+
+    async def _send(self, content: str, *, first: bool) -> None:
+        kwargs: dict[str, object] = {"allowed_mentions": self.allowed_mentions}
+        if first and self.reference is not None:
+            kwargs["reference"] = self.reference
+            kwargs["mention_author"] = False
+        message = await self.channel.send(content, **kwargs)  # type: ignore[arg-type]
+        self._last_write = time.monotonic()
+        self.messages.append(message)
+        self._rendered.append(content)
+        self._cancel_typing()
+
+    # --- typing and shutdown ------------------------------------------------------------------
+
+    async def _keep_typing(self) -> None:
+        # Discord shows "typing" for about 10 s per trigger, or until we post.
+        while not self.messages:
+            try:
+                await self.channel.typing()  # type: ignore[misc]
+            except discord.HTTPException as exc:
+                log.debug("typing indicator refused: %s", exc)
+                return
+            await asyncio.sleep(8)
+
+    def _cancel_typing(self) -> None:
+        if self._typing is not None and not self._typing.done():
+            self._typing.cancel()
+
+    async def _stop(self) -> None:
+        self._cancel_typing()
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and not flusher.done():
+            # Under the lock the flusher is never mid-write: a send cancelled half-way could
+            # still land on Discord and leave a message we no longer know about.
+            async with self._lock:
+                flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        typing, self._typing = self._typing, None
+        if typing is not None and not typing.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
+
+
+def _spoiler(thinking: str) -> str:
+    text = " ".join(thinking.split())
+    if len(text) > THINKING_PREVIEW:
+        text = text[: THINKING_PREVIEW - 1] + "…"
+    return "💭 ||" + text.replace("||", "| |") + "||"

@@ -1,0 +1,135 @@
+"""/save, /summarize, /end and /export, as a member invokes them in Discord."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.discord_emulator import DiscordEmulator
+from tests.fake_llm.server import FakeLLM
+
+from .echo_harness import Echo, running_echo
+
+EPHEMERAL = 1 << 6
+
+
+async def invoke(echo: Echo, channel_id: int, name: str):  # type: ignore[no-untyped-def]
+    return await echo.emu.invoke_command(echo.world.guild.id, channel_id, echo.world.user.id, name)
+
+
+async def test_commands_are_synced_to_the_dev_guild(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    async with running_echo(discord_emulator, tmp_path) as echo:
+        names = {c.name for c in echo.emu.commands(echo.world.guild.id)}
+    assert names == {"save", "summarize", "end", "export"}
+    assert all(c.body["description"] for c in echo.emu.commands(echo.world.guild.id))
+
+
+async def test_save_says_which_file_and_how_many_messages(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    async with running_echo(discord_emulator, tmp_path) as echo:
+        thread = await echo.mention("please keep this")
+        await echo.answer_in(thread.id)
+        handle = await invoke(echo, thread.id, "save")
+        response = await handle.response()
+        files = echo.files()  # written by /save, before any shutdown save
+    conversation_file = files[0]
+    assert response["data"]["flags"] & EPHEMERAL
+    assert conversation_file.name in response["data"]["content"]
+    assert "2 messages" in response["data"]["content"]
+    assert len(json.loads(conversation_file.read_text())["history"]) == 2
+
+
+async def test_commands_outside_an_echo_thread_say_so_privately(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    async with running_echo(discord_emulator, tmp_path) as echo:
+        for name in ("save", "summarize", "end", "export"):
+            handle = await invoke(echo, echo.world.channel.id, name)
+            response = await handle.response()
+            assert response["data"]["flags"] & EPHEMERAL
+            assert "isn't an Echo conversation" in response["data"]["content"]
+
+
+async def test_summarize_offline_is_extractive_and_stored(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    async with running_echo(discord_emulator, tmp_path) as echo:
+        thread = await echo.mention("We decided to ship the release on Friday.")
+        await echo.answer_in(thread.id)
+        await echo.say(thread.id, "Marie will write the release notes for Friday.")
+        await echo.emu.wait_for(
+            lambda: len(echo.emu.messages_in(thread.id)) == 3 or None, timeout=5, what="answers"
+        )
+        handle = await invoke(echo, thread.id, "summarize")
+        assert (await handle.response())["type"] == 5  # deferred: the summary may take a while
+        posted = await handle.original()
+        conversation = echo.conversation(thread.id)
+    assert posted["content"].startswith("**Summary so far**")
+    assert "release" in posted["content"] and "Friday" in posted["content"]
+    assert not posted["flags"] & EPHEMERAL  # for everyone in the thread
+    assert conversation is not None and "Friday" in conversation.summary
+
+
+async def test_summarize_asks_the_model(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    async with running_echo(discord_emulator, tmp_path, llm=fake_llm) as echo:
+        thread = await echo.mention("Let's plan the picnic for Sunday.")
+        await echo.answer_in(thread.id)
+        fake_llm.queue_text("Alice is planning a picnic on Sunday.")
+        handle = await invoke(echo, thread.id, "summarize")
+        posted = await handle.original()
+        conversation = echo.conversation(thread.id)
+    assert "Alice is planning a picnic on Sunday." in posted["content"]
+    assert conversation is not None
+    assert conversation.summary == "Alice is planning a picnic on Sunday."
+    prompt = fake_llm.chat_requests[-1]
+    assert "picnic" in prompt.messages[-1]["content"]
+
+
+async def test_end_stops_answers_until_a_new_mention(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    async with running_echo(discord_emulator, tmp_path, llm=fake_llm) as echo:
+        thread = await echo.mention("hello")
+        await echo.answer_in(thread.id)
+        handle = await invoke(echo, thread.id, "end")
+        response = await handle.response()
+        assert "ended" in response["data"]["content"]
+        [path] = echo.files()
+        assert "ended_at" in json.loads(path.read_text())
+        await echo.say(thread.id, "anyone there?")
+        fake_llm.queue_text("I'm back.")
+        await echo.say(thread.id, echo.ping("come back please"))
+        await echo.answer_in(thread.id, lambda m: m["content"] == "I'm back.")
+        conversation = echo.conversation(thread.id)
+    assert len(fake_llm.chat_requests) == 2
+    assert conversation is not None and not conversation.ended
+    contents = [m.message_content for m in conversation.history]
+    assert "anyone there?" not in contents  # ignored while ended
+    assert "@Echo come back please" in contents
+
+
+async def test_export_sends_the_json_privately(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    async with running_echo(discord_emulator, tmp_path) as echo:
+        thread = await echo.mention("export me")
+        await echo.answer_in(thread.id)
+        handle = await invoke(echo, thread.id, "export")
+        assert (await handle.response())["type"] == 5
+        message = await handle.original()
+        conversation = echo.conversation(thread.id)
+    assert conversation is not None
+    assert message["flags"] & EPHEMERAL
+    [attachment] = message["attachments"]
+    assert attachment["filename"] == conversation.filename
+    [stored] = echo.emu.get_message(int(message["id"])).attachments
+    data = json.loads(stored.data)
+    assert data["thread_id"] == str(thread.id)
+    assert [m["message_content"] for m in data["history"]] == [
+        m.message_content for m in conversation.history
+    ]
