@@ -72,7 +72,9 @@ def extractive_summary(
     if not candidates:
         return ""
     frequency = Counter(w for _, _, s in candidates for w in set(words(s)))
-    frequent = {w for w, n in frequency.most_common(40)}
+    # Luhn's significant words: those that recur. A conversation too short for any word to
+    # recur falls back to all of them.
+    frequent = {w for w, n in frequency.most_common(40) if n > 1} or set(frequency)
 
     def score(item: tuple[int, str, str]) -> float:
         found = words(item[2])
@@ -83,7 +85,10 @@ def extractive_summary(
         weight = 0.6 if item[1] == echo_name else 1.0
         return weight * hits * hits / len(found)
 
-    ranked = sorted(candidates, key=lambda item: (-score(item), item[0]))
+    scored = [(score(item), item) for item in candidates]
+    # A sentence with none of the recurring words says nothing about what was discussed.
+    ranked = [item for value, item in sorted(scored, key=lambda p: (-p[0], p[1][0])) if value > 0]
+    ranked = ranked or candidates
     chosen: list[tuple[int, str, str]] = []
     used = 0
     for item in ranked:

@@ -1,0 +1,77 @@
+"""Settings: defaults, .env, and one-line errors naming the setting."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, Settings, load_settings
+from memory import FsyncPolicy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_example_lists_every_setting_with_its_default() -> None:
+    text = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z_]+)=", text, re.M))
+    assert listed == {f.alias for f in Settings.model_fields.values()}
+    from_example = load_settings({}, env_file=ROOT / ".env.example")
+    assert from_example == load_settings({}, env_file=None)  # the file shows the defaults
+
+
+def test_defaults() -> None:
+    settings = load_settings({}, env_file=None)
+    assert settings.llm_provider == "echo"
+    assert settings.data_dir == Path("./data")
+    assert settings.idle_seconds == 300
+    assert settings.journal_fsync is FsyncPolicy.EVERYSEC
+    assert settings.thread_replies == "all"
+    assert settings.show_thinking is False
+    assert settings.discord_api_base == "https://discord.com/api/v10"
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("ECHO_IDLE_SECONDS=10\nLLM_MODEL=from-file\nECHO_LOG_LEVEL=debug\n")
+    settings = load_settings({"ECHO_IDLE_SECONDS": "20"}, env_file=env_file)
+    assert settings.idle_seconds == 20
+    assert settings.llm_model == "from-file"
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ECHO_IDLE_SECONDS": "abc"}, "invalid setting ECHO_IDLE_SECONDS='abc'"),
+        ({"ECHO_IDLE_SECONDS": "0"}, "ECHO_IDLE_SECONDS='0': Input should be greater than 0"),
+        ({"ECHO_JOURNAL_FSYNC": "sometimes"}, "ECHO_JOURNAL_FSYNC='sometimes'"),
+        ({"LLM_PROVIDER": "gpt"}, "LLM_PROVIDER='gpt'"),
+        ({"LLM_PROVIDER": "openai"}, "LLM_MODEL is not set"),
+        ({"DEV_GUILD_ID": "my-server"}, "DEV_GUILD_ID='my-server'"),
+        ({"DISCORD_API_BASE": "discord.com"}, "DISCORD_API_BASE"),
+        ({"DISCORD_GATEWAY_URL": "https://gateway"}, "ws:// or wss://"),
+        ({"ECHO_THREAD_REPLIES": "some"}, "ECHO_THREAD_REPLIES='some'"),
+        ({"ECHO_SHOW_THINKING": "maybe"}, "ECHO_SHOW_THINKING='maybe'"),
+        ({"ECHO_LOG_LEVEL": "LOUD"}, "ECHO_LOG_LEVEL='LOUD': must be one of"),
+        ({"ECHO_MAX_TOOL_ROUNDS": "-1"}, "ECHO_MAX_TOOL_ROUNDS='-1'"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_them(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env, env_file=None)
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_secrets_are_not_echoed_back() -> None:
+    settings = load_settings({"DISCORD_TOKEN": "   "}, env_file=None)
+    with pytest.raises(ConfigError, match=r"DISCORD_TOKEN is not set.*\.env\.example"):
+        settings.require_token()
+
+
+def test_empty_values_mean_default() -> None:
+    settings = load_settings({"LLM_MODEL": "", "ECHO_IDLE_SECONDS": " "}, env_file=None)
+    assert settings.llm_model is None and settings.idle_seconds == 300
