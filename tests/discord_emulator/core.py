@@ -22,6 +22,8 @@ from tests.discord_emulator import payloads
 from tests.discord_emulator.commands import CommandRegistry
 from tests.discord_emulator.errors import (
     CANNOT_EDIT_OTHERS_MESSAGE,
+    CANNOT_EXECUTE_ON_DM,
+    CANNOT_SEND_TO_USER,
     EMPTY_MESSAGE,
     THREAD_ALREADY_CREATED,
     DiscordAPIError,
@@ -29,6 +31,7 @@ from tests.discord_emulator.errors import (
 )
 from tests.discord_emulator.faults import ChannelRateLimit, RouteFault
 from tests.discord_emulator.gateway import (
+    DIRECT_MESSAGES,
     GUILD_MEMBERS,
     GUILD_MESSAGES,
     GUILDS,
@@ -42,6 +45,7 @@ from tests.discord_emulator.mentions import filter_mentions, parse_mentions
 from tests.discord_emulator.state import (
     BOT_ROLE_PERMISSIONS,
     DEFAULT_MESSAGE,
+    DM,
     EVERYONE_PERMISSIONS,
     GUILD_TEXT,
     PERM_MENTION_EVERYONE,
@@ -181,7 +185,8 @@ class DiscordWorld:
         lines.append("last gateway frames:")
         for f in [f for f in self.gateway.log if f.op not in (1, 11)][-last:]:
             arrow = "->" if f.direction == "send" else "<-"
-            lines.append(f"  {arrow} {f.name} s={f.s}{' (replay)' if f.replayed else ''}")
+            note = " (replay)" if f.replayed else " (redelivery)" if f.redelivered else ""
+            lines.append(f"  {arrow} {f.name} s={f.s}{note}")
         return "\n".join(lines)
 
     # -- event emission -------------------------------------------------------
@@ -380,6 +385,24 @@ class DiscordWorld:
         self.world = DefaultWorld(guild=guild, channel=channel, user=user)
         return self.world
 
+    def dm_channel(self, user_id: int) -> Channel:
+        """The bot's DM channel with a user (type 1, no guild), created on first use.
+
+        As on Discord, opening it dispatches nothing to the bot and it keeps its id for
+        good: ``POST /users/@me/channels`` returns the same channel.
+        """
+        user = self.store.user(user_id)
+        if user.id == self.bot_user.id:
+            raise DiscordAPIError(400, CANNOT_SEND_TO_USER, "Cannot send messages to this user")
+        channel_id = self.store.dm_channels.get(user.id)
+        if channel_id is not None:
+            return self.store.channels[channel_id]
+        channel = Channel(self.store.next_id(), None, DM, "", recipient_ids=[user.id])
+        self.store.channels[channel.id] = channel
+        self.store.dm_channels[user.id] = channel.id
+        log.info("DM channel %s opened with user %s", channel.id, user.id)
+        return channel
+
     # -- messages -----------------------------------------------------------
 
     def build_attachments(
@@ -476,8 +499,17 @@ class DiscordWorld:
         replied_user_id = None
         if reference is not None and reference.get("message_id") is not None:
             ref_channel_id = int(reference.get("channel_id") or channel.id)
+            if ref_channel_id != channel.id:
+                # A reply must be in the referenced message's channel, whatever
+                # fail_if_not_exists says (a thread is another channel than its parent).
+                raise form_error(
+                    "message_reference",
+                    "REPLIES_CANNOT_REFERENCE_OTHER_CHANNEL",
+                    "Cannot reply to a message in a different channel",
+                )
             ref = self.store.messages.get(int(reference["message_id"]))
             if ref is None or ref.deleted or ref.channel_id != ref_channel_id:
+                # fail_if_not_exists=false: sent as a plain message, without a reference.
                 if reference.get("fail_if_not_exists", True):
                     raise form_error(
                         "message_reference",
@@ -490,8 +522,9 @@ class DiscordWorld:
                     "type": 0,
                     "message_id": str(ref.id),
                     "channel_id": str(ref.channel_id),
-                    "guild_id": str(channel.guild_id),
                 }
+                if channel.guild_id is not None:
+                    message_reference["guild_id"] = str(channel.guild_id)
         users, roles, everyone = self._mentions_for(
             channel, author_id, content, allowed_mentions, replied_user_id, from_app=from_app
         )
@@ -531,25 +564,60 @@ class DiscordWorld:
         log.info("message %s in %s by %s: %r", message.id, channel.id, author_id, content[:80])
         return message
 
-    async def dispatch_message(self, event: str, m: Message) -> None:
-        """MESSAGE_CREATE / MESSAGE_UPDATE, content hidden as Discord hides it per session."""
-        if m.flags & FLAG_EPHEMERAL:
-            return  # ephemeral messages exist only for the invoking user
+    def _message_event_builder(self, m: Message) -> Callable[[GatewaySession], Any]:
+        """Per-session MESSAGE_CREATE/UPDATE data, by intents, as Discord filters it.
+
+        Guild messages need GUILD_MESSAGES, DMs DIRECT_MESSAGES; without MESSAGE_CONTENT
+        the content is hidden unless the bot wrote it, is mentioned, or it is a DM.
+        """
         full = payloads.message(m, self.store, url_base=self.url_base, gateway=True)
         hidden = dict(full, content="", embeds=[], attachments=[], components=[])
+        is_dm = m.guild_id is None
 
         def build(session: GatewaySession) -> dict[str, Any] | None:
-            if not session.has_intent(GUILD_MESSAGES):
+            if not session.has_intent(DIRECT_MESSAGES if is_dm else GUILD_MESSAGES):
                 return None
             visible = (
-                session.has_intent(MESSAGE_CONTENT)
+                is_dm
+                or session.has_intent(MESSAGE_CONTENT)
                 or m.author_id == session.user_id
                 or session.user_id in m.mention_ids
             )
             return copy.deepcopy(full if visible else hidden)
 
+        return build
+
+    async def dispatch_message(self, event: str, m: Message) -> None:
+        """MESSAGE_CREATE / MESSAGE_UPDATE, content hidden as Discord hides it per session."""
+        if m.flags & FLAG_EPHEMERAL:
+            return  # ephemeral messages exist only for the invoking user
         self.notify()
-        await self.emit(event, build, guild_id=m.guild_id)
+        await self.emit(event, self._message_event_builder(m), guild_id=m.guild_id)
+
+    async def redeliver_message(self, message_id: int) -> int:
+        """Dispatch a stored message's MESSAGE_CREATE again, with a new sequence number.
+
+        What the bot was sent the first time is sent again, byte for byte (the buffered
+        frame; a session that never had it gets the message as it is now). Returns the
+        number of sessions it went to. The frames are logged with ``redelivered=True``.
+        """
+        m = self.store.messages[int(message_id)]
+        if m.flags & FLAG_EPHEMERAL:
+            raise ValueError(f"message {m.id} is ephemeral: Discord never dispatched it")
+        fresh = self._message_event_builder(m)
+
+        def build(session: GatewaySession) -> dict[str, Any] | None:
+            sent = session.dispatched("MESSAGE_CREATE", lambda d: d.get("id") == str(m.id))
+            return copy.deepcopy(sent["d"]) if sent is not None else fresh(session)
+
+        await self.flush_events()
+        async with self._emit_lock:
+            count = await self.gateway.dispatch(
+                "MESSAGE_CREATE", build, guild_id=m.guild_id, redelivered=True
+            )
+        log.info("message %s redelivered to %s session(s)", m.id, count)
+        self.notify()
+        return count
 
     async def _unarchive_if_needed(self, channel: Channel) -> None:
         if channel.is_thread and channel.archived and not channel.locked:
@@ -567,6 +635,10 @@ class DiscordWorld:
         """POST /channels/{id}/messages, for the bot (REST) and for test users alike."""
         channel = self.store.channel(channel_id)
         validate_message_body(body, file_count=len(files))
+        if channel.is_dm and author_id == self.bot_user.id:
+            recipient = self.store.user(channel.recipient_ids[0])
+            if recipient.bot or not recipient.accepts_dms:
+                raise DiscordAPIError(403, CANNOT_SEND_TO_USER, "Cannot send messages to this user")
         embeds = validate_embeds(body.get("embeds"))
         message = self.new_message(
             channel,
@@ -659,8 +731,10 @@ class DiscordWorld:
             self.notify()
             return
 
+        intent = GUILD_MESSAGES if message.guild_id is not None else DIRECT_MESSAGES
+
         def build(session: GatewaySession) -> dict[str, Any] | None:
-            return dict(payload) if session.has_intent(GUILD_MESSAGES) else None
+            return dict(payload) if session.has_intent(intent) else None
 
         await self.emit("MESSAGE_DELETE", build, guild_id=message.guild_id)
 
@@ -739,6 +813,10 @@ class DiscordWorld:
 
     async def modify_channel(self, channel_id: int, body: dict[str, Any]) -> Channel:
         channel = self.store.channel(channel_id)
+        if channel.is_dm:
+            raise DiscordAPIError(
+                400, CANNOT_EXECUTE_ON_DM, "Cannot execute action on a DM channel"
+            )
         if "name" in body:
             if not isinstance(body["name"], str) or not 1 <= len(body["name"]) <= 100:
                 raise form_error(
@@ -768,6 +846,8 @@ class DiscordWorld:
 
     async def delete_channel(self, channel_id: int) -> Channel:
         channel = self.store.channel(channel_id)
+        if channel.is_dm:
+            return channel  # "closing" a DM: it keeps its id and messages, nothing dispatched
         del self.store.channels[channel.id]
         guild = self.store.guilds.get(channel.guild_id)
         if channel.is_thread:

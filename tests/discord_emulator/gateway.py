@@ -105,6 +105,8 @@ class GatewayFrame:
     time: float
     replayed: bool = False
     path: str = "/"
+    # a new dispatch (new ``s``) of an event the session was already sent
+    redelivered: bool = False
 
     @property
     def name(self) -> str:
@@ -154,15 +156,28 @@ class GatewaySession:
     connection: GatewayConnection | None = None
     invalidated: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set by a test: the next RESUME replays from this sequence number (inclusive) even if
+    # the client had already received those events. Cleared by that RESUME.
+    replay_from: int | None = None
 
     def has_intent(self, intent: int) -> bool:
         return bool(self.intents & intent)
 
     def sees_guild(self, guild_id: int | None) -> bool:
-        if guild_id is None or self.shard is None:
+        """Whether this shard gets a guild's events; ``None`` (DMs) goes to shard 0 only."""
+        if self.shard is None:
             return True
         shard_id, count = self.shard
+        if guild_id is None:
+            return shard_id == 0
         return (guild_id >> 22) % count == shard_id
+
+    def dispatched(self, event: str, match: Callable[[Any], bool]) -> dict[str, Any] | None:
+        """The last buffered dispatch of ``event`` whose data matches, or None."""
+        for _, frame in reversed(self.buffer):
+            if frame["t"] == event and match(frame["d"]):
+                return frame
+        return None
 
 
 # Given a session, return the event data for it, or None to skip that session.
@@ -184,11 +199,23 @@ class Gateway:
     # -- wire ---------------------------------------------------------------
 
     async def _send(
-        self, conn: GatewayConnection, payload: dict[str, Any], *, replayed: bool = False
+        self,
+        conn: GatewayConnection,
+        payload: dict[str, Any],
+        *,
+        replayed: bool = False,
+        redelivered: bool = False,
     ) -> None:
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         session_id = conn.session.session_id if conn.session else None
-        self._record("send", conn, payload, replayed=replayed, session_id=session_id)
+        self._record(
+            "send",
+            conn,
+            payload,
+            replayed=replayed,
+            redelivered=redelivered,
+            session_id=session_id,
+        )
         async with conn.send_lock:
             if conn.ws.closed:
                 return
@@ -208,6 +235,7 @@ class Gateway:
         payload: dict[str, Any],
         *,
         replayed: bool = False,
+        redelivered: bool = False,
         session_id: str | None = None,
     ) -> None:
         frame = GatewayFrame(
@@ -221,17 +249,19 @@ class Gateway:
             time=time.monotonic(),
             replayed=replayed,
             path=conn.path,
+            redelivered=redelivered,
         )
         self.log.append(frame)
         level = logging.DEBUG if frame.op in (HEARTBEAT, HEARTBEAT_ACK) else logging.INFO
         log.log(
             level,
-            "gateway %s conn=%s %s s=%s%s",
+            "gateway %s conn=%s %s s=%s%s%s",
             "->" if direction == "send" else "<-",
             conn.id,
             frame.name,
             frame.s,
             " (replay)" if replayed else "",
+            " (redelivery)" if redelivered else "",
         )
 
     async def _close(self, conn: GatewayConnection, code: int, reason: str) -> None:
@@ -425,8 +455,18 @@ class Gateway:
             if old is not None and old is not conn and not old.ws.closed:
                 old.session = None
                 await self._close(old, CLOSE_UNKNOWN_ERROR, "Session resumed elsewhere.")
+            after = seq
+            if session.replay_from is not None:
+                after = min(seq, session.replay_from - 1)
+                log.info(
+                    "gateway RESUME of session %s at seq=%s replays from s=%s (test-requested)",
+                    session.session_id,
+                    seq,
+                    after + 1,
+                )
+                session.replay_from = None
             for s, frame in session.buffer:
-                if s > seq:
+                if s > after:
                     await self._send(conn, frame, replayed=True)
             await self._dispatch_locked(session, "RESUMED", {"_trace": ['["discord-emulator"]']})
 
@@ -469,7 +509,9 @@ class Gateway:
 
     # -- dispatch -----------------------------------------------------------
 
-    async def _dispatch_locked(self, session: GatewaySession, event: str, data: Any) -> None:
+    async def _dispatch_locked(
+        self, session: GatewaySession, event: str, data: Any, *, redelivered: bool = False
+    ) -> None:
         session.seq += 1
         frame = {"op": DISPATCH, "d": data, "s": session.seq, "t": event}
         session.buffer.append((session.seq, frame))
@@ -477,14 +519,25 @@ class Gateway:
             del session.buffer[: len(session.buffer) - REPLAY_BUFFER]
         conn = session.connection
         if conn is not None and not conn.ws.closed:
-            await self._send(conn, frame)
+            await self._send(conn, frame, redelivered=redelivered)
         else:
             log.info(
                 "gateway %s s=%s buffered for session %s", event, session.seq, session.session_id
             )
 
-    async def dispatch(self, event: str, build: EventBuilder, *, guild_id: int | None) -> None:
-        """Send an event to every live session that should see it (buffered while away)."""
+    async def dispatch(
+        self,
+        event: str,
+        build: EventBuilder,
+        *,
+        guild_id: int | None,
+        redelivered: bool = False,
+    ) -> int:
+        """Send an event to every live session that should see it (buffered while away).
+
+        Returns how many sessions it was dispatched to.
+        """
+        count = 0
         for session in list(self.sessions.values()):
             if session.invalidated or not session.sees_guild(guild_id):
                 continue
@@ -492,7 +545,32 @@ class Gateway:
             if data is None:
                 continue
             async with session.lock:
-                await self._dispatch_locked(session, event, data)
+                await self._dispatch_locked(session, event, data, redelivered=redelivered)
+            count += 1
+        return count
+
+    def replay_on_next_resume(self, replay_from: int) -> None:
+        """Make every live session's next RESUME replay from ``replay_from`` (inclusive).
+
+        Discord may replay events the client already received (it resumes from what it
+        believes was acknowledged); this makes that happen on demand.
+        """
+        if replay_from < 1:
+            raise ValueError("replay_from is a sequence number, 1 or more")
+        for session in self.sessions.values():
+            if session.invalidated:
+                continue
+            if session.buffer and replay_from < session.buffer[0][0]:
+                raise ValueError(
+                    f"s={replay_from} is no longer in session {session.session_id}'s replay "
+                    f"buffer (oldest s={session.buffer[0][0]})"
+                )
+            if replay_from > session.seq:
+                raise ValueError(
+                    f"s={replay_from} was never dispatched to session {session.session_id} "
+                    f"(last s={session.seq})"
+                )
+            session.replay_from = replay_from
 
     # -- faults -------------------------------------------------------------
 

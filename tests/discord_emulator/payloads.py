@@ -116,8 +116,28 @@ def thread_member(thread: Channel, user_id: int, join_timestamp: str) -> dict[st
     }
 
 
-def channel(ch: Channel, *, member_of: int | None = None) -> dict[str, Any]:
-    """A text channel or a thread; ``member_of`` adds the thread-member object for that user."""
+def dm_channel(ch: Channel, store: Store) -> dict[str, Any]:
+    """A DM channel (type 1): no guild, no name, the other user in ``recipients``."""
+    return {
+        "id": str(ch.id),
+        "type": ch.type,
+        "last_message_id": sid(ch.last_message_id),
+        "flags": 0,
+        "recipients": [user(store.user(uid)) for uid in ch.recipient_ids],
+    }
+
+
+def channel(
+    ch: Channel, *, member_of: int | None = None, store: Store | None = None
+) -> dict[str, Any]:
+    """A text channel or a thread; ``member_of`` adds the thread-member object for that user.
+
+    A DM channel needs ``store`` (for its recipients).
+    """
+    if ch.is_dm:
+        if store is None:
+            raise ValueError("a DM channel's payload needs the store for its recipients")
+        return dm_channel(ch, store)
     if ch.is_thread:
         metadata: dict[str, Any] = {
             "archived": ch.archived,

@@ -20,9 +20,9 @@ from aiohttp import web
 
 from tests.discord_emulator import payloads
 from tests.discord_emulator.core import RequestRecord
-from tests.discord_emulator.errors import DiscordAPIError, form_error
+from tests.discord_emulator.errors import CANNOT_EXECUTE_ON_DM, DiscordAPIError, form_error
 from tests.discord_emulator.faults import json_response
-from tests.discord_emulator.gateway import GUILD_MESSAGE_REACTIONS
+from tests.discord_emulator.gateway import DIRECT_MESSAGE_REACTIONS, GUILD_MESSAGE_REACTIONS
 from tests.discord_emulator.state import UploadedFile
 from tests.discord_emulator.validation import INTERACTION_FLAGS
 
@@ -87,6 +87,7 @@ class RestApi:
             ("GET", "/gateway/bot", w.get_gateway_bot, True),
             ("GET", "/users/@me", w.get_me, True),
             ("GET", "/users/{user_id}", w.get_user, True),
+            ("POST", "/users/@me/channels", w.open_dm, True),
             ("GET", "/oauth2/applications/@me", w.get_application, True),
             ("GET", "/applications/@me", w.get_application, True),
             ("GET", "/applications/{app_id}/commands", w.list_commands, True),
@@ -371,6 +372,20 @@ class RestApi:
     async def get_user(self, request: ApiRequest) -> Any:
         return payloads.user(self.world.store.user(int(request.params["user_id"])))
 
+    async def open_dm(self, request: ApiRequest) -> Any:
+        """POST /users/@me/channels: the bot's DM channel with ``recipient_id`` (get or create)."""
+        recipient = request.body().get("recipient_id")
+        if recipient is None:
+            raise form_error("recipient_id", "BASE_TYPE_REQUIRED", "This field is required")
+        try:
+            user_id = int(recipient)
+        except (TypeError, ValueError):
+            raise form_error(
+                "recipient_id", "NUMBER_TYPE_COERCE", f'Value "{recipient}" is not snowflake.'
+            ) from None
+        channel = self.world.dm_channel(user_id)
+        return payloads.channel(channel, store=self.world.store)
+
     async def get_application(self, request: ApiRequest) -> Any:
         return payloads.application(
             app_id=self.world.application_id,
@@ -473,15 +488,15 @@ class RestApi:
 
     async def get_channel(self, request: ApiRequest) -> Any:
         channel = self.world.store.channel(int(request.params["channel_id"]))
-        return payloads.channel(channel, member_of=self.world.bot_user.id)
+        return payloads.channel(channel, member_of=self.world.bot_user.id, store=self.world.store)
 
     async def patch_channel(self, request: ApiRequest) -> Any:
         channel = await self.world.modify_channel(int(request.params["channel_id"]), request.body())
-        return payloads.channel(channel, member_of=self.world.bot_user.id)
+        return payloads.channel(channel, member_of=self.world.bot_user.id, store=self.world.store)
 
     async def delete_channel(self, request: ApiRequest) -> Any:
         channel = await self.world.delete_channel(int(request.params["channel_id"]))
-        return payloads.channel(channel)
+        return payloads.channel(channel, store=self.world.store)
 
     async def typing(self, request: ApiRequest) -> Any:
         self.world.store.channel(int(request.params["channel_id"]))
@@ -594,6 +609,11 @@ class RestApi:
         message = self.world.store.message(
             int(request.params["channel_id"]), int(request.params["message_id"])
         )
+        channel = self.world.store.channel(message.channel_id)
+        if channel.is_dm and message.author_id != self.world.bot_user.id:
+            raise DiscordAPIError(
+                403, CANNOT_EXECUTE_ON_DM, "Cannot execute action on a DM channel"
+            )
         await self.world.remove_message(message)
         return None
 
@@ -644,9 +664,12 @@ class RestApi:
         if add:
             event["message_author_id"] = str(message.author_id)
             event["burst_colors"] = []
+        intent = (
+            GUILD_MESSAGE_REACTIONS if message.guild_id is not None else DIRECT_MESSAGE_REACTIONS
+        )
         await self.world.emit(
             "MESSAGE_REACTION_ADD" if add else "MESSAGE_REACTION_REMOVE",
-            lambda s: dict(event) if s.has_intent(GUILD_MESSAGE_REACTIONS) else None,
+            lambda s: dict(event) if s.has_intent(intent) else None,
             guild_id=message.guild_id,
         )
 

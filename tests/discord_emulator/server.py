@@ -100,9 +100,13 @@ class DiscordEmulator(DiscordWorld):
         embeds: list[dict[str, Any]] | None = None,
         reply_to: int | None = None,
     ) -> dict[str, Any]:
-        """A user posts in a channel or thread; mentions are filled in as Discord does."""
+        """A user posts in a channel, thread or DM; mentions are filled in as Discord does."""
         channel = self.store.channel(channel_id)
-        self.store.member(channel.guild_id, author_id)
+        if channel.is_dm:
+            if int(author_id) not in channel.recipient_ids:
+                raise LookupError(f"user {author_id} is not the recipient of DM {channel.id}")
+        else:
+            self.store.member(channel.guild_id, author_id)
         files = [
             f if isinstance(f, UploadedFile) else UploadedFile(f"files[{i}]", f[0], "", f[1])
             for i, f in enumerate(attachments)
@@ -114,6 +118,30 @@ class DiscordEmulator(DiscordWorld):
             body["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id)}
         message = await self.create_message(channel_id, author_id, body, files)
         return self.message_payload(message)
+
+    async def post_dm(
+        self,
+        author_id: int,
+        content: str = "",
+        *,
+        attachments: Iterable[FileSpec] = (),
+        embeds: list[dict[str, Any]] | None = None,
+        reply_to: int | None = None,
+    ) -> dict[str, Any]:
+        """A user sends the bot a direct message (in ``dm_channel(author_id)``, made if needed).
+
+        The bot gets MESSAGE_CREATE without ``guild_id`` or ``member``, only with the
+        ``dm_messages`` intent, and with its content even without ``message_content``.
+        """
+        channel = self.dm_channel(author_id)
+        return await self.post_message(
+            channel.id,
+            author_id,
+            content,
+            attachments=attachments,
+            embeds=embeds,
+            reply_to=reply_to,
+        )
 
     async def edit_message(self, channel_id: int, message_id: int, content: str) -> dict[str, Any]:
         """The author edits a message (MESSAGE_UPDATE)."""
@@ -146,6 +174,22 @@ class DiscordEmulator(DiscordWorld):
     def get_message(self, message_id: int) -> Message:
         """The stored message, including ``allowed_mentions`` as the bot sent it."""
         return self.store.messages[int(message_id)]
+
+    def files(self, message: dict[str, Any] | Message | int) -> dict[str, bytes]:
+        """A message's attachments as ``{filename: content}`` (a payload, ``Message`` or id).
+
+        E.g. ``emu.files(await handle.followup(0))["export.json"]``.
+        """
+        if isinstance(message, dict):
+            message = int(message["id"])
+        if not isinstance(message, Message):
+            message = self.get_message(message)
+        result: dict[str, bytes] = {}
+        for attachment in message.attachments:
+            if attachment.filename in result:
+                raise ValueError(f"message {message.id} has two files named {attachment.filename}")
+            result[attachment.filename] = attachment.data
+        return result
 
     def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
         """Live messages of a channel or thread, oldest first, as REST returns them."""
@@ -327,12 +371,24 @@ class DiscordEmulator(DiscordWorld):
         self.message_rate = ChannelRateLimit(limit=limit, per=per)
         return self.message_rate
 
-    async def drop_gateway(self, code: int | None = 4000) -> int:
-        """Close the bot's gateway connections (``code=None``: abnormal, no close frame)."""
+    async def drop_gateway(self, code: int | None = 4000, *, replay_from: int | None = None) -> int:
+        """Close the bot's gateway connections (``code=None``: abnormal, no close frame).
+
+        ``replay_from=s``: the RESUME that follows replays every event from sequence
+        number ``s`` on (inclusive), even those the bot had already received, with their
+        original ``s``; by default only what the bot missed is replayed.
+        """
+        if replay_from is not None:
+            self.gateway.replay_on_next_resume(replay_from)
         return await self.gateway.drop(code)
 
-    async def send_reconnect(self) -> None:
-        """Op 7 RECONNECT: Discord asking the client to reconnect and resume."""
+    async def send_reconnect(self, *, replay_from: int | None = None) -> None:
+        """Op 7 RECONNECT: Discord asking the client to reconnect and resume.
+
+        ``replay_from`` as for ``drop_gateway``.
+        """
+        if replay_from is not None:
+            self.gateway.replay_on_next_resume(replay_from)
         await self.gateway.send_op(RECONNECT, None)
 
     async def invalidate_session(self, *, resumable: bool = False) -> None:

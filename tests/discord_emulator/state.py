@@ -118,6 +118,8 @@ class User:
     bot: bool = False
     avatar: str | None = None
     discriminator: str = "0"
+    # False: the bot's DMs to this user fail with 403 50007 (DMs closed, as a user may set)
+    accepts_dms: bool = True
 
 
 @dataclass
@@ -145,10 +147,10 @@ class Member:
 
 @dataclass
 class Channel:
-    """A guild text channel or a thread (``type`` 0, 11 or 12)."""
+    """A guild text channel, a thread (``type`` 0, 11 or 12) or a DM (``type`` 1, no guild)."""
 
     id: int
-    guild_id: int
+    guild_id: int | None
     type: int
     name: str
     position: int = 0
@@ -168,10 +170,16 @@ class Channel:
     message_count: int = 0
     total_message_sent: int = 0
     member_ids: list[int] = field(default_factory=list)
+    # DMs only: the other user (the bot is the implicit second participant)
+    recipient_ids: list[int] = field(default_factory=list)
 
     @property
     def is_thread(self) -> bool:
         return self.type in THREAD_TYPES
+
+    @property
+    def is_dm(self) -> bool:
+        return self.type == DM
 
 
 @dataclass
@@ -262,6 +270,8 @@ class Store:
         self.channels: dict[int, Channel] = {}
         self.messages: dict[int, Message] = {}
         self.commands: dict[int, Command] = {}
+        # user id -> id of the bot's DM channel with that user
+        self.dm_channels: dict[int, int] = {}
         # whose point of view ``me`` fields take (reactions)
         self.bot_id: int | None = None
 
