@@ -57,9 +57,13 @@ class JsonFileStore(ConversationStore):
         *,
         fsync: FsyncPolicy | str = FsyncPolicy.EVERYSEC,
         journal_segment_bytes: int | None = None,
+        read_only: bool = False,
     ) -> None:
+        """``read_only``: look at the files without the folder lock or the journal, so that
+        an operator's tools can read while the bot runs; writes raise ``StoreError``."""
         super().__init__()
         self.data_dir = Path(data_dir)
+        self.read_only = read_only
         self.guilds_dir = self.data_dir / "guilds"
         self.fsync = FsyncPolicy(fsync)
         kwargs = {} if journal_segment_bytes is None else {"segment_bytes": journal_segment_bytes}
@@ -69,11 +73,15 @@ class JsonFileStore(ConversationStore):
         self._temp_names = itertools.count()
 
     def __repr__(self) -> str:
-        return f"JsonFileStore({str(self.data_dir)!r}, fsync={self.fsync.value!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"JsonFileStore({str(self.data_dir)!r}, fsync={self.fsync.value!r}{mode})"
 
     # --- life cycle ---------------------------------------------------------------------------
 
     async def _open(self) -> None:
+        if self.read_only:
+            self._index = await asyncio.to_thread(self._scan) if self.guilds_dir.is_dir() else {}
+            return
         try:
             self.guilds_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = _lock_folder(self.data_dir)
@@ -88,6 +96,8 @@ class JsonFileStore(ConversationStore):
         log.debug("opened %r: %d conversations on disk", self, len(self._index))
 
     async def _close(self) -> None:
+        if self.read_only:
+            return
         try:
             await self.journal.close()
         finally:
@@ -137,11 +147,13 @@ class JsonFileStore(ConversationStore):
     # --- recording ----------------------------------------------------------------------------
 
     async def _record(self, mutation: Mutation) -> None:
+        self._writable()
         await self.journal.append(mutation.thread_id, encode(mutation))
 
     # --- saving and loading -------------------------------------------------------------------
 
     async def _save(self, conversation: Conversation) -> None:
+        self._writable()
         thread_id = conversation.thread_id
         folder = self.guilds_dir / conversation.guild_id
         path = folder / conversation.filename
@@ -201,7 +213,15 @@ class JsonFileStore(ConversationStore):
         except OSError as exc:
             raise StoreError(f"cannot read conversation {thread_id} from {path}: {exc}") from exc
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self!r} was opened read-only")
+
     async def _quarantine(self, thread_id: str, path: Path, why: str) -> None:
+        if self.read_only:
+            log.warning("conversation file %s: %s (left as it is: read-only)", path, why)
+            self._index.pop(thread_id, None)
+            return
         target = path.with_name(path.name + ".corrupt")
         number = 1
         while await aiofiles.os.path.exists(target):
@@ -225,6 +245,7 @@ class JsonFileStore(ConversationStore):
         return list({ref.guild_id for ref, _ in self._index.values()})
 
     async def _delete(self, thread_id: str) -> bool:
+        self._writable()
         # The purge goes to disk first: a crash after it can never bring the conversation back.
         position = await self.journal.append(thread_id, encode(Purge(thread_id)))
         if self.fsync is not FsyncPolicy.NO:
@@ -247,6 +268,8 @@ class JsonFileStore(ConversationStore):
     # --- recovery -----------------------------------------------------------------------------
 
     async def _recover(self) -> list[Conversation]:
+        if self.read_only:
+            return []
         if not self.journal.has_leftovers:
             return []
         by_thread: dict[str, list[JournalRecord]] = {}

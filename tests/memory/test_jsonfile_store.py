@@ -237,3 +237,25 @@ async def test_saving_a_large_conversation_yields_to_the_loop(tmp_path: Path) ->
     assert loaded == conv
     # Serialisation runs in slices of 256 messages with the loop free between them.
     assert during >= 10_000 // 256
+
+
+async def test_read_only_reads_beside_a_running_store_and_never_writes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with JsonFileStore(data) as writer:
+        await writer.save(conversation("11"))
+        await writer.record(Create(conversation("12")))  # journaled, not saved
+        async with JsonFileStore(data, read_only=True) as reader:  # no lock conflict
+            assert [r.thread_id for r in await reader.list_conversations()] == ["11"]
+            assert (await reader.load("11")) == conversation("11")
+            with pytest.raises(StoreError, match="read-only"):
+                await reader.save(conversation("13"))
+            with pytest.raises(StoreError, match="read-only"):
+                await reader.delete("11")
+    path = data / "guilds" / "22" / conversation("11").filename
+    path.write_text("{broken")
+    async with JsonFileStore(data, read_only=True) as reader:
+        assert await reader.load("11") is None
+    assert path.read_text() == "{broken"  # not moved aside by a reader
+    async with JsonFileStore(tmp_path / "missing", read_only=True) as reader:
+        assert await reader.list_conversations() == []
+    assert not (tmp_path / "missing").exists()
