@@ -100,6 +100,11 @@ class ConversationCog(commands.Cog, name="Conversation"):
             thread: discord.Thread | discord.abc.Messageable = channel
             parent_id = channel.parent_id
         elif isinstance(channel, discord.TextChannel):
+            # A thread started from a message has the message's id: if that conversation
+            # exists, this mention was handled already and is a gateway replay.
+            if await self.manager.get_or_resume(str(message.id)) is not None:
+                log.debug("mention %s was handled already (replayed event)", message.id)
+                return
             name = thread_name(message.content, f"Chat with {author.display_name}")
             try:
                 thread = await message.create_thread(name=name, auto_archive_duration=1440)

@@ -271,3 +271,50 @@ async def test_a_dropped_gateway_is_resumed_and_nothing_is_answered_twice(
     assert conversation is not None
     assert [m.message_content for m in conversation.history].count("during the drop") == 1
     assert len(fake_llm.chat_requests) == 2
+
+
+async def test_a_direct_message_gets_a_one_line_note(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_echo(emu, tmp_path, llm=fake_llm) as echo:
+        await emu.post_dm(echo.world.user.id, "hello in private")
+        dm = emu.dm_channel(echo.world.user.id)
+        note = await emu.wait_for_message(dm.id)
+        assert echo.bot.manager.get_all_conversations() == []
+    assert note["content"].count("\n") == 0 and "servers" in note["content"]
+    assert fake_llm.chat_requests == []
+    assert echo.files() == []
+
+
+async def test_a_redelivered_message_is_recorded_and_answered_once(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_echo(emu, tmp_path, llm=fake_llm) as echo:
+        thread = await echo.mention("hello")
+        await echo.answer_in(thread.id)
+        posted = await echo.say(thread.id, "only once please")
+        await emu.wait_for(lambda: len(fake_llm.chat_requests) == 2 or None, timeout=5, what="2")
+        await echo.emu.wait_for(
+            lambda: len(emu.messages_in(thread.id)) == 3 or None, timeout=5, what="answer"
+        )
+        assert await emu.redeliver_message(int(posted["id"])) == 1
+        # A RESUME that replays events the bot already handled, as Discord may do.
+        first_seq = min(f.s for f in emu.gateway_frames("MESSAGE_CREATE") if f.s is not None)
+        await emu.drop_gateway(4000, replay_from=first_seq)
+        await emu.wait_for(lambda: emu.resume_count >= 1 or None, timeout=5, what="resume")
+        # A marker message proves the redelivered events were processed before it.
+        fake_llm.queue_text("marker answered")
+        await echo.say(thread.id, "marker")
+        await echo.answer_in(thread.id, lambda m: m["content"] == "marker answered")
+        conversation = echo.conversation(thread.id)
+    assert conversation is not None
+    contents = [m.message_content for m in conversation.history]
+    assert contents.count("only once please") == 1
+    assert contents.count("@Echo hello") == 1
+    assert len(fake_llm.chat_requests) == 3  # hello, only once please, marker
+    assert len(emu.threads(echo.world.channel.id)) == 1
+    # The replayed mention in #general did not make Echo try (and fail) to open a thread again.
+    assert [m["content"] for m in emu.messages_in(echo.world.channel.id)] == [echo.ping("hello")]
+    assert len(emu.requests_to("POST", "/channels/{channel_id}/messages/{message_id}/threads")) == 1
