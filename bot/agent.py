@@ -18,6 +18,7 @@ from typing import Any
 from memory import Conversation, InMemoryConversationManager, Message, MessageType
 from memory.summarizer import extractive_summary
 
+from .attachments import attachment_notes
 from .llm import ChatProvider, ContentDelta, LLMError, ReasoningDelta, ToolCallRequest
 from .tools import ToolContext, ToolRegistry
 
@@ -466,7 +467,11 @@ def _units(history: Sequence[Message], names: Mapping[str, str]) -> list[_Unit]:
             entry = {"role": "assistant", "content": message.message_content}
         else:
             speaker = _speaker(message, names)
-            entry = {"role": "user", "content": f"[{speaker}] {message.message_content}"}
+            text = f"[{speaker}] {message.message_content}"
+            attachments = (message.meta.model_extra or {}).get("attachments")
+            if isinstance(attachments, list) and attachments:
+                text += "\n" + attachment_notes(attachments)
+            entry = {"role": "user", "content": text}
         units.append(_Unit(index, [entry], estimate_tokens(entry["content"])))
     return units
 

@@ -65,6 +65,15 @@ class Settings(BaseModel):
     thread_replies: Literal["all", "requester", "mention"] = Field(
         "all", alias="ECHO_THREAD_REPLIES"
     )
+    user_cooldown_seconds: Annotated[float, Field(ge=0)] = Field(
+        2.0, alias="ECHO_USER_COOLDOWN_SECONDS"
+    )
+    max_concurrent_replies: Annotated[int, Field(ge=1)] = Field(
+        4, alias="ECHO_MAX_CONCURRENT_REPLIES"
+    )
+    max_attachment_bytes: Annotated[int, Field(ge=0)] = Field(
+        100_000, alias="ECHO_MAX_ATTACHMENT_BYTES"
+    )
     log_level: str = Field("INFO", alias="ECHO_LOG_LEVEL")
 
     @field_validator("discord_api_base")

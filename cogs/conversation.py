@@ -17,6 +17,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.agent import Failure, Final, RoundStart, TextDelta, ToolUse
+from bot.attachments import is_text
+from bot.limits import Cooldown
 from bot.streaming import StreamingReply
 from bot.text import split_message, thread_name
 from memory import Conversation, Message, MessageType, StoreError
@@ -37,6 +39,8 @@ REPLY_MENTIONS = discord.AllowedMentions(
     everyone=False, users=False, roles=False, replied_user=True
 )
 HUMAN_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+COOLDOWN_NOTE = "You're sending messages quickly, so I'll answer in a few seconds."
+BUSY_NOTE = "I'm answering several conversations at once; yours is next in line."
 
 
 class ConversationCog(commands.Cog, name="Conversation"):
@@ -51,6 +55,9 @@ class ConversationCog(commands.Cog, name="Conversation"):
         self.names: dict[str, str] = {}
         self._pending: dict[int, discord.Message] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
+        self._cooldown = Cooldown(self.settings.user_cooldown_seconds)
+        # One model call per slot, across every thread: a busy bot queues rather than piles on.
+        self._model_slots = asyncio.Semaphore(self.settings.max_concurrent_replies)
 
     async def cog_unload(self) -> None:
         for task in self._workers.values():
@@ -154,6 +161,9 @@ class ConversationCog(commands.Cog, name="Conversation"):
     async def _record(self, message: discord.Message, thread_id: str) -> bool:
         author = message.author
         self.names[str(author.id)] = author.display_name
+        meta: dict[str, object] = {"author_name": author.display_name}
+        if message.attachments:
+            meta["attachments"] = [await self._attachment(a) for a in message.attachments]
         record = Message(
             message_type=MessageType.CHAT,
             # Mentions as @Name: readable in the files and to the model (ids stay in Discord).
@@ -161,7 +171,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
             requester=str(author.id),
             message_id=str(message.id),
             created_at=message.created_at,
-            meta={"author_name": author.display_name},
+            meta=meta,
         )
         try:
             return await self.manager.add_message_to_conversation(thread_id, record)
@@ -172,6 +182,29 @@ class ConversationCog(commands.Cog, name="Conversation"):
             )
             return False
 
+    async def _attachment(self, attachment: discord.Attachment) -> dict[str, object]:
+        """Name, size, type and link; the text itself for small text files (links expire)."""
+        info: dict[str, object] = {
+            "filename": attachment.filename,
+            "size": attachment.size,
+            "content_type": attachment.content_type,
+            "url": attachment.url,
+        }
+        limit = self.settings.max_attachment_bytes
+        if not is_text(attachment.filename, attachment.content_type):
+            return info
+        if attachment.size > limit:
+            info["note"] = f"larger than ECHO_MAX_ATTACHMENT_BYTES ({limit}); not read"
+            return info
+        try:
+            data = await attachment.read()
+        except (discord.HTTPException, OSError) as exc:
+            log.warning("could not read attachment %s: %s", attachment.filename, exc)
+            info["note"] = "could not be read"
+            return info
+        info["text"] = data[:limit].decode("utf-8", errors="replace")
+        return info
+
     def _should_answer(
         self, message: discord.Message, conversation: Conversation, mentioned: bool
     ) -> bool:
@@ -179,6 +212,76 @@ class ConversationCog(commands.Cog, name="Conversation"):
         if mode == "all" or mentioned:
             return True
         return mode == "requester" and str(message.author.id) == conversation.requester
+
+    # --- edits and deletes: keep the record true to the thread -----------------------------
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        message = payload.message
+        if message.author.bot or "content" not in payload.data:
+            return  # Echo's own streaming edits, embeds resolving, pins...
+        thread_id = await self._conversation_of(payload.channel_id, payload.message_id)
+        if thread_id is None:
+            return
+        edited_at = message.edited_at or discord.utils.utcnow()
+        try:
+            changed = await self.manager.edit_message(
+                thread_id, str(message.id), message.clean_content, edited_at=edited_at
+            )
+        except (StoreError, OSError, KeyError) as exc:
+            log.error("could not record the edit of message %s: %s", message.id, exc)
+            return
+        if changed:
+            log.debug("thread %s: message %s edited", thread_id, message.id)
+            await self._answer_edit(message, thread_id)
+
+    async def _answer_edit(self, message: discord.Message, thread_id: str) -> None:
+        """Answer an edit only if it is the newest message and nothing has answered it yet.
+
+        An edit of an answered message changes the record, not the conversation's course: a
+        second answer to an old question would be confusing. The useful case is a message
+        Echo left unanswered (say, without the mention ECHO_THREAD_REPLIES asked for) that
+        its author edits to add one.
+        """
+        key = int(thread_id)
+        if key in self._workers or key in self._pending:
+            return  # it is about to be answered (with the edited text) or being answered
+        conversation = self.manager.get_conversation(thread_id)
+        if conversation is None or conversation.ended or not conversation.history:
+            return
+        if conversation.history[-1].message_id != str(message.id):
+            return
+        me = self.bot.user
+        mentioned = me is not None and me.id in message.raw_mentions
+        if self._should_answer(message, conversation, mentioned):
+            self._schedule(message, key, message.channel)
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        await self._forget_messages(payload.channel_id, [payload.message_id])
+
+    @commands.Cog.listener()
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        await self._forget_messages(payload.channel_id, sorted(payload.message_ids))
+
+    async def _forget_messages(self, channel_id: int, message_ids: list[int]) -> None:
+        for message_id in message_ids:
+            thread_id = await self._conversation_of(channel_id, message_id)
+            if thread_id is None:
+                continue
+            try:
+                if await self.manager.delete_message(thread_id, str(message_id)):
+                    log.debug("thread %s: message %s deleted", thread_id, message_id)
+            except (StoreError, OSError, KeyError) as exc:
+                log.error("could not record the deletion of message %s: %s", message_id, exc)
+
+    async def _conversation_of(self, channel_id: int, message_id: int) -> str | None:
+        """The conversation a message belongs to: its thread's, or the one it started."""
+        for candidate in (str(channel_id), str(message_id)):
+            conversation = await self.manager.get_or_resume(candidate)
+            if conversation is not None and conversation.has_message_id(str(message_id)):
+                return candidate
+        return None
 
     # --- replies ------------------------------------------------------------------------------
 
@@ -192,22 +295,34 @@ class ConversationCog(commands.Cog, name="Conversation"):
         """
         self._pending[thread_key] = message
         if thread_key in self._workers:
-            return
+            return  # the reply in progress is followed by one answering this too
+        # The cooldown applies when a new reply would start, not to messages that join a
+        # reply already under way: those are answered together anyway.
+        wait = self._cooldown.remaining(str(message.author.id))
         task = asyncio.get_running_loop().create_task(
-            self._reply_worker(thread_key, channel), name=f"echo-reply-{thread_key}"
+            self._reply_worker(thread_key, channel, wait), name=f"echo-reply-{thread_key}"
         )
         self._workers[thread_key] = task
         self.bot.reply_tasks.add(task)
         task.add_done_callback(self.bot.reply_tasks.discard)
 
-    async def _reply_worker(self, thread_key: int, channel: discord.abc.Messageable) -> None:
+    async def _reply_worker(
+        self, thread_key: int, channel: discord.abc.Messageable, wait: float = 0.0
+    ) -> None:
         try:
+            if wait > 0:
+                await self._send_quietly(channel, COOLDOWN_NOTE)
+                await asyncio.sleep(wait)
             while not self.bot.closing:
                 message = self._pending.pop(thread_key, None)
                 if message is None:
                     break
+                self._cooldown.mark(str(message.author.id))
                 try:
-                    await self._answer(channel, str(thread_key), message)
+                    if self._model_slots.locked():
+                        await self._send_quietly(channel, BUSY_NOTE)
+                    async with self._model_slots:
+                        await self._answer(channel, str(thread_key), message)
                 except discord.Forbidden:
                     log.warning(
                         "cannot answer in thread %s: missing the Send Messages in Threads "

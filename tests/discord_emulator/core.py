@@ -738,6 +738,25 @@ class DiscordWorld:
 
         await self.emit("MESSAGE_DELETE", build, guild_id=message.guild_id)
 
+    async def remove_messages(self, channel_id: int, messages: list[Message]) -> None:
+        """A bulk delete: one MESSAGE_DELETE_BULK, as Discord sends it (not one per message)."""
+        channel = self.store.channel(channel_id)
+        for message in messages:
+            message.deleted = True
+        if channel.is_thread:
+            channel.message_count = max(0, channel.message_count - len(messages))
+        payload: dict[str, Any] = {
+            "ids": [str(m.id) for m in messages],
+            "channel_id": str(channel_id),
+        }
+        if channel.guild_id is not None:
+            payload["guild_id"] = str(channel.guild_id)
+
+        def build(session: GatewaySession) -> dict[str, Any] | None:
+            return copy.deepcopy(payload) if session.has_intent(GUILD_MESSAGES) else None
+
+        await self.emit("MESSAGE_DELETE_BULK", build, guild_id=channel.guild_id)
+
     # -- threads ------------------------------------------------------------
 
     async def _dispatch_thread(

@@ -624,9 +624,8 @@ class RestApi:
             raise form_error(
                 "messages", "BASE_TYPE_BAD_LENGTH", "Must be between 2 and 100 in length."
             )
-        for message_id in ids:
-            message = self.world.store.message(channel_id, int(message_id))
-            await self.world.remove_message(message)
+        messages = [self.world.store.message(channel_id, int(i)) for i in ids]
+        await self.world.remove_messages(channel_id, messages)
         return None
 
     async def add_reaction(self, request: ApiRequest) -> Any:

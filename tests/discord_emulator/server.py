@@ -153,6 +153,11 @@ class DiscordEmulator(DiscordWorld):
         """Someone deletes a message (MESSAGE_DELETE)."""
         await self.remove_message(self.store.message(channel_id, message_id))
 
+    async def bulk_delete_messages(self, channel_id: int, message_ids: Iterable[int]) -> None:
+        """A moderator deletes several messages at once (MESSAGE_DELETE_BULK)."""
+        messages = [self.store.message(channel_id, int(i)) for i in message_ids]
+        await self.remove_messages(channel_id, messages)
+
     async def create_thread(
         self,
         channel_id: int,

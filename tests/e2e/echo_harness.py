@@ -88,6 +88,8 @@ def echo_settings(
         "DEV_GUILD_ID": str(emu.world.guild.id),
         "ECHO_DATA_DIR": str(data_dir),
         "ECHO_LOG_LEVEL": "DEBUG",
+        # Tests talk fast; the cooldown has tests of its own that set it.
+        "ECHO_USER_COOLDOWN_SECONDS": "0",
     }
     if llm is not None:
         values |= {
