@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from .base import ConversationRef, ConversationStore, RecoveryError, StoreError
+from .base import (
+    ConversationInfo,
+    ConversationRef,
+    ConversationStore,
+    RecoveryError,
+    StoreError,
+)
 from .jsonfile import JsonFileStore
 
-__all__ = ["ConversationRef", "ConversationStore", "JsonFileStore", "RecoveryError", "StoreError"]
+__all__ = [
+    "ConversationInfo",
+    "ConversationRef",
+    "ConversationStore",
+    "JsonFileStore",
+    "RecoveryError",
+    "StoreError",
+]

@@ -9,16 +9,23 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from types import TracebackType
 from typing import Self
 
+from ..memories import MemoryRecord
 from ..models import Conversation, validate_snowflake
 from ..mutations import Mutation
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConversationRef", "ConversationStore", "RecoveryError", "StoreError"]
+__all__ = [
+    "ConversationInfo",
+    "ConversationRef",
+    "ConversationStore",
+    "RecoveryError",
+    "StoreError",
+]
 
 
 class StoreError(Exception):
@@ -38,6 +45,21 @@ class ConversationRef:
     requester: str
     created: date
     location: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    """A stored conversation's header: everything but the history, read without loading it."""
+
+    thread_id: str
+    guild_id: str
+    guild_name: str
+    requester: str
+    participants: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    summary: str
+    ended: bool
 
 
 class ConversationStore(ABC):
@@ -114,6 +136,36 @@ class ConversationStore(ABC):
         refs = await self._list(guild_id)
         return sorted(refs, key=lambda r: (r.created, int(r.thread_id)), reverse=True)
 
+    async def conversation_infos(self, guild_id: str | None = None) -> list[ConversationInfo]:
+        """Headers of the stored conversations of one guild (or all), without their histories."""
+        self._require_open()
+        if guild_id is not None:
+            guild_id = validate_snowflake(guild_id, "guild_id")
+        return await self._infos(guild_id)
+
+    # --- long-term memories -------------------------------------------------------------------
+
+    async def save_memory(self, record: MemoryRecord) -> None:
+        """Upsert the memory of one conversation, atomically."""
+        self._require_open()
+        await self._save_memory(record)
+
+    async def load_memory(self, guild_id: str, thread_id: str) -> MemoryRecord | None:
+        self._require_open()
+        return await self._load_memory(
+            validate_snowflake(guild_id, "guild_id"), validate_snowflake(thread_id, "thread_id")
+        )
+
+    async def list_memories(self, guild_id: str) -> list[MemoryRecord]:
+        self._require_open()
+        return await self._list_memories(validate_snowflake(guild_id, "guild_id"))
+
+    async def delete_memory(self, guild_id: str, thread_id: str) -> bool:
+        self._require_open()
+        return await self._delete_memory(
+            validate_snowflake(guild_id, "guild_id"), validate_snowflake(thread_id, "thread_id")
+        )
+
     async def list_guilds(self) -> list[str]:
         self._require_open()
         return sorted(await self._list_guilds(), key=int)
@@ -162,3 +214,18 @@ class ConversationStore(ABC):
 
     @abstractmethod
     async def _delete(self, thread_id: str) -> bool: ...
+
+    @abstractmethod
+    async def _infos(self, guild_id: str | None) -> list[ConversationInfo]: ...
+
+    @abstractmethod
+    async def _save_memory(self, record: MemoryRecord) -> None: ...
+
+    @abstractmethod
+    async def _load_memory(self, guild_id: str, thread_id: str) -> MemoryRecord | None: ...
+
+    @abstractmethod
+    async def _list_memories(self, guild_id: str) -> list[MemoryRecord]: ...
+
+    @abstractmethod
+    async def _delete_memory(self, guild_id: str, thread_id: str) -> bool: ...

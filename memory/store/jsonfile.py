@@ -28,9 +28,16 @@ import aiofiles
 import aiofiles.os
 
 from ..journal import FsyncPolicy, Journal, JournalError, JournalRecord
+from ..memories import MemoryRecord
 from ..models import Conversation, Message, validate_snowflake
 from ..mutations import Mutation, MutationError, Purge, decode, encode
-from .base import ConversationRef, ConversationStore, RecoveryError, StoreError
+from .base import (
+    ConversationInfo,
+    ConversationRef,
+    ConversationStore,
+    RecoveryError,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,10 @@ _TEMP_SUFFIX = ".tmp"
 _SLICE = 256
 # Hash small files inline; a thread hop costs more than hashing a few kilobytes.
 _INLINE_HASH_BYTES = 64 * 1024
+# The header of a conversation file is everything before this line (see Conversation.render).
+_HISTORY_MARKER = b',\n  "history": '
+_HEADER_PROBE = 64 * 1024
+MEMORIES_FOLDER = "memories"
 
 
 class JsonFileStore(ConversationStore):
@@ -71,6 +82,8 @@ class JsonFileStore(ConversationStore):
         self._index: dict[str, tuple[ConversationRef, Path]] = {}
         self._lock_fd: int | None = None
         self._temp_names = itertools.count()
+        # path -> ((mtime_ns, size), header): headers are re-read only for changed files.
+        self._headers: dict[Path, tuple[tuple[int, int], ConversationInfo]] = {}
 
     def __repr__(self) -> str:
         mode = ", read_only=True" if self.read_only else ""
@@ -165,13 +178,14 @@ class JsonFileStore(ConversationStore):
         durable = self.fsync is not FsyncPolicy.NO
         temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
         try:
-            if not folder.is_dir():
+            if not await aiofiles.os.path.isdir(folder):
                 await aiofiles.os.makedirs(folder, exist_ok=True)
                 if durable:
                     await asyncio.to_thread(_fsync_dir, self.guilds_dir)
             # One thread call opens, writes, fsyncs and closes: a caller cancelled half-way
             # cannot strand an open file, as separate aiofiles hops could.
             await asyncio.to_thread(_write_file, temp, data, durable)
+            # Unlike _write_atomically, the journal's checkpoint must sit between the two.
             position = await self.journal.checkpoint(thread_id, digest)
             await aiofiles.os.replace(temp, path)
             if durable:
@@ -187,6 +201,119 @@ class JsonFileStore(ConversationStore):
             with contextlib.suppress(OSError):
                 await aiofiles.os.remove(previous[1])
         self._index[thread_id] = (_ref_for(conversation, path), path)
+
+    async def _write_atomically(self, folder: Path, path: Path, data: bytes) -> None:
+        """Temp file in the same folder, fsync, rename, fsync of the folder."""
+        durable = self.fsync is not FsyncPolicy.NO
+        temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
+        try:
+            if not await aiofiles.os.path.isdir(folder):
+                await aiofiles.os.makedirs(folder, exist_ok=True)
+                if durable:
+                    await asyncio.to_thread(_fsync_dir, folder.parent)
+            await asyncio.to_thread(_write_file, temp, data, durable)
+            await aiofiles.os.replace(temp, path)
+            if durable:
+                await asyncio.to_thread(_fsync_dir, folder)
+        except OSError:
+            with contextlib.suppress(OSError):
+                await aiofiles.os.remove(temp)
+            raise
+
+    # --- headers (for eligibility, listings) --------------------------------------------------
+
+    async def _infos(self, guild_id: str | None) -> list[ConversationInfo]:
+        paths = [path for ref, path in self._index.values() if guild_id in (None, ref.guild_id)]
+        infos, bad = await asyncio.to_thread(self._read_headers, paths)
+        for path, why in bad:
+            thread = _FILENAME.match(path.name)
+            if thread is not None:
+                await self._quarantine(thread["thread"], path, why)
+        return infos
+
+    def _read_headers(
+        self, paths: list[Path]
+    ) -> tuple[list[ConversationInfo], list[tuple[Path, str]]]:
+        infos: list[ConversationInfo] = []
+        bad: list[tuple[Path, str]] = []
+        for path in paths:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            key = (stat.st_mtime_ns, stat.st_size)
+            cached = self._headers.get(path)
+            if cached is not None and cached[0] == key:
+                infos.append(cached[1])
+                continue
+            try:
+                info = _read_header(path)
+            except (OSError, ValueError) as exc:
+                bad.append((path, f"its header does not parse: {_first_line(exc)}"))
+                continue
+            self._headers[path] = (key, info)
+            infos.append(info)
+        return infos, bad
+
+    # --- memories -----------------------------------------------------------------------------
+
+    def _memory_path(self, guild_id: str, thread_id: str) -> Path:
+        return self.guilds_dir / guild_id / MEMORIES_FOLDER / f"{thread_id}.json"
+
+    async def _save_memory(self, record: MemoryRecord) -> None:
+        self._writable()
+        path = self._memory_path(record.guild_id, record.thread_id)
+        try:
+            await self._write_atomically(path.parent, path, record.to_json().encode())
+        except OSError as exc:
+            raise StoreError(f"could not save the memory of {record.thread_id}: {exc}") from exc
+
+    async def _load_memory(self, guild_id: str, thread_id: str) -> MemoryRecord | None:
+        path = self._memory_path(guild_id, thread_id)
+        try:
+            async with aiofiles.open(path, "rb") as handle:
+                data = await handle.read()
+        except FileNotFoundError:
+            return None
+        try:
+            return MemoryRecord.from_json(data)
+        except ValueError as exc:
+            await self._set_memory_aside(path, exc)
+            return None
+
+    async def _list_memories(self, guild_id: str) -> list[MemoryRecord]:
+        folder = self.guilds_dir / guild_id / MEMORIES_FOLDER
+        if not await aiofiles.os.path.isdir(folder):
+            return []
+        names = await aiofiles.os.listdir(folder)
+        records: list[MemoryRecord] = []
+        for name in sorted(names):
+            stem = name.removesuffix(".json")
+            if name.endswith(".json") and stem.isdigit():
+                record = await self._load_memory(guild_id, stem)
+                if record is not None:
+                    records.append(record)
+        return records
+
+    async def _delete_memory(self, guild_id: str, thread_id: str) -> bool:
+        self._writable()
+        try:
+            await aiofiles.os.remove(self._memory_path(guild_id, thread_id))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StoreError(f"could not delete the memory of {thread_id}: {exc}") from exc
+        return True
+
+    async def _set_memory_aside(self, path: Path, exc: Exception) -> None:
+        why = f"it does not parse: {_first_line(exc)}"
+        if self.read_only:
+            log.warning("memory file %s: %s (left as it is: read-only)", path, why)
+            return
+        target = path.with_name(path.name + ".corrupt")
+        with contextlib.suppress(OSError):
+            await aiofiles.os.replace(path, target)
+        log.warning("memory file %s: %s; moved aside to %s", path, why, target.name)
 
     async def _load(self, thread_id: str) -> Conversation | None:
         entry = self._index.get(thread_id)
@@ -424,6 +551,32 @@ def _ref_for(conversation: Conversation, path: Path) -> ConversationRef:
         requester=conversation.requester,
         created=conversation.created_at.astimezone(UTC).date(),
         location=str(path),
+    )
+
+
+def _read_header(path: Path) -> ConversationInfo:
+    """A conversation's header from the start of its file; the whole file only if need be."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER_PROBE)
+        cut = head.find(_HISTORY_MARKER)
+        if cut >= 0:
+            raw = json.loads(head[:cut] + b"\n}")
+        else:  # a long summary, or a file written by something else: read it all
+            raw = json.loads(head + handle.read())
+            if not isinstance(raw, dict):
+                raise ValueError("the file is not a JSON object")
+            raw.pop("history", None)
+    conversation = Conversation.model_validate(raw)
+    return ConversationInfo(
+        thread_id=conversation.thread_id,
+        guild_id=conversation.guild_id,
+        guild_name=conversation.guild_name,
+        requester=conversation.requester,
+        participants=tuple(conversation.participants),
+        created_at=conversation.created_at,
+        updated_at=conversation.updated_at,
+        summary=conversation.summary,
+        ended=conversation.ended,
     )
 
 

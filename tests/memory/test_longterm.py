@@ -1,0 +1,194 @@
+"""Long-term memory: eligibility, extractive distillation, the batch job and its resilience."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
+from memory.longterm import (
+    ExtractiveDistiller,
+    MemoryService,
+    eligible,
+    extractive_memory,
+)
+from memory.memories import MemoryData, MemoryRecord
+from memory.models import Conversation
+from memory.store.base import ConversationInfo
+
+LONG_AGO = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def said(text: str, who: str = "33", message_id: str | None = None, name: str = "Alice") -> Message:
+    return Message(
+        message_type=MessageType.CHAT,
+        message_content=text,
+        requester=who,
+        message_id=message_id,
+        created_at=LONG_AGO,
+        meta={"author_name": name},
+    )
+
+
+async def old_conversation(
+    manager: InMemoryConversationManager, thread_id: str, lines: list[Message], guild_id: str = "22"
+) -> None:
+    await manager.create_conversation(
+        thread_id=thread_id, guild_id=guild_id, requester="33", channel_id="44", created_at=LONG_AGO
+    )
+    for line in lines:
+        await manager.add_message_to_conversation(thread_id, line)
+    await manager.remove_conversation(thread_id)  # saved and no longer active
+
+
+def info(thread_id: str, updated: datetime) -> ConversationInfo:
+    return ConversationInfo(thread_id, "22", "G", "33", ("33",), updated, updated, "", False)
+
+
+def record(thread_id: str, source: datetime) -> MemoryRecord:
+    return MemoryRecord(
+        thread_id=thread_id, guild_id="22", requester="33", source_updated_at=source
+    )
+
+
+def test_eligibility_rules() -> None:
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    infos = [
+        info("1", now - timedelta(hours=3)),  # idle, no memory: eligible
+        info("2", now - timedelta(minutes=30)),  # not idle long enough
+        info("3", now - timedelta(hours=3)),  # memory up to date
+        info("4", now - timedelta(hours=3)),  # memory older than the conversation
+        info("5", now - timedelta(hours=3)),  # active in memory
+    ]
+    memories = {
+        "3": record("3", now - timedelta(hours=3)),
+        "4": record("4", now - timedelta(hours=4)),
+    }
+    found = eligible(infos, memories, now=now, inactivity=7200, active={"5"})
+    assert [i.thread_id for i in found] == ["1", "4"]
+
+
+def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
+    conversation = Conversation(
+        thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
+    )
+    for message in [
+        said("We decided to move the launch party to the Lisbon office.", "33", "101"),
+        said("Lisbon office has room for the launch party guests.", "34", "102", name="Bob"),
+        Message(message_type="thinking", message_content="secret plan about the launch party"),
+        said("Who books the catering for the launch party?", "34", "103", name="Bob"),
+        Message(message_type="chat", message_content="Echo thinks the launch party is great."),
+        Message(
+            message_type="tool_call_response",
+            message_content="Lisbon weather in June: sunny, 25 degrees.",
+            tool_call_id="c1",
+            name="weather",
+        ),
+    ]:
+        conversation.add_message(message)
+    data = extractive_memory(conversation)
+    everything = data.model_dump_json()
+    assert "secret" not in everything and "Echo thinks" not in everything
+    assert "launch" in data.topics and "lisbon" in data.topics
+    by_text = {f.text: f for f in data.facts}
+    decided = by_text["We decided to move the launch party to the Lisbon office."]
+    assert decided.about == "33" and decided.source_message_ids == ["101"]
+    assert by_text["Lisbon weather in June: sunny, 25 degrees."].about is None
+    assert data.decisions == ["We decided to move the launch party to the Lisbon office."]
+    assert data.open_questions == ["Who books the catering for the launch party?"]
+    assert "Alice: We decided" in data.summary or "Bob:" in data.summary
+
+
+async def test_generate_upserts_memories_and_skips_fresh_ones(tmp_path: Path) -> None:
+    async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
+        await old_conversation(manager, "11", [said("The build server moved to Frankfurt.")])
+        await old_conversation(manager, "12", [said("Budget approved for new laptops.")], "23")
+        await manager.create_conversation(
+            thread_id="13", guild_id="22", requester="33", channel_id="44"
+        )  # active: never eligible
+        service = MemoryService(manager, ExtractiveDistiller(), inactivity=3600)
+        seen: list[tuple[int, int]] = []
+        report = await service.generate(progress=lambda done, total: seen.append((done, total)))
+        assert (report.eligible, report.generated, report.failed) == (2, 2, 0)
+        assert seen == [(1, 2), (2, 2)]
+        memory = await manager.store.load_memory("22", "11")
+        assert memory is not None and memory.generator == "extractive"
+        assert "Frankfurt" in memory.memory_data.summary
+        assert memory.conversation_created_at == LONG_AGO
+        assert (tmp_path / "guilds" / "22" / "memories" / "11.json").is_file()
+        # Nothing changed: nothing to do.
+        assert (await service.generate()).eligible == 0
+        # Per guild only.
+        await manager.add_message_to_conversation("12", said("Laptops arrive Monday."))
+        await manager.remove_conversation("12")
+        assert (await service.generate("22")).eligible == 0
+
+
+async def test_new_messages_make_the_memory_stale_and_it_is_upserted(tmp_path: Path) -> None:
+    async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
+        await old_conversation(manager, "11", [said("First topic: the garden fence.")])
+        service = MemoryService(manager, ExtractiveDistiller(), inactivity=0)
+        await service.generate()
+        first = await manager.store.load_memory("22", "11")
+        later = Message(
+            message_type="chat",
+            message_content="Second topic: the garden pond needs cleaning.",
+            requester="34",
+            created_at=LONG_AGO + timedelta(days=1),
+        )
+        await manager.add_message_to_conversation("11", later)
+        await manager.remove_conversation("11")
+        report = await service.generate()
+        second = await manager.store.load_memory("22", "11")
+    assert report.generated == 1
+    assert first is not None and second is not None
+    assert second.created_at == first.created_at and second.updated_at > first.updated_at
+    assert second.source_updated_at == LONG_AGO + timedelta(days=1)
+    assert "pond" in second.memory_data.model_dump_json()
+    assert second.participants == ["33", "34"]
+
+
+class BrokenFor:
+    """A distiller that fails for one conversation, as a model with a broken reply would."""
+
+    name = "flaky"
+
+    def __init__(self, bad_thread: str) -> None:
+        self.bad_thread = bad_thread
+
+    async def distil(self, conversation: Conversation) -> MemoryData:
+        if conversation.thread_id == self.bad_thread:
+            raise ValueError("the model's JSON did not validate twice")
+        return extractive_memory(conversation)
+
+
+async def test_one_failure_never_stops_the_batch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
+        for thread in ("11", "12", "13"):
+            await old_conversation(manager, thread, [said(f"Conversation {thread} about trains.")])
+        service = MemoryService(manager, BrokenFor("12"), inactivity=0)
+        report = await service.generate()
+        assert (report.eligible, report.generated, report.failed) == (3, 2, 1)
+        assert report.failures == [("12", "the model's JSON did not validate twice")]
+        assert await manager.store.load_memory("22", "13") is not None
+        assert await manager.store.load_memory("22", "12") is None
+        # The failed one is still eligible next time.
+        assert [i.thread_id for i in await service.find_eligible()] == ["12"]
+    assert "memory of conversation 12 failed" in caplog.text
+
+
+async def test_headers_are_read_without_the_history(tmp_path: Path) -> None:
+    async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
+        await old_conversation(manager, "11", [said("x" * 50) for _ in range(3)])
+    [path] = (tmp_path / "guilds" / "22").glob("*.json")
+    text = path.read_text()
+    # Break the history part only: a header reader that parsed the history would fail.
+    path.write_text(text[: text.index('"history"')] + '"history": [ not json at all')
+    async with JsonFileStore(tmp_path) as store:
+        [header] = await store.conversation_infos("22")
+    assert header.thread_id == "11" and header.updated_at == LONG_AGO
+    assert header.participants == ("33",)
