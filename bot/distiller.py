@@ -1,0 +1,136 @@
+"""Distilling a conversation into a memory with the model: JSON, validated, one retry.
+
+The transcript shows each message's Discord id and its author's id, so the model can say
+whom a fact is about and which messages it came from; ids it invents are dropped, because
+forgetting a person relies on them. The model sees what people said and what tools
+returned, never Echo's thinking.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+from pydantic import ValidationError
+
+from memory import Conversation, MessageType
+from memory.memories import Fact, MemoryData
+
+from .llm import ChatProvider
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MemoryGenerationError", "ModelDistiller"]
+
+INSTRUCTIONS = """You distil a Discord conversation into a long-term memory.
+Answer with one JSON object and nothing else, with exactly these keys:
+{"summary": "3-6 sentences: what was discussed, decided and left open, with dates if said",
+ "topics": ["short keyword", ...],
+ "facts": [{"text": "one self-contained fact", "about": "<user id the fact is about, or null>",
+            "source_message_ids": ["<message id>", ...]}, ...],
+ "decisions": ["..."], "action_items": ["..."], "open_questions": ["..."]}
+Use only what the transcript says. Ids are the digits shown in the transcript."""
+
+_FENCED = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
+
+
+class MemoryGenerationError(Exception):
+    """The model did not produce a valid memory, even after being told what was wrong."""
+
+
+class ModelDistiller:
+    """A distiller backed by a chat model (``bot.llm``)."""
+
+    def __init__(self, provider: ChatProvider, *, max_transcript_chars: int = 24_000) -> None:
+        self.provider = provider
+        self.name = provider.model
+        self.max_transcript_chars = max_transcript_chars
+
+    async def distil(self, conversation: Conversation) -> MemoryData:
+        messages = [
+            {"role": "system", "content": INSTRUCTIONS},
+            {"role": "user", "content": self.transcript(conversation)},
+        ]
+        reply = await self.provider.complete(messages, json_mode=True)
+        try:
+            data = _parse(reply)
+        except (ValidationError, ValueError) as first:
+            problem = _problem(first)
+            log.info(
+                "memory of %s: invalid JSON from the model (%s); asking again",
+                conversation.thread_id,
+                problem,
+            )
+            messages += [
+                {"role": "assistant", "content": reply},
+                {
+                    "role": "user",
+                    "content": f"That is not valid: {problem}. Answer again with only the JSON "
+                    "object, exactly as described.",
+                },
+            ]
+            reply = await self.provider.complete(messages, json_mode=True)
+            try:
+                data = _parse(reply)
+            except (ValidationError, ValueError) as second:
+                raise MemoryGenerationError(
+                    f"the model's memory JSON was invalid twice: {_problem(second)}"
+                ) from None
+        return _clean(data, conversation)
+
+    def transcript(self, conversation: Conversation) -> str:
+        lines = [f"Conversation started {conversation.created_at:%Y-%m-%d %H:%M} UTC."]
+        for message in conversation.history:
+            if message.message_type is MessageType.CHAT and message.requester is not None:
+                name = (message.meta.model_extra or {}).get("author_name") or "someone"
+                lines.append(
+                    f"[message {message.message_id or '-'}] {name} (user {message.requester}), "
+                    f"{message.created_at:%Y-%m-%d}: {message.message_content}"
+                )
+            elif message.message_type is MessageType.CHAT:
+                lines.append(f"Echo: {message.message_content}")
+            elif message.message_type is MessageType.TOOL_CALL_RESPONSE:
+                lines.append(
+                    f"(tool {message.meta.name or ''} returned: {message.message_content})"
+                )
+        text = "\n".join(lines)
+        if len(text) > self.max_transcript_chars:
+            text = (
+                text[: self.max_transcript_chars // 3]
+                + "\n…\n"
+                + text[-self.max_transcript_chars * 2 // 3 :]
+            )
+        return text
+
+
+def _parse(reply: str) -> MemoryData:
+    text = reply.strip()
+    fenced = _FENCED.search(text)
+    if fenced:
+        text = fenced.group(1)
+    return MemoryData.model_validate(json.loads(text))
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the object"
+        return f"{where}: {first['msg']}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _clean(data: MemoryData, conversation: Conversation) -> MemoryData:
+    """Keep only ids that exist in the conversation (people, and what they said)."""
+    people = set(conversation.participants)
+    said = {
+        m.message_id: m.requester
+        for m in conversation.history
+        if m.message_id is not None and m.requester is not None
+    }
+    facts: list[Fact] = []
+    for fact in data.facts:
+        sources = [i for i in fact.source_message_ids if i in said]
+        about = fact.about if fact.about in people else None
+        facts.append(Fact(text=fact.text, about=about, source_message_ids=sources))
+    return data.model_copy(update={"facts": facts})
