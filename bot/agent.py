@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from memory import Conversation, InMemoryConversationManager, Message, MessageType
@@ -42,6 +41,8 @@ RECORD_FAILURE = "Sorry, I couldn't save this conversation just now, so I'm not 
 EMPTY_ANSWER = "The model came back with an empty answer. Please try rephrasing."
 # The share of the context budget kept free for the model's answer.
 ANSWER_RESERVE = 0.25
+# At most this many folds per reply: each may take a model call.
+FOLD_PASSES = 3
 ECHO_NAME = "Echo"
 
 
@@ -139,10 +140,13 @@ class Agent:
         self.system_prompt = system_prompt
         self.max_context_tokens = max_context_tokens
         self.max_tool_rounds = max_tool_rounds
-        # thread id -> created_at of the newest message folded into the rolling summary.
-        # In memory only: after a restart the summary is taken to cover what precedes the
-        # window, which at worst leaves a gap, never a message summarised twice.
-        self._folded_through: dict[str, datetime] = {}
+        # thread id -> the messages already folded into the rolling summary (``_fold_key``).
+        # By identity, not by time: Echo's answer is placed right after the question it
+        # answered, so a message sent while it was being written leaves the window after
+        # an answer stamped later than itself. In memory only: after a restart the summary
+        # is taken to cover what precedes the window, which at worst leaves a gap, never a
+        # message summarised twice.
+        self._folded: dict[str, set[tuple[Any, ...]]] = {}
 
     # --- answering ----------------------------------------------------------------------------
 
@@ -323,26 +327,33 @@ class Agent:
     async def _fold_old_messages(
         self, conversation: Conversation, names: Mapping[str, str]
     ) -> None:
-        """Fold what fell out of the context window into the rolling summary."""
-        dropped = self.context(conversation, names).dropped
-        if not dropped:
-            return
+        """Fold what fell out of the context window into the rolling summary.
+
+        A longer summary leaves less room for history in the window, which can push more
+        messages out: folding repeats (a few passes at most) until none is left out unfolded.
+        """
         thread_id = conversation.thread_id
-        newest = max(m.created_at for m in dropped)
-        through = self._folded_through.get(thread_id)
-        if through is None and conversation.summary:
-            self._folded_through[thread_id] = newest
-            return
-        fresh = [m for m in dropped if through is None or m.created_at > through]
-        if not any(m.message_type is MessageType.CHAT for m in fresh):
-            return
-        if self.provider.offline:
-            addition = extractive_summary(fresh, names, max_chars=600, echo_name=ECHO_NAME)
-            summary = _join_summary(conversation.summary, addition)
-        else:
-            summary = await self._model_fold(conversation.summary, fresh, names)
-        self._folded_through[thread_id] = newest
-        if summary and summary != conversation.summary:
+        for _ in range(FOLD_PASSES):
+            dropped = self.context(conversation, names).dropped
+            if not dropped:
+                return
+            folded = self._folded.get(thread_id)
+            if folded is None and conversation.summary:
+                self._folded[thread_id] = {_fold_key(m) for m in dropped}
+                return
+            folded = folded if folded is not None else set()
+            fresh = [m for m in dropped if _fold_key(m) not in folded]
+            if not any(m.message_type is MessageType.CHAT for m in fresh):
+                return
+            if self.provider.offline:
+                addition = extractive_summary(fresh, names, max_chars=600, echo_name=ECHO_NAME)
+                summary = _join_summary(conversation.summary, addition)
+            else:
+                summary = await self._model_fold(conversation.summary, fresh, names)
+            folded.update(_fold_key(m) for m in fresh)
+            self._folded[thread_id] = folded
+            if not summary or summary == conversation.summary:
+                return
             await self.manager.set_summary(thread_id, summary)
             log.info("thread %s: folded %d older messages into the summary", thread_id, len(fresh))
 
@@ -368,6 +379,11 @@ class Agent:
         except LLMError as exc:
             log.warning("rolling summary by the model failed (%s); folding extractively", exc)
             return _join_summary(summary, extractive_summary(fresh, names, max_chars=600))
+
+
+def _fold_key(message: Message) -> tuple[Any, ...]:
+    """What identifies a recorded message for folding (an edited one counts as new)."""
+    return (message.message_type, message.message_id, message.created_at, message.message_content)
 
 
 def _newest_human_id(history: Sequence[Message]) -> str | None:
