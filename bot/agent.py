@@ -43,6 +43,10 @@ EMPTY_ANSWER = "The model came back with an empty answer. Please try rephrasing.
 ANSWER_RESERVE = 0.25
 # At most this many folds per reply: each may take a model call.
 FOLD_PASSES = 3
+# The rolling summary's share of the history budget at most (its newest part is kept), so
+# that however long a conversation grows, the recent messages still fit beside it.
+SUMMARY_SHARE = 0.3
+SUMMARY_LIMIT = 3000
 ECHO_NAME = "Echo"
 
 
@@ -269,10 +273,9 @@ class Agent:
     ) -> ContextWindow:
         """System prompt + summary + the newest history that fits the token budget."""
         system = self.system_prompt
-        if conversation.summary:
-            system += (
-                "\n\nSummary of the earlier part of this conversation:\n" + conversation.summary
-            )
+        summary = _tail(conversation.summary, self._summary_chars())
+        if summary:
+            system += "\n\nSummary of the earlier part of this conversation:\n" + summary
         budget = int(self.max_context_tokens * (1 - ANSWER_RESERVE)) - estimate_tokens(system)
         ordered = _ordered(conversation.history, turn)
         units = _units(ordered, names)
@@ -346,8 +349,11 @@ class Agent:
             if not any(m.message_type is MessageType.CHAT for m in fresh):
                 return
             if self.provider.offline:
-                addition = extractive_summary(fresh, names, max_chars=600, echo_name=ECHO_NAME)
-                summary = _join_summary(conversation.summary, addition)
+                limit = self._summary_chars()
+                addition = extractive_summary(
+                    fresh, names, max_chars=min(600, limit), echo_name=ECHO_NAME
+                )
+                summary = _join_summary(conversation.summary, addition, limit)
             else:
                 summary = await self._model_fold(conversation.summary, fresh, names)
             folded.update(_fold_key(m) for m in fresh)
@@ -366,8 +372,8 @@ class Agent:
                 "role": "system",
                 "content": "You maintain the running summary of a long Discord conversation. "
                 "Merge the new messages into the summary: keep every fact, decision, name and "
-                "open question; drop small talk. At most 12 sentences. "
-                "Answer with the summary only.",
+                "open question; drop small talk. At most 12 sentences and "
+                f"{self._summary_chars()} characters. Answer with the summary only.",
             },
             {
                 "role": "user",
@@ -378,7 +384,16 @@ class Agent:
             return (await self.provider.complete(prompt)).strip() or summary
         except LLMError as exc:
             log.warning("rolling summary by the model failed (%s); folding extractively", exc)
-            return _join_summary(summary, extractive_summary(fresh, names, max_chars=600))
+            limit = self._summary_chars()
+            addition = extractive_summary(
+                fresh, names, max_chars=min(600, limit), echo_name=ECHO_NAME
+            )
+            return _join_summary(summary, addition, limit)
+
+    def _summary_chars(self) -> int:
+        """How much of the rolling summary goes into the context (and is kept, offline)."""
+        tokens = self.max_context_tokens * (1 - ANSWER_RESERVE) * SUMMARY_SHARE
+        return min(SUMMARY_LIMIT, max(400, int(tokens) * 4))
 
 
 def _fold_key(message: Message) -> tuple[Any, ...]:
@@ -522,9 +537,14 @@ def _transcript(history: Sequence[Message], names: Mapping[str, str], *, limit: 
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def _join_summary(summary: str, addition: str, limit: int = 3000) -> str:
+def _join_summary(summary: str, addition: str, limit: int = SUMMARY_LIMIT) -> str:
     text = f"{summary}\n{addition}".strip() if summary else addition
-    return text if len(text) <= limit else "…" + text[-limit:]
+    return _tail(text, limit)
+
+
+def _tail(text: str, limit: int) -> str:
+    """The end of ``text`` in at most ``limit`` characters: a summary's newest part."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def _params(arguments: str) -> dict[str, Any]:
