@@ -349,11 +349,11 @@ class Agent:
             if not any(m.message_type is MessageType.CHAT for m in fresh):
                 return
             if self.provider.offline:
-                limit = self._summary_chars()
-                addition = extractive_summary(
-                    fresh, names, max_chars=min(600, limit), echo_name=ECHO_NAME
+                # The telling sentences of everything outside the window, picked afresh each
+                # time: appending and cutting would forget the oldest first, however telling.
+                summary = extractive_summary(
+                    dropped, names, max_chars=self._summary_chars(), echo_name=ECHO_NAME
                 )
-                summary = _join_summary(conversation.summary, addition, limit)
             else:
                 summary = await self._model_fold(conversation.summary, fresh, names)
             folded.update(_fold_key(m) for m in fresh)
