@@ -39,6 +39,9 @@ class StreamingReply:
     ) -> None:
         self.channel = channel
         self.allowed_mentions = allowed_mentions
+        # The first message quotes what it answers without pinging (mention_author=False);
+        # an edit carrying replied_user=True would add that ping after all.
+        self._edit_mentions = allowed_mentions.merge(discord.AllowedMentions(replied_user=False))
         self.reference = reference
         self.edit_interval = edit_interval
         self.show_thinking = show_thinking
@@ -106,7 +109,7 @@ class StreamingReply:
                 if index < len(self.messages):
                     if self._rendered[index] != chunk:
                         await self.messages[index].edit(
-                            content=chunk, allowed_mentions=self.allowed_mentions
+                            content=chunk, allowed_mentions=self._edit_mentions
                         )
                         self._rendered[index] = chunk
                         self._last_write = time.monotonic()
