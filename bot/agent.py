@@ -39,6 +39,7 @@ __all__ = [
 FALLBACK_FAILURE = "Sorry, something went wrong on my side. Please try again."
 RECORD_FAILURE = "Sorry, I couldn't save this conversation just now, so I'm not answering yet."
 EMPTY_ANSWER = "The model came back with an empty answer. Please try rephrasing."
+TOOLS_FAILURE = "I couldn't finish looking things up for this one. Please try rephrasing it."
 # The share of the context budget kept free for the model's answer.
 ANSWER_RESERVE = 0.25
 # At most this many folds per reply: each may take a model call.
@@ -183,6 +184,7 @@ class Agent:
     ) -> AsyncIterator[AgentEvent]:
         thread_id = conversation.thread_id
         turn = Turn(len(conversation.history), _newest_human_id(conversation.history))
+        tool_errors: list[str] = []
         for number in range(self.max_tool_rounds + 1):
             if number:
                 yield RoundStart(number)
@@ -211,8 +213,20 @@ class Agent:
                 await self._record(thread_id, MessageType.THINKING, thinking, turn)
             if calls and may_use_tools:
                 yield ToolUse(tuple(c.name for c in calls))
-                await self._run_tools(conversation, calls, text, turn)
+                tool_errors = await self._run_tools(conversation, calls, text, turn)
                 continue
+            if calls and not text:
+                # Told the tools were done (none offered), the model still only calls them:
+                # say why in one line, with what its last tool calls got wrong, if anything.
+                log.warning(
+                    "thread %s: no answer after %d tool round(s): the model still asked for %s%s",
+                    thread_id,
+                    self.max_tool_rounds,
+                    ", ".join(dict.fromkeys(c.name for c in calls)),
+                    f"; last tool errors: {'; '.join(tool_errors)}" if tool_errors else "",
+                )
+                yield Failure(TOOLS_FAILURE)
+                return
             if calls:
                 log.warning(
                     "thread %s: the model asked for tools after the last tool round; ignored",
@@ -232,8 +246,10 @@ class Agent:
         calls: Sequence[ToolCallRequest],
         commentary: str,
         turn: Turn,
-    ) -> None:
+    ) -> list[str]:
+        """Run and record the calls; returns the errors they gave (``"tool: error"``)."""
         thread_id = conversation.thread_id
+        errors: list[str] = []
         await self.manager.add_message_to_conversation(
             thread_id,
             Message(
@@ -250,6 +266,7 @@ class Agent:
                 log.info(
                     "thread %s: tool %s gave an error: %s", thread_id, call.name, result.content
                 )
+                errors.append(f"{call.name}: {result.content}")
             await self.manager.add_message_to_conversation(
                 thread_id,
                 Message(
@@ -260,6 +277,7 @@ class Agent:
                     meta=_turn_meta(turn),
                 ),
             )
+        return errors
 
     async def _record(self, thread_id: str, kind: MessageType, text: str, turn: Turn) -> None:
         await self.manager.add_message_to_conversation(
