@@ -297,18 +297,17 @@ class Agent:
         budget = int(self.max_context_tokens * (1 - ANSWER_RESERVE)) - estimate_tokens(system)
         ordered = _ordered(conversation.history, turn)
         units = _units(ordered, names)
-        chosen: list[_Unit] = []
-        used = 0
-        for unit in reversed(units):
-            if chosen and used + unit.tokens > budget:
+        # The message being answered and all after it (this reply's tool rounds) always go,
+        # shortened if need be: a long tool result must not push the question out.
+        start = _last_user_unit(units)
+        chosen = units[start:]
+        _fit(chosen, budget)
+        used = sum(unit.tokens for unit in chosen)
+        for unit in reversed(units[:start]):
+            if used + unit.tokens > budget:
                 break
-            chosen.append(unit)
+            chosen.insert(0, unit)
             used += unit.tokens
-        chosen.reverse()
-        if chosen and used > budget:
-            # Even the newest message alone is too long: keep its end, which is what was asked.
-            _shrink(chosen[-1], budget)
-            used = chosen[-1].tokens
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for unit in chosen:
             messages.extend(unit.messages)
@@ -525,13 +524,44 @@ def _units(history: Sequence[Message], names: Mapping[str, str]) -> list[_Unit]:
     return units
 
 
-def _shrink(unit: _Unit, budget: int) -> None:
-    entry = unit.messages[-1]
-    content = entry.get("content") or ""
-    keep = max(budget, 64) * 4
-    if len(content) > keep:
-        entry["content"] = "…" + content[-keep:]
-    unit.tokens = sum(estimate_tokens(str(m.get("content") or "")) for m in unit.messages)
+def _last_user_unit(units: Sequence[_Unit]) -> int:
+    """Where the newest person's message is (the last unit if there is none)."""
+    for index in range(len(units) - 1, -1, -1):
+        if units[index].messages[0]["role"] == "user":
+            return index
+    return max(len(units) - 1, 0)
+
+
+def _unit_tokens(unit: _Unit) -> int:
+    return sum(
+        estimate_tokens(json.dumps(m) if m.get("tool_calls") else m.get("content") or "")
+        for m in unit.messages
+    )
+
+
+def _fit(units: Sequence[_Unit], budget: int) -> None:
+    """Shorten the longest texts until ``units`` fit ``budget`` (none below 64 tokens).
+
+    A tool result keeps its beginning (results come best first); anything else keeps its
+    end, which is where a long message usually asks its question.
+    """
+    floor = 64 * 4
+    while (total := sum(unit.tokens for unit in units)) > budget:
+        candidates = [
+            (len(entry["content"]), index, entry, unit)
+            for unit in units
+            for index, entry in enumerate(unit.messages)
+            if isinstance(entry.get("content"), str) and len(entry["content"]) > floor + 1
+        ]
+        if not candidates:
+            return
+        size, _, entry, unit = max(candidates, key=lambda c: c[0])
+        keep = max(floor, size - (total - budget) * 4 - 1)
+        content = entry["content"]
+        entry["content"] = (
+            content[:keep] + "…" if entry["role"] == "tool" else "…" + content[-keep:]
+        )
+        unit.tokens = _unit_tokens(unit)
 
 
 def _speaker(message: Message, names: Mapping[str, str]) -> str:
