@@ -47,6 +47,7 @@ class StreamingReply:
         self.show_thinking = show_thinking
         self.messages: list[discord.Message] = []
         self._text = ""
+        self._earlier = ""  # the last round's text, when a new round reset it
         self._rendered: list[str] = []
         self._dirty = asyncio.Event()
         self._last_write = 0.0
@@ -71,6 +72,8 @@ class StreamingReply:
 
     def reset(self) -> None:
         """A new model round: what was shown so far is replaced by what comes next."""
+        if self._text.strip():
+            self._earlier = self._text
         self._text = ""
 
     async def finish(self, text: str, thinking: str = "") -> None:
@@ -84,8 +87,11 @@ class StreamingReply:
     async def fail(self, line: str) -> None:
         """Keep whatever was shown, then say what went wrong in one line."""
         await self._stop()
-        if self._text.strip():
-            await self._render(self._text)
+        # After a tool round, what is on screen is the round before's text (with the cursor,
+        # and perhaps cut short): show it whole, so no message is left looking unfinished.
+        shown = self._text if self._text.strip() else self._earlier if self.messages else ""
+        if shown.strip():
+            await self._render(shown)
         await self._send(f"⚠️ {line}", first=not self.messages)
 
     # --- rendering ----------------------------------------------------------------------------
