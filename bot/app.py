@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from memory import InMemoryConversationManager, JsonFileStore
+from memory.longterm import ExtractiveDistiller, MemoryService
 
 from .agent import Agent
 from .client import EchoBot
 from .config import Settings
 from .discord_endpoints import apply_discord_endpoints
+from .distiller import ModelDistiller
 from .llm import make_provider
 from .tools import default_tools
 
@@ -65,7 +67,13 @@ async def echo_app(settings: Settings, **bot_options: Any) -> AsyncIterator[Echo
                 max_context_tokens=settings.max_context_tokens,
                 max_tool_rounds=settings.max_tool_rounds,
             )
-            bot = EchoBot(settings=settings, manager=manager, agent=agent, **bot_options)
+            distiller = ExtractiveDistiller() if provider.offline else ModelDistiller(provider)
+            memories = MemoryService(
+                manager, distiller, inactivity=settings.memory_inactivity_seconds
+            )
+            bot = EchoBot(
+                settings=settings, manager=manager, agent=agent, memories=memories, **bot_options
+            )
             async with bot:
                 yield bot
     finally:

@@ -16,6 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from memory import InMemoryConversationManager
+from memory.longterm import MemoryService
 
 from .agent import Agent
 from .config import Settings
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "EchoBot", "invite_url"]
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation",)
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.memory")
 
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -63,6 +64,7 @@ class EchoBot(commands.Bot):
         settings: Settings,
         manager: InMemoryConversationManager,
         agent: Agent,
+        memories: MemoryService,
         **options: Any,
     ) -> None:
         options.setdefault("intents", intents())
@@ -72,6 +74,7 @@ class EchoBot(commands.Bot):
         self.settings = settings
         self.manager = manager
         self.agent = agent
+        self.memories = memories
         self.closing = False
         self.reply_tasks: set[asyncio.Task[None]] = set()
 

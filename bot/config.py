@@ -74,6 +74,13 @@ class Settings(BaseModel):
     max_attachment_bytes: Annotated[int, Field(ge=0)] = Field(
         100_000, alias="ECHO_MAX_ATTACHMENT_BYTES"
     )
+    memory_inactivity_seconds: Annotated[float, Field(ge=0)] = Field(
+        7200.0, alias="ECHO_MEMORY_INACTIVITY_SECONDS"
+    )
+    memory_auto: bool = Field(False, alias="ECHO_MEMORY_AUTO")
+    memory_interval_seconds: Annotated[float, Field(gt=0)] = Field(
+        3600.0, alias="ECHO_MEMORY_INTERVAL_SECONDS"
+    )
     log_level: str = Field("INFO", alias="ECHO_LOG_LEVEL")
 
     @field_validator("discord_api_base")

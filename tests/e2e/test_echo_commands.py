@@ -22,7 +22,7 @@ async def test_commands_are_synced_to_the_dev_guild(
 ) -> None:
     async with running_echo(discord_emulator, tmp_path) as echo:
         names = {c.name for c in echo.emu.commands(echo.world.guild.id)}
-    assert names == {"save", "summarize", "end", "export"}
+    assert names == {"save", "summarize", "end", "export", "memory"}
     assert all(c.body["description"] for c in echo.emu.commands(echo.world.guild.id))
 
 

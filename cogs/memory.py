@@ -1,0 +1,125 @@
+"""/memory: long-term memories of this server: generate them, and see what is kept about you.
+
+Every answer here is scoped to the server the command is used in: nothing learned in one
+server is ever shown in another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.text import MESSAGE_LIMIT
+
+if TYPE_CHECKING:
+    from bot.client import EchoBot
+
+log = logging.getLogger(__name__)
+
+
+@app_commands.guild_only()
+class MemoryCog(
+    commands.GroupCog,
+    group_name="memory",
+    group_description="Echo's long-term memory of this server.",
+):
+    """Memory generation and people's view of what Echo keeps."""
+
+    def __init__(self, bot: EchoBot) -> None:
+        self.bot = bot
+        self.service = bot.memories
+        self.settings = bot.settings
+        self._auto: asyncio.Task[None] | None = None
+        super().__init__()
+
+    async def cog_load(self) -> None:
+        if self.settings.memory_auto:
+            self._auto = asyncio.get_running_loop().create_task(
+                self._periodic(), name="echo-memory-auto"
+            )
+
+    async def cog_unload(self) -> None:
+        if self._auto is not None:
+            self._auto.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._auto
+
+    async def _periodic(self) -> None:
+        interval = self.settings.memory_interval_seconds
+        log.info("automatic memory runs every %.0f s", interval)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                report = await self.service.generate()
+                if report.eligible:
+                    log.info("automatic memory run: %s", report.line())
+            except Exception:
+                log.exception("the automatic memory run failed; next try in %.0f s", interval)
+
+    @app_commands.command(
+        name="generate", description="Distil this server's ended conversations into memories now."
+    )
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def generate(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        report = await self.service.generate(str(interaction.guild_id))
+        text = f"Memory run done: {report.line()}."
+        if report.failures:
+            text += " The failures are in Echo's log."
+        await interaction.followup.send(text, ephemeral=True)
+
+    @app_commands.command(
+        name="show",
+        description="See what Echo remembers about you in this server (only you see it).",
+    )
+    async def show(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        user = str(interaction.user.id)
+        guild = str(interaction.guild_id)
+        records = await self.service.store.list_memories(guild)
+        facts = [f.text for r in records for f in r.memory_data.facts if f.about == user]
+        infos = await self.service.store.conversation_infos(guild)
+        mine = sorted(
+            (i for i in infos if user in i.participants), key=lambda i: i.created_at, reverse=True
+        )
+        lines = ["**What I remember about you in this server**"]
+        lines += [f"• {fact}" for fact in facts] or ["No facts about you yet."]
+        lines.append(f"\n**Conversations you were in here: {len(mine)}**")
+        for info in mine[:15]:
+            summary = " ".join(info.summary.split())[:120]
+            lines.append(
+                f"• <#{info.thread_id}> started {info.created_at:%Y-%m-%d}"
+                + (f": {summary}" if summary else "")
+            )
+        if len(mine) > 15:
+            lines.append(f"…and {len(mine) - 15} more.")
+        text = "\n".join(lines)
+        if len(text) > MESSAGE_LIMIT:
+            text = text[: MESSAGE_LIMIT - 2] + "…"
+        await interaction.followup.send(
+            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.MissingPermissions):
+            text = "Only members with the Manage Server permission can run this."
+        else:
+            log.error("/memory failed: %s", error, exc_info=error)
+            text = "Sorry, that didn't work. The operator can find the cause in Echo's log."
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+
+
+async def setup(bot: EchoBot) -> None:
+    await bot.add_cog(MemoryCog(bot))
