@@ -34,10 +34,9 @@ NOT_A_THREAD = (
     "This isn't an Echo conversation. Mention me in a channel to start one, then use this "
     "command in its thread."
 )
-# Only the person a reply answers may be pinged, never @everyone, roles or other users.
-REPLY_MENTIONS = discord.AllowedMentions(
-    everyone=False, users=False, roles=False, replied_user=True
-)
+# Echo pings nobody: not @everyone, roles or users its model names, and not even the person
+# its reply quotes (the quote shows whom it answers; a ping on every reply is noise).
+REPLY_MENTIONS = discord.AllowedMentions.none()
 HUMAN_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 COOLDOWN_NOTE = "You're sending messages quickly, so I'll answer in a few seconds."
 BUSY_NOTE = "I'm answering several conversations at once; yours is next in line."

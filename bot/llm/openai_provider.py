@@ -232,6 +232,10 @@ def to_llm_error(exc: openai.OpenAIError, provider: OpenAIProvider) -> LLMError:
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         detail = f"{type(cause).__name__}: {cause}" if cause else exc.message
+        if type(cause).__name__ in {"RemoteProtocolError", "ReadError"}:
+            # The connection was up and broke: "cannot connect" would send the operator
+            # looking at the wrong thing.
+            return LLMError("unavailable", f"connection to {where} lost mid-answer: {detail}")
         return LLMError("unavailable", f"cannot connect to {where}: {detail}")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
