@@ -22,7 +22,17 @@ from typing import Literal, Self
 
 from .idle import IdleClock
 from .models import Conversation, Message, utcnow, validate_snowflake
-from .mutations import Append, Create, Delete, Edit, End, Mutation, Reopen, SetSummary
+from .mutations import (
+    Append,
+    Create,
+    Delete,
+    Edit,
+    End,
+    ForgetPerson,
+    Mutation,
+    Reopen,
+    SetSummary,
+)
 from .store.base import ConversationStore, StoreError
 
 log = logging.getLogger(__name__)
@@ -255,6 +265,14 @@ class InMemoryConversationManager:
         """Take an ended conversation up again."""
         await self._mutate(Reopen(validate_snowflake(thread_id, "thread_id")))
 
+    async def forget_person(self, thread_id: str, user_id: str) -> bool:
+        """Remove a person's part of one conversation (see ``Conversation.forget_person``)."""
+        return await self._mutate(
+            ForgetPerson(
+                validate_snowflake(thread_id, "thread_id"), validate_snowflake(user_id, "user_id")
+            )
+        )
+
     async def _mutate(self, mutation: Mutation) -> bool:
         thread_id = mutation.thread_id
         async with self._locks.hold(thread_id):
@@ -446,4 +464,8 @@ def _changes(conversation: Conversation, mutation: Mutation) -> bool:
         return not conversation.ended
     if isinstance(mutation, Reopen):
         return conversation.ended
+    if isinstance(mutation, ForgetPerson):
+        return mutation.user_id in conversation.participants or any(
+            m.requester == mutation.user_id for m in conversation.history
+        )
     return True

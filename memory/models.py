@@ -303,6 +303,30 @@ class Conversation(BaseModel):
             self.ended_at = _to_utc(at)
             self._touch(self.ended_at)
 
+    def forget_person(self, user_id: str, at: datetime) -> int:
+        """Remove a person from this conversation; returns how many records went.
+
+        Their messages go, and so do Echo's records answering them (``meta.reply_to``), which
+        are made from their words; so do they from the participants, and the summary, which
+        may quote them. What others said stays.
+        """
+        theirs = {m.message_id for m in self.history if m.requester == user_id and m.message_id}
+        kept = [
+            m
+            for m in self.history
+            if m.requester != user_id
+            and not (m.requester is None and (m.meta.model_extra or {}).get("reply_to") in theirs)
+        ]
+        removed = len(self.history) - len(kept)
+        if not removed and user_id not in self.participants:
+            return 0
+        self.history[:] = kept
+        self._message_ids = {m.message_id for m in kept if m.message_id is not None}
+        self.participants[:] = [p for p in self.participants if p != user_id]
+        self.summary = ""
+        self._touch(_to_utc(at))
+        return removed
+
     def reopen(self, at: datetime) -> None:
         if self.ended_at is not None:
             self.ended_at = None

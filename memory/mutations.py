@@ -19,6 +19,7 @@ __all__ = [
     "Delete",
     "Edit",
     "End",
+    "ForgetPerson",
     "Mutation",
     "MutationError",
     "Purge",
@@ -148,6 +149,23 @@ class Reopen:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetPerson:
+    """A person asked to be forgotten: their part of this conversation goes."""
+
+    thread_id: str
+    user_id: str
+    at: datetime = field(default_factory=utcnow)
+    op = "forget"
+
+    def payload(self) -> dict[str, Any]:
+        return {"user_id": self.user_id, "at": self.at.isoformat()}
+
+    def apply(self, conversation: Conversation | None) -> Conversation:
+        _require(conversation, self).forget_person(self.user_id, self.at)
+        return conversation  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
 class Purge:
     """The conversation was deleted (forgotten): nothing before this record may come back."""
 
@@ -161,7 +179,7 @@ class Purge:
         return None
 
 
-Mutation = Create | Append | Edit | Delete | SetSummary | End | Reopen | Purge
+Mutation = Create | Append | Edit | Delete | SetSummary | End | Reopen | ForgetPerson | Purge
 
 
 def encode(mutation: Mutation) -> bytes:
@@ -198,6 +216,10 @@ def decode(record: dict[str, Any]) -> Mutation:
             return SetSummary(thread_id, str(record["summary"]), _time(record["at"]))
         if op == "end":
             return End(thread_id, _time(record["at"]))
+        if op == "forget":
+            return ForgetPerson(
+                thread_id, validate_snowflake(record["user_id"], "user_id"), _time(record["at"])
+            )
         if op == "reopen":
             return Reopen(thread_id, _time(record["at"]))
         if op == "purge":
