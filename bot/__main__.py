@@ -1,27 +1,30 @@
-"""``python -m bot`` (and the ``echo-bot`` script): run Echo.
+"""``python -m bot`` (and the ``echo-bot`` script): run Echo, or another operator command.
+
+``run`` (the default) is here; the other commands (``sync``, ``conversations``, ``chat``)
+are dispatched to ``bot.cli`` and ``bot.chat``.
 
 Resources (the store, the manager, the model provider) are built here in ``async with``
 blocks and handed to the client, so that shutdown closes them in the right order: replies
 finish, the gateway closes, every conversation is saved, then the model client closes.
+
+What ``run`` needs (discord.py, the model SDKs) is imported when it runs, so that
+``--help``, a mistyped command line and the other commands answer without that wait.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import aiohttp
-import discord
+from .cli import build_parser, dispatch
 
-from memory import StoreError
-
-from .app import echo_app
-from .client import EchoBot
-from .config import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from .client import EchoBot
+    from .config import Settings
 
 log = logging.getLogger("bot")
 
@@ -33,13 +36,11 @@ class FatalStartupError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bot",
-        description="Echo: a Discord bot with built-in conversation memory.",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("run", help="run the bot (the default)", description="Run the bot.")
-    parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if args.command not in (None, "run"):
+        return dispatch(args)
+    from .config import ConfigError, load_settings
+
     try:
         settings = load_settings()
         token = settings.require_token()
@@ -69,6 +70,10 @@ def configure_logging(level: str) -> None:
 
 
 async def run(settings: Settings, token: str) -> int:
+    from memory import StoreError
+
+    from .app import echo_app
+
     try:
         async with echo_app(settings) as bot:
             return await _serve(bot, token, settings.discord_api_base)
@@ -79,6 +84,9 @@ async def run(settings: Settings, token: str) -> int:
 
 
 async def _serve(bot: EchoBot, token: str, api_base: str) -> int:
+    import aiohttp
+    import discord
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

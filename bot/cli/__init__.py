@@ -1,0 +1,140 @@
+"""The operator's command line: ``python -m bot <command>``.
+
+``run`` (the default) lives in ``bot/__main__.py``; every other command has a handler here
+that takes the parsed arguments and returns the exit code. Handlers import their modules
+when called, so ``python -m bot --help`` stays quick and a command pays only for itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from .errors import EXIT_CONFIG, EXIT_FAILED, CliError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["build_parser", "dispatch"]
+
+PROG = "python -m bot"
+
+_CONVERSATIONS_NOTE = """\
+These commands read the files in ECHO_DATA_DIR (default ./data) without taking the folder's
+lock, so they work while Echo runs. A conversation active in a running bot shows as of its
+last save: the bot saves it once it is idle (ECHO_IDLE_SECONDS), on /save, and when it stops.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (``echo: ...``) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIG, f"echo: {message} (see '{self.prog} --help')\n")
+
+
+def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        function: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), name
+        )
+        return function(args)
+
+    return call
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Echo: a Discord bot with built-in conversation memory.",
+        epilog=f"With no command, Echo runs. '{PROG} COMMAND --help' tells more about each.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    commands.add_parser(
+        "run",
+        help="run the bot (the default)",
+        description="Run the bot. Needs DISCORD_TOKEN (in .env or the environment).",
+    )
+
+    conversations = commands.add_parser(
+        "conversations",
+        help="list, show or export recorded conversations",
+        description="Look at the conversations Echo recorded.",
+        epilog=_CONVERSATIONS_NOTE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = conversations.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser(
+        "list",
+        help="list conversations, newest first",
+        description="List the recorded conversations, newest first: thread id, server, "
+        "requester, created, last updated, message count and the start of the summary.",
+        epilog=_CONVERSATIONS_NOTE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    listing.add_argument("--guild", metavar="ID", help="only this server's (guild's)")
+    listing.add_argument(
+        "--json", action="store_true", help="a JSON array (full summaries) for scripts"
+    )
+    listing.set_defaults(handler=_handler("bot.cli.conversations", "list_command"))
+
+    show = actions.add_parser(
+        "show",
+        help="show a conversation as a readable transcript",
+        description="Show a conversation as a transcript: who said what and when, with "
+        "Echo's thinking and tool calls set apart. Times are UTC.",
+        epilog=_CONVERSATIONS_NOTE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    show.add_argument("thread_id", metavar="THREAD_ID", help="the conversation's thread id")
+    show.add_argument(
+        "--full", action="store_true", help="show long tool results and arguments in full"
+    )
+    show.set_defaults(handler=_handler("bot.cli.conversations", "show_command"))
+
+    export = actions.add_parser(
+        "export",
+        help="write a conversation's JSON",
+        description="Write a conversation's JSON file, exactly as stored, to stdout or a file.",
+        epilog=_CONVERSATIONS_NOTE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("thread_id", metavar="THREAD_ID", help="the conversation's thread id")
+    export.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of stdout ('-': stdout)"
+    )
+    export.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
+    export.set_defaults(handler=_handler("bot.cli.conversations", "export_command"))
+
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a command other than ``run``: errors become one line and an exit code."""
+    try:
+        return int(args.handler(args))
+    except CliError as exc:
+        print(f"echo: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.code
+    except BrokenPipeError:
+        # `... | head`: the reader left; say nothing more, and keep Python quiet at exit too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: one line, the traceback at DEBUG
+        log.debug("the command failed", exc_info=True)
+        why = _one_line(f"{type(exc).__name__}: {exc}")
+        print(f"echo: {args.command} failed: {why}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -1,0 +1,111 @@
+"""What the commands share: ids from the command line, settings, logging, colours.
+
+An operator reads errors in a terminal or a cron mail: each is one line on stderr starting
+with ``echo:``, never a traceback, so a bad id or setting becomes a ``CliError`` here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from memory.models import validate_snowflake
+
+from ..config import ConfigError, Settings, load_settings
+from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "CliError",
+    "Style",
+    "quiet_logging",
+    "settings_or_fail",
+    "shown_dir",
+    "snowflake_arg",
+]
+
+
+def snowflake_arg(value: str | None, name: str, what: str) -> str | None:
+    """A Discord id given on the command line, or ``CliError`` (exit 2) naming the argument."""
+    if value is None:
+        return None
+    try:
+        return validate_snowflake(value, name)
+    except ValueError:
+        raise CliError(
+            f"{name} must be a string of digits ({what}), got {value!r}", EXIT_CONFIG
+        ) from None
+
+
+def settings_or_fail() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+
+
+def quiet_logging(settings: Settings, floor: str = "WARNING") -> None:
+    """For the commands other than ``run``: ``floor`` and up, unless ECHO_LOG_LEVEL is higher
+    or DEBUG. Their output is the point; the bot's INFO lines would be noise between it."""
+    levels = logging.getLevelNamesMapping()
+    level = settings.log_level
+    if level != "DEBUG" and levels[level] < levels[floor]:
+        level = floor
+    logging.basicConfig(level=level, format="echo: %(levelname)s %(name)s: %(message)s")
+
+
+def shown_dir(path: Path) -> str:
+    """A folder as the operator would type it: ``./data`` rather than ``data``."""
+    text = str(path)
+    if path.is_absolute() or text.startswith((".", "~")):
+        return text
+    return f".{os.sep}{text}"
+
+
+class Style:
+    """ANSI styles when writing to a terminal, nothing otherwise (and never with NO_COLOR)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @classmethod
+    def for_stream(cls, stream: TextIO) -> Style:
+        no_color = os.environ.get("NO_COLOR", "") != ""
+        try:
+            tty = stream.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        return cls(tty and not no_color and os.environ.get("TERM") != "dumb")
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled and text else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+    def italic_dim(self, text: str) -> str:
+        return self._wrap("2;3", text)
+
+    def echo(self, text: str) -> str:
+        return self._wrap("1;36", text)
+
+    def person(self, text: str) -> str:
+        return self._wrap("1;32", text)
+
+    def tool(self, text: str) -> str:
+        return self._wrap("35", text)
+
+    def warn(self, text: str) -> str:
+        return self._wrap("33", text)
+
+
+def stderr_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)

@@ -1,0 +1,267 @@
+"""``python -m bot conversations list|show|export``: the recorded conversations, read-only.
+
+The store is opened with ``read_only=True``: no folder lock, no journal replay, nothing
+moved or written, so an operator can look while the bot runs. The files are read here
+rather than through ``store.load`` so that a file that does not parse is reported with its
+reason instead of silently missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memory import Conversation, ConversationRef, JsonFileStore, StoreError
+from memory.store.jsonfile import parse
+
+from .common import (
+    EXIT_CONFIG,
+    EXIT_OK,
+    CliError,
+    Style,
+    quiet_logging,
+    settings_or_fail,
+    shown_dir,
+    snowflake_arg,
+)
+from .transcript import author_names, render_transcript, utc
+
+__all__ = ["export_command", "list_command", "show_command"]
+
+SUMMARY_HEAD = 40
+GUILD_NAME_CHARS = 24
+_THREAD_WHAT = "a Discord thread id"
+
+
+@dataclass
+class Row:
+    ref: ConversationRef
+    conversation: Conversation | None
+    error: str | None = None
+
+    def sort_key(self) -> tuple[str, str, int]:
+        if self.conversation is None:
+            return (self.ref.created.isoformat(), "", int(self.ref.thread_id))
+        return (
+            self.conversation.created_at.isoformat(),
+            self.conversation.updated_at.isoformat(),
+            int(self.ref.thread_id),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        c = self.conversation
+        if c is None:
+            return {
+                "thread_id": self.ref.thread_id,
+                "guild_id": self.ref.guild_id,
+                "guild_name": None,
+                "requester": self.ref.requester,
+                "requester_name": None,
+                "created_at": None,
+                "updated_at": None,
+                "messages": None,
+                "summary": None,
+                "ended_at": None,
+                "file": self.ref.location,
+                "error": self.error,
+            }
+        return {
+            "thread_id": c.thread_id,
+            "guild_id": c.guild_id,
+            "guild_name": c.guild_name,
+            "requester": c.requester,
+            "requester_name": author_names(c.history).get(c.requester),
+            "created_at": c.model_dump(mode="json")["created_at"],
+            "updated_at": c.model_dump(mode="json")["updated_at"],
+            "messages": len(c.history),
+            "summary": c.summary,
+            "ended_at": c.header().get("ended_at"),
+            "file": self.ref.location,
+        }
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def _read(ref: ConversationRef) -> Row:
+    try:
+        data = await asyncio.to_thread(Path(ref.location).read_bytes)
+    except OSError as exc:
+        return Row(ref, None, f"cannot read {ref.location}: {exc.strerror or exc}")
+    try:
+        return Row(ref, await parse(data))
+    except ValueError as exc:
+        return Row(ref, None, f"{ref.location} does not parse: {_first_line(exc)}")
+
+
+async def _rows(data_dir: Path, guild_id: str | None) -> list[Row]:
+    async with JsonFileStore(data_dir, read_only=True) as store:
+        refs = await store.list_conversations(guild_id)
+    rows = [await _read(ref) for ref in refs]
+    return sorted(rows, key=Row.sort_key, reverse=True)
+
+
+async def _one(data_dir: Path, thread_id: str) -> tuple[ConversationRef, bytes, Conversation]:
+    async with JsonFileStore(data_dir, read_only=True) as store:
+        refs = {ref.thread_id: ref for ref in await store.list_conversations()}
+    ref = refs.get(thread_id)
+    if ref is None:
+        raise CliError(f"no conversation {thread_id} in {shown_dir(data_dir)}")
+    try:
+        data = await asyncio.to_thread(Path(ref.location).read_bytes)
+    except FileNotFoundError:
+        raise CliError(f"no conversation {thread_id} in {shown_dir(data_dir)}") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {ref.location}: {exc.strerror or exc}") from None
+    try:
+        conversation = await parse(data)
+    except ValueError as exc:
+        raise CliError(
+            f"the file of conversation {thread_id} does not parse ({ref.location}): "
+            f"{_first_line(exc)}"
+        ) from None
+    return ref, data, conversation
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- list ---------------------------------------------------------------------------------
+
+
+def list_command(args: argparse.Namespace) -> int:
+    guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
+    settings = settings_or_fail()
+    quiet_logging(settings)
+    rows: list[Row] = _run(_rows(settings.data_dir, guild_id))
+    if args.json:
+        print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    where = shown_dir(settings.data_dir)
+    if not rows:
+        if guild_id is None:
+            print(f"No conversations in {where} yet.")
+        else:
+            print(f"No conversations of guild {guild_id} in {where}.")
+        return EXIT_OK
+    print(_table(rows, Style.for_stream(sys.stdout)), end="")
+    return EXIT_OK
+
+
+def _table(rows: list[Row], style: Style) -> str:
+    header = ["THREAD", "GUILD", "REQUESTER", "CREATED (UTC)", "UPDATED (UTC)", "MSGS", "SUMMARY"]
+    cells = [_cells(row) for row in rows]
+    widths = [max(len(header[i]), *(len(c[i]) for c in cells)) for i in range(len(header) - 1)]
+    right = {5}  # the message count
+
+    def line(values: list[str]) -> str:
+        parts = [
+            values[i].rjust(widths[i]) if i in right else values[i].ljust(widths[i])
+            for i in range(len(widths))
+        ]
+        return "  ".join([*parts, values[-1]]).rstrip()
+
+    out = [style.bold(line(header))]
+    out.extend(line(c) for c in cells)
+    return "\n".join(out) + "\n"
+
+
+def _cells(row: Row) -> list[str]:
+    c = row.conversation
+    if c is None:
+        return [
+            row.ref.thread_id,
+            row.ref.guild_id,
+            row.ref.requester,
+            row.ref.created.isoformat(),
+            "?",
+            "?",
+            f"(unreadable: {row.error})",
+        ]
+    guild = c.guild_id
+    if c.guild_name:
+        guild = f"{_cut(c.guild_name, GUILD_NAME_CHARS)} ({c.guild_id})"
+    requester = c.requester
+    name = author_names(c.history).get(c.requester)
+    if name:
+        requester = f"{_cut(name, 16)} ({c.requester})"
+    summary = _cut(" ".join(c.summary.split()), SUMMARY_HEAD) or "-"
+    if c.ended:
+        summary = f"[ended] {summary}"
+    return [
+        c.thread_id,
+        guild,
+        requester,
+        utc(c.created_at, seconds=False),
+        utc(c.updated_at, seconds=False),
+        str(len(c.history)),
+        summary,
+    ]
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --- show ---------------------------------------------------------------------------------
+
+
+def show_command(args: argparse.Namespace) -> int:
+    thread_id = snowflake_arg(args.thread_id, "THREAD_ID", _THREAD_WHAT)
+    assert thread_id is not None
+    settings = settings_or_fail()
+    quiet_logging(settings)
+    ref, _, conversation = _run(_one(settings.data_dir, thread_id))
+    text = render_transcript(
+        conversation, location=ref.location, full=args.full, style=Style.for_stream(sys.stdout)
+    )
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def export_command(args: argparse.Namespace) -> int:
+    thread_id = snowflake_arg(args.thread_id, "THREAD_ID", _THREAD_WHAT)
+    assert thread_id is not None
+    output = args.output
+    if output not in (None, "-"):
+        target = Path(output)
+        if target.is_dir():
+            raise CliError(f"{output} is a folder: give a file name", EXIT_CONFIG)
+        if target.exists() and not args.force:
+            raise CliError(f"{output} exists: add --force to overwrite it", EXIT_CONFIG)
+    settings = settings_or_fail()
+    quiet_logging(settings)
+    _, data, conversation = _run(_one(settings.data_dir, thread_id))
+    if output in (None, "-"):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    try:
+        with open(output, "wb" if args.force else "xb") as handle:
+            handle.write(data)
+    except FileExistsError:
+        raise CliError(f"{output} exists: add --force to overwrite it", EXIT_CONFIG) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+    count = len(conversation.history)
+    print(f"Exported conversation {thread_id} ({count} messages) to {output}")
+    return EXIT_OK

@@ -1,0 +1,49 @@
+"""``--help`` on every command, and bad command lines as one line with exit code 2."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.cli.helpers import cli_env, run_cli
+
+HELPS = {
+    (): ["run", "conversations", "With no command, Echo runs"],
+    ("run",): ["Run the bot", "DISCORD_TOKEN"],
+    ("conversations",): ["list", "show", "export", "while Echo runs"],
+    ("conversations", "list"): ["--guild", "--json", "newest first", "as of its\nlast save"],
+    ("conversations", "show"): ["THREAD_ID", "--full", "thinking"],
+    ("conversations", "export"): ["THREAD_ID", "-o FILE", "--force"],
+}
+
+
+async def test_every_command_has_help(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    results = await asyncio.gather(
+        *(run_cli(*command, "--help", cwd=tmp_path, env=env) for command in HELPS)
+    )
+    for (command, expected), result in zip(HELPS.items(), results, strict=True):
+        assert result.code == 0, (command, result)
+        assert result.stdout.startswith(f"usage: python -m bot {' '.join(command)}".rstrip())
+        text = " ".join(result.stdout.split())
+        for words in expected:
+            assert " ".join(words.split()) in text, (command, words, result.stdout)
+        assert result.stderr == ""
+
+
+async def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    cases = {
+        ("bogus",): "invalid choice: 'bogus'",
+        ("conversations",): "the following arguments are required: ACTION",
+        ("conversations", "show"): "the following arguments are required: THREAD_ID",
+        ("conversations", "list", "--colour"): "unrecognized arguments: --colour",
+        ("conversations", "list", "--guild"): "argument --guild: expected one argument",
+    }
+    results = await asyncio.gather(*(run_cli(*args, cwd=tmp_path, env=env) for args in cases))
+    for (args, expected), result in zip(cases.items(), results, strict=True):
+        assert result.code == 2, (args, result)
+        line = result.error_line
+        assert line.startswith("echo: ") and expected in line, (args, line)
+        assert "--help" in line
+        assert result.stdout == ""
