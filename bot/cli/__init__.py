@@ -62,6 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the bot. Needs DISCORD_TOKEN (in .env or the environment).",
     )
 
+    sync = commands.add_parser(
+        "sync",
+        help="sync the slash commands with Discord",
+        description="Log in with DISCORD_TOKEN and sync Echo's slash commands with Discord: "
+        "to one server with --guild (they appear at once), else globally (Discord may take "
+        "up to an hour to show them everywhere). Running Echo already syncs them to "
+        "DEV_GUILD_ID, and globally when they changed.",
+    )
+    sync.add_argument(
+        "--guild", metavar="ID", help="the server (guild) id to sync to; default: global"
+    )
+    sync.set_defaults(handler=_handler("bot.cli.sync", "sync_command"))
+
     conversations = commands.add_parser(
         "conversations",
         help="list, show or export recorded conversations",
