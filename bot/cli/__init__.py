@@ -125,6 +125,29 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
     export.set_defaults(handler=_handler("bot.cli.conversations", "export_command"))
 
+    chat = commands.add_parser(
+        "chat",
+        help="talk with Echo in this terminal (no Discord needed)",
+        description="Talk with Echo in the terminal: the same model, tools and memory as the "
+        "bot, recorded as a conversation in a local server (guild 0 unless --guild). Works "
+        "with no .env at all, using the offline echo model. Type /help in the chat for its "
+        "commands; /quit, Ctrl-D or Ctrl-C ends it and saves the conversation.",
+    )
+    chat.add_argument(
+        "--guild", metavar="ID", default="0", help="the local server id to record under (0)"
+    )
+    chat.add_argument(
+        "--user",
+        metavar="ID",
+        help="your user id in the record (default: derived from your login name)",
+    )
+    chat.add_argument("--name", help="your name in the record (default: your login name)")
+    chat.add_argument(
+        "--thinking",
+        action="store_true",
+        help="show the model's reasoning as it streams (also ECHO_SHOW_THINKING=true)",
+    )
+    chat.set_defaults(handler=_handler("bot.chat", "chat_command"))
     return parser
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 from tests.cli.helpers import cli_env, run_cli
 
 HELPS = {
-    (): ["run", "sync", "conversations", "With no command, Echo runs"],
+    (): ["run", "sync", "conversations", "chat", "With no command, Echo runs"],
     ("run",): ["Run the bot", "DISCORD_TOKEN"],
     ("sync",): ["--guild", "globally"],
     ("conversations",): ["list", "show", "export", "while Echo runs"],
     ("conversations", "list"): ["--guild", "--json", "newest first", "as of its\nlast save"],
     ("conversations", "show"): ["THREAD_ID", "--full", "thinking"],
     ("conversations", "export"): ["THREAD_ID", "-o FILE", "--force"],
+    ("chat",): ["--guild", "--user", "no .env", "/quit"],
 }
 
 
@@ -39,7 +40,7 @@ async def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None
         ("conversations",): "the following arguments are required: ACTION",
         ("conversations", "show"): "the following arguments are required: THREAD_ID",
         ("conversations", "list", "--colour"): "unrecognized arguments: --colour",
-        ("sync", "--guild"): "argument --guild: expected one argument",
+        ("chat", "--guild"): "argument --guild: expected one argument",
     }
     results = await asyncio.gather(*(run_cli(*args, cwd=tmp_path, env=env) for args in cases))
     for (args, expected), result in zip(cases.items(), results, strict=True):
