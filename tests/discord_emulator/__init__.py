@@ -9,12 +9,13 @@ from tests.discord_emulator.core import RequestRecord
 from tests.discord_emulator.errors import DiscordAPIError
 from tests.discord_emulator.faults import RouteFault
 from tests.discord_emulator.gateway import GatewayFrame
-from tests.discord_emulator.interactions import InteractionHandle
+from tests.discord_emulator.interactions import ClickRefused, InteractionHandle
 from tests.discord_emulator.server import DiscordEmulator
 from tests.discord_emulator.state import Channel, DefaultWorld, Guild, Member, Message, Role, User
 
 __all__ = [
     "Channel",
+    "ClickRefused",
     "DefaultWorld",
     "DiscordAPIError",
     "DiscordEmulator",

@@ -69,8 +69,10 @@ from tests.discord_emulator.state import (
 from tests.discord_emulator.validation import (
     FLAG_EPHEMERAL,
     FLAG_HAS_THREAD,
+    FLAG_IS_COMPONENTS_V2,
     FLAG_LOADING,
     SENDABLE_FLAGS,
+    validate_components,
     validate_embeds,
     validate_message_body,
     validate_thread_body,
@@ -646,7 +648,10 @@ class DiscordWorld:
             content=body.get("content") or "",
             embeds=embeds,
             attachments=self.build_attachments(body, files),
-            components=body.get("components"),
+            components=validate_components(
+                body.get("components"),
+                v2=bool((body.get("flags") or 0) & FLAG_IS_COMPONENTS_V2),
+            ),
             flags=body.get("flags") or 0,
             reference=body.get("message_reference"),
             allowed_mentions=body.get("allowed_mentions"),
@@ -666,12 +671,21 @@ class DiscordWorld:
         allow_flags: int = SENDABLE_FLAGS,
     ) -> Message:
         """Apply a PATCH body (content, embeds, attachments, ...) and emit MESSAGE_UPDATE."""
-        validate_message_body(body, file_count=len(files), editing=True, allow_flags=allow_flags)
+        validate_message_body(
+            body,
+            file_count=len(files),
+            editing=True,
+            allow_flags=allow_flags,
+            current_flags=message.flags,
+        )
         content = message.content
         if "content" in body:
             content = body["content"] or ""
         embeds = validate_embeds(body["embeds"]) if "embeds" in body else message.embeds
-        components = (body.get("components") or []) if "components" in body else message.components
+        components = message.components
+        if "components" in body:
+            v2 = ((body.get("flags") or 0) | message.flags) & FLAG_IS_COMPONENTS_V2
+            components = validate_components(body["components"], v2=bool(v2))
         attachments = message.attachments
         if "attachments" in body or files:
             attachments = self.build_attachments(body, files, keep=message.attachments)
@@ -912,6 +926,22 @@ class DiscordWorld:
         return await self.interactions.invoke_command(
             guild_id, channel_id, user_id, name, options, locale=locale
         )
+
+    async def click(
+        self,
+        message_id: int,
+        custom_id: str,
+        user_id: int,
+        *,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """``user_id`` clicks the button ``custom_id`` on a message: a MESSAGE_COMPONENT
+        interaction, answered through the handle like a command.
+
+        Raises ``ClickRefused`` for what no Discord client would send: a disabled, link or
+        unknown button, or an ephemeral message shown to someone else.
+        """
+        return await self.interactions.click(message_id, custom_id, user_id, locale=locale)
 
     # -- REST log -------------------------------------------------------------
 

@@ -1,10 +1,17 @@
-"""Interactions: INTERACTION_CREATE built from a synced command, and the bot's answers.
+"""Interactions: INTERACTION_CREATE built from a synced command or a clicked button, and
+the bot's answers.
 
 The bot answers an interaction through three different REST paths (the callback, the
 ``@original`` webhook message, follow-up webhook messages); ``InteractionService``
 enforces Discord's rules on them and ``InteractionHandle`` gathers them so a test can
 simply await "the response", "the original message once it stopped loading" or "the
 second follow-up".
+
+A click (MESSAGE_COMPONENT, type 3) is built only from a button the bot put on a stored
+message, as a Discord client would send it: never for a disabled button, a link button,
+an unknown ``custom_id`` or someone else's ephemeral message (``ClickRefused``). Its
+``UPDATE_MESSAGE`` / ``DEFERRED_UPDATE_MESSAGE`` answers and ``@original`` edits act on
+the message the button is on.
 """
 
 from __future__ import annotations
@@ -31,16 +38,22 @@ from tests.discord_emulator.errors import (
 )
 from tests.discord_emulator.state import (
     CHAT_INPUT_COMMAND,
+    DEFAULT_MESSAGE,
     Channel,
     Command,
-    Guild,
     Message,
     UploadedFile,
 )
 from tests.discord_emulator.validation import (
+    BUTTON,
+    BUTTON_LINK,
+    BUTTON_PREMIUM,
     FLAG_EPHEMERAL,
+    FLAG_IS_COMPONENTS_V2,
     FLAG_LOADING,
     INTERACTION_FLAGS,
+    iter_components,
+    validate_components,
     validate_embeds,
     validate_message_body,
 )
@@ -61,7 +74,19 @@ MODAL = 9
 
 # Interaction types
 APPLICATION_COMMAND = 2
+MESSAGE_COMPONENT = 3
 MODAL_SUBMIT = 5
+
+# Interaction contexts
+CONTEXT_GUILD = 0
+CONTEXT_BOT_DM = 1
+
+# What Discord grants an app in a DM with it (discord.py's Permissions._dm_permissions()).
+DM_APP_PERMISSIONS = 4011158005075008
+
+
+class ClickRefused(Exception):
+    """A click no Discord client would send (disabled, unknown or link button, wrong user)."""
 
 
 @dataclass(eq=False)
@@ -85,6 +110,9 @@ class InteractionHandle:
     original_message_id: int | None = None
     followup_ids: list[int] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    # clicks (and modals opened from them): the message the component is on
+    message_id: int | None = None
+    custom_id: str | None = None
 
     @property
     def responded(self) -> bool:
@@ -181,37 +209,61 @@ class InteractionService:
         self.handles: dict[int, InteractionHandle] = {}
 
     def _base(
-        self, itype: int, guild: Guild, channel: Channel, user_id: int, locale: str
+        self, itype: int, channel: Channel, user_id: int, locale: str
     ) -> tuple[int, str, dict[str, Any]]:
-        if user_id not in guild.members:
-            raise LookupError(f"user {user_id} is not a member of guild {guild.id}")
+        """The fields every INTERACTION_CREATE has, in a guild channel or a DM with the bot."""
         interaction_id = self.world.store.next_id()
         token = "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(120)
-        user_perms = self.world.store.permissions(guild.id, user_id)
-        channel_payload = payloads.channel(channel)
-        channel_payload["permissions"] = str(user_perms)
+        store = self.world.store
         payload: dict[str, Any] = {
             "id": str(interaction_id),
             "application_id": str(self.world.application_id),
             "type": itype,
             "token": token,
             "version": 1,
-            "guild_id": str(guild.id),
-            "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
-            "channel_id": str(channel.id),
-            "channel": channel_payload,
-            "member": payloads.member(
-                guild.members[user_id], self.world.store, permissions=user_perms
-            ),
-            "app_permissions": str(self.world.store.permissions(guild.id, self.world.bot_user.id)),
-            "locale": locale,
-            "guild_locale": "en-US",
-            "entitlements": [],
-            "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(guild.id)},
-            "context": 0,
-            "attachment_size_limit": payloads.ATTACHMENT_SIZE_LIMIT,
         }
+        if channel.guild_id is None:
+            if int(user_id) not in channel.recipient_ids:
+                raise LookupError(f"user {user_id} is not the recipient of DM {channel.id}")
+            payload.update(
+                {
+                    "channel_id": str(channel.id),
+                    "channel": payloads.channel(channel, store=store),
+                    "user": payloads.user(store.user(user_id)),
+                    "app_permissions": str(DM_APP_PERMISSIONS),
+                    "locale": locale,
+                    "entitlements": [],
+                    "entitlement_sku_ids": [],
+                    # guild-installed app, in the bot's DM: "0" (no guild)
+                    "authorizing_integration_owners": {"0": "0"},
+                    "context": CONTEXT_BOT_DM,
+                    "attachment_size_limit": payloads.ATTACHMENT_SIZE_LIMIT,
+                }
+            )
+            return interaction_id, token, payload
+        guild = store.guild(channel.guild_id)
+        if user_id not in guild.members:
+            raise LookupError(f"user {user_id} is not a member of guild {guild.id}")
+        user_perms = store.permissions(guild.id, user_id)
+        channel_payload = payloads.channel(channel)
+        channel_payload["permissions"] = str(user_perms)
+        payload.update(
+            {
+                "guild_id": str(guild.id),
+                "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
+                "channel_id": str(channel.id),
+                "channel": channel_payload,
+                "member": payloads.member(guild.members[user_id], store, permissions=user_perms),
+                "app_permissions": str(store.permissions(guild.id, self.world.bot_user.id)),
+                "locale": locale,
+                "guild_locale": "en-US",
+                "entitlements": [],
+                "entitlement_sku_ids": [],
+                "authorizing_integration_owners": {"0": str(guild.id)},
+                "context": CONTEXT_GUILD,
+                "attachment_size_limit": payloads.ATTACHMENT_SIZE_LIMIT,
+            }
+        )
         return interaction_id, token, payload
 
     def _new_handle(
@@ -221,7 +273,7 @@ class InteractionService:
         token: str,
         payload: dict[str, Any],
         command: Command | None,
-        guild_id: int,
+        guild_id: int | None,
         channel_id: int,
         user_id: int,
     ) -> InteractionHandle:
@@ -279,9 +331,7 @@ class InteractionService:
             data["resolved"] = resolved
         if command.guild_id is not None:
             data["guild_id"] = str(command.guild_id)
-        interaction_id, token, payload = self._base(
-            APPLICATION_COMMAND, guild, channel, user_id, locale
-        )
+        interaction_id, token, payload = self._base(APPLICATION_COMMAND, channel, user_id, locale)
         payload["data"] = data
         handle = self._new_handle(
             APPLICATION_COMMAND,
@@ -303,7 +353,6 @@ class InteractionService:
         self, opened: InteractionHandle, values: dict[str, str]
     ) -> InteractionHandle:
         modal = opened.modal or {}
-        guild = self.world.store.guild(opened.guild_id or 0)
         channel = self.world.store.channel(opened.channel_id)
         known: set[str] = set()
 
@@ -326,34 +375,128 @@ class InteractionService:
         if unknown:
             raise KeyError(f"the modal has no fields {sorted(unknown)}; it has {sorted(known)}")
         interaction_id, token, payload = self._base(
-            MODAL_SUBMIT, guild, channel, opened.user_id, "en-US"
+            MODAL_SUBMIT, channel, opened.user_id, opened.payload.get("locale", "en-US")
         )
         payload["data"] = {"custom_id": modal.get("custom_id"), "components": rows}
+        source = self._live_message(opened.message_id)
+        if source is not None:  # a modal opened from a button carries that message
+            payload["message"] = self._message_object(source)
         handle = self._new_handle(
             MODAL_SUBMIT,
             interaction_id,
             token,
             payload,
             opened.command,
-            guild.id,
+            channel.guild_id,
             channel.id,
             opened.user_id,
         )
+        handle.message_id = opened.message_id
         await self.world.emit(
-            "INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=guild.id
+            "INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=channel.guild_id
         )
         return handle
 
-    def _metadata(self, handle: InteractionHandle) -> dict[str, Any]:
+    # -- clicks ---------------------------------------------------------------
+
+    def _live_message(self, message_id: int | None) -> Message | None:
+        if message_id is None:
+            return None
+        message = self.world.store.messages.get(message_id)
+        return None if message is None or message.deleted else message
+
+    def _message_object(self, message: Message) -> dict[str, Any]:
+        """The message a component is on, as an interaction's ``message`` field carries it."""
+        return payloads.message(message, self.world.store, url_base=self.world.url_base)
+
+    @staticmethod
+    def shown_to(message: Message) -> int | None:
+        """The one user an ephemeral message was shown to (None: everyone in the channel)."""
+        if not message.flags & FLAG_EPHEMERAL or message.interaction_metadata is None:
+            return None
+        return int(message.interaction_metadata["user"]["id"])
+
+    async def click(
+        self,
+        message_id: int,
+        custom_id: str,
+        user_id: int,
+        *,
+        locale: str = "en-US",
+    ) -> InteractionHandle:
+        """``user_id`` clicks the button ``custom_id`` on a message (MESSAGE_COMPONENT)."""
+        message = self._live_message(int(message_id))
+        if message is None:
+            raise LookupError(f"message {message_id} does not exist (or was deleted)")
+        viewer = self.shown_to(message)
+        if viewer is not None and viewer != int(user_id):
+            raise ClickRefused(
+                f"message {message.id} is ephemeral, shown only to user {viewer}: "
+                f"user {user_id} cannot see it, let alone click it"
+            )
+        buttons = [c for c in iter_components(message.components) if c.get("type") == BUTTON]
+        button = next((b for b in buttons if b.get("custom_id") == custom_id), None)
+        if button is None:
+            other = next(
+                (c for c in iter_components(message.components) if c.get("custom_id") == custom_id),
+                None,
+            )
+            if other is not None:
+                raise ClickRefused(
+                    f"{custom_id!r} on message {message.id} is a component of type "
+                    f"{other.get('type')}, not a button"
+                )
+            known = [b.get("custom_id") or f"<link {b.get('url')}>" for b in buttons]
+            raise ClickRefused(
+                f"message {message.id} has no button {custom_id!r}; its buttons: {known}"
+            )
+        if button.get("style") in (BUTTON_LINK, BUTTON_PREMIUM):
+            raise ClickRefused(f"button {custom_id!r} opens a link/SKU: no interaction is sent")
+        if button.get("disabled"):
+            raise ClickRefused(f"button {custom_id!r} on message {message.id} is disabled")
+        channel = self.world.store.channel(message.channel_id)
+        interaction_id, token, payload = self._base(MESSAGE_COMPONENT, channel, user_id, locale)
+        payload["message"] = self._message_object(message)
+        payload["data"] = {"custom_id": custom_id, "component_type": BUTTON}
+        handle = self._new_handle(
+            MESSAGE_COMPONENT,
+            interaction_id,
+            token,
+            payload,
+            None,
+            channel.guild_id,
+            channel.id,
+            int(user_id),
+        )
+        handle.message_id = message.id
+        handle.custom_id = custom_id
+        log.info(
+            "interaction %s: %s clicks %r on message %s",
+            interaction_id,
+            user_id,
+            custom_id,
+            message.id,
+        )
+        await self.world.emit(
+            "INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=channel.guild_id
+        )
+        return handle
+
+    def _metadata(self, handle: InteractionHandle, *, followup: bool) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             "id": str(handle.id),
             "type": handle.type,
             "user": payloads.user(self.world.store.user(handle.user_id)),
-            "authorizing_integration_owners": {"0": str(handle.guild_id)},
+            "authorizing_integration_owners": {"0": str(handle.guild_id or 0)},
         }
         if handle.command is not None:
             metadata["name"] = handle.command.name
             metadata["command_type"] = handle.command.type
+        if handle.type == MESSAGE_COMPONENT and handle.message_id is not None:
+            metadata["interacted_message_id"] = str(handle.message_id)
+        original = self._live_message(handle.original_message_id)
+        if followup and original is not None and original.interaction_id == handle.id:
+            metadata["original_response_message_id"] = str(original.id)
         return metadata
 
     def _message(
@@ -363,21 +506,33 @@ class InteractionService:
         files: list[UploadedFile],
         *,
         flags: int,
+        followup: bool = False,
     ) -> Message:
         channel = self.world.store.channel(handle.channel_id)
+        mtype: int | None = CHAT_INPUT_COMMAND
+        reference = None
+        if handle.type == MESSAGE_COMPONENT:
+            mtype = DEFAULT_MESSAGE
+            if not followup and self._live_message(handle.message_id) is not None:
+                # The response to a click is shown as a reply to the message clicked.
+                mtype = None
+                reference = {"message_id": str(handle.message_id), "fail_if_not_exists": False}
         return self.world.new_message(
             channel,
             self.world.bot_user.id,
             content=data.get("content") or "",
             embeds=validate_embeds(data.get("embeds")),
             attachments=self.world.build_attachments(data, files),
-            components=data.get("components"),
+            components=validate_components(
+                data.get("components"), v2=bool(flags & FLAG_IS_COMPONENTS_V2)
+            ),
             flags=flags,
+            reference=reference,
             allowed_mentions=data.get("allowed_mentions"),
             tts=bool(data.get("tts")),
-            mtype=CHAT_INPUT_COMMAND,
+            mtype=mtype,
             webhook_id=self.world.application_id,
-            interaction_metadata=self._metadata(handle),
+            interaction_metadata=self._metadata(handle, followup=followup),
             interaction_id=handle.id,
         )
 
@@ -418,6 +573,13 @@ class InteractionService:
                 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
                 MODAL,
             ),
+            MESSAGE_COMPONENT: (
+                CHANNEL_MESSAGE_WITH_SOURCE,
+                DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+                DEFERRED_UPDATE_MESSAGE,
+                UPDATE_MESSAGE,
+                MODAL,
+            ),
             MODAL_SUBMIT: (
                 CHANNEL_MESSAGE_WITH_SOURCE,
                 DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
@@ -430,6 +592,16 @@ class InteractionService:
                 "type", "INTERACTION_RESPONSE_TYPE_INVALID", "Invalid interaction response type"
             )
         message: Message | None = None
+        updated: Message | None = None  # type 6/7: the message the component is on
+        if ctype in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE) and handle.message_id is not None:
+            updated = self._live_message(handle.message_id)
+            if updated is None:
+                raise DiscordAPIError(404, UNKNOWN_MESSAGE, "Unknown Message")
+            if ctype == UPDATE_MESSAGE:
+                # Validated (and refused with 50035) before the interaction is acknowledged.
+                await self.world.edit_message_body(
+                    updated, data, files, allow_flags=INTERACTION_FLAGS
+                )
         if ctype == CHANNEL_MESSAGE_WITH_SOURCE:
             validate_message_body(data, file_count=len(files), allow_flags=INTERACTION_FLAGS)
             message = self._message(handle, data, files, flags=data.get("flags") or 0)
@@ -445,11 +617,20 @@ class InteractionService:
         if message is not None:
             handle.original_message_id = message.id
             await self.world.dispatch_message("MESSAGE_CREATE", message)
+        elif updated is not None:
+            # For a component, "@original" is the message the component is on.
+            handle.original_message_id = updated.id
         self.world.notify()
         if not with_response:
             return None
         interaction: dict[str, Any] = {"id": str(handle.id), "type": handle.type}
         resource: dict[str, Any] = {"type": ctype}
+        if updated is not None:
+            interaction["response_message_id"] = str(updated.id)
+            interaction["response_message_loading"] = False
+            interaction["response_message_ephemeral"] = bool(updated.flags & FLAG_EPHEMERAL)
+            if ctype == UPDATE_MESSAGE:
+                resource["message"] = self._message_object(updated)
         if message is not None:
             interaction["response_message_id"] = str(message.id)
             interaction["response_message_loading"] = bool(message.flags & FLAG_LOADING)
@@ -496,7 +677,7 @@ class InteractionService:
                 handle.followup_ids.append(original.id)
                 self.world.notify()
                 return original
-        message = self._message(handle, body, files, flags=body.get("flags") or 0)
+        message = self._message(handle, body, files, flags=body.get("flags") or 0, followup=True)
         handle.followup_ids.append(message.id)
         await self.world.dispatch_message("MESSAGE_CREATE", message)
         return message
