@@ -1,7 +1,9 @@
 """Everything Echo runs on, built in the order it must be torn down.
 
-The entry point and the end-to-end tests both build the bot here, so a test exercises the
-same wiring as ``python -m bot``.
+``echo_core`` builds what answers and remembers (model, store, manager, agent, memory
+service); ``echo_app`` puts the Discord client on top. The entry point, the terminal chat,
+the CLI and the end-to-end tests all build through here, so a test exercises the same
+wiring as ``python -m bot``.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from memory import InMemoryConversationManager, JsonFileStore
@@ -19,21 +22,29 @@ from .client import EchoBot
 from .config import Settings
 from .discord_endpoints import apply_discord_endpoints
 from .distiller import ModelDistiller
-from .llm import make_provider
+from .llm import ChatProvider, make_provider
 from .tools import default_tools
 
 log = logging.getLogger(__name__)
 
-__all__ = ["echo_app"]
+__all__ = ["EchoCore", "echo_app", "echo_core"]
+
+
+@dataclass(frozen=True)
+class EchoCore:
+    provider: ChatProvider
+    manager: InMemoryConversationManager
+    agent: Agent
+    memories: MemoryService
 
 
 @asynccontextmanager
-async def echo_app(settings: Settings, **bot_options: Any) -> AsyncIterator[EchoBot]:
-    """A ready-to-start ``EchoBot``; on exit: client closed, conversations saved, model closed.
+async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIterator[EchoCore]:
+    """The model, the store and what records through it; on exit: saved, then closed.
 
     Opening the store replays the journal of a crashed run before anything else happens.
+    ``read_only`` opens the data folder without its lock, for tools that only read.
     """
-    apply_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     provider = make_provider(
         settings.llm_provider,
         base_url=settings.llm_base_url,
@@ -41,15 +52,8 @@ async def echo_app(settings: Settings, **bot_options: Any) -> AsyncIterator[Echo
         model=settings.llm_model,
         timeout=settings.llm_timeout_seconds,
     )
-    if provider.offline:
-        log.warning(
-            "LLM_PROVIDER=echo: answering with the offline echo model, which repeats what it "
-            "is told. Set LLM_PROVIDER=openai and LLM_MODEL (see .env.example) for real answers."
-        )
-    else:
-        log.info("model: %s at %s", provider.model, settings.llm_base_url or "api.openai.com")
     try:
-        store = JsonFileStore(settings.data_dir, fsync=settings.journal_fsync)
+        store = JsonFileStore(settings.data_dir, fsync=settings.journal_fsync, read_only=read_only)
         async with InMemoryConversationManager(
             store=store, idle_time=settings.idle_seconds
         ) as manager:
@@ -71,10 +75,32 @@ async def echo_app(settings: Settings, **bot_options: Any) -> AsyncIterator[Echo
             memories = MemoryService(
                 manager, distiller, inactivity=settings.memory_inactivity_seconds
             )
-            bot = EchoBot(
-                settings=settings, manager=manager, agent=agent, memories=memories, **bot_options
-            )
-            async with bot:
-                yield bot
+            yield EchoCore(provider, manager, agent, memories)
     finally:
         await provider.aclose()
+
+
+@asynccontextmanager
+async def echo_app(
+    settings: Settings, *, read_only: bool = False, **bot_options: Any
+) -> AsyncIterator[EchoBot]:
+    """A ready-to-start ``EchoBot``; on exit: client closed, conversations saved, model closed."""
+    apply_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
+    async with echo_core(settings, read_only=read_only) as core:
+        if core.provider.offline:
+            log.warning(
+                "LLM_PROVIDER=echo: answering with the offline echo model, which repeats what "
+                "it is told. Set LLM_PROVIDER=openai and LLM_MODEL (see .env.example) for real "
+                "answers."
+            )
+        else:
+            log.info("model: %s at %s", core.provider.model, settings.llm_base_url or "OpenAI")
+        bot = EchoBot(
+            settings=settings,
+            manager=core.manager,
+            agent=core.agent,
+            memories=core.memories,
+            **bot_options,
+        )
+        async with bot:
+            yield bot

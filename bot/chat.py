@@ -28,9 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType, StoreError
+from memory import InMemoryConversationManager, Message, MessageType, StoreError
 
 from .agent import Agent, Failure, Final, RoundStart, TextDelta, ThinkingDelta, ToolUse
+from .app import echo_core
 from .cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -42,8 +43,7 @@ from .cli.common import (
     snowflake_arg,
 )
 from .config import Settings
-from .llm import ChatProvider, make_provider
-from .tools import default_tools
+from .llm import ChatProvider
 
 log = logging.getLogger(__name__)
 
@@ -111,33 +111,12 @@ def snowflakes() -> Callable[[], str]:
 
 
 async def _chat(settings: Settings, **session_args: Any) -> int:
-    provider = make_provider(
-        settings.llm_provider,
-        base_url=settings.llm_base_url,
-        api_key=settings.llm_api_key,
-        model=settings.llm_model,
-        timeout=settings.llm_timeout_seconds,
-    )
     session: ChatSession | None = None
-    try:
-        store = JsonFileStore(settings.data_dir, fsync=settings.journal_fsync)
-        async with InMemoryConversationManager(
-            store=store, idle_time=settings.idle_seconds
-        ) as manager:
-            agent = Agent(
-                manager,
-                provider,
-                default_tools(),
-                system_prompt=settings.system_prompt,
-                max_context_tokens=settings.max_context_tokens,
-                max_tool_rounds=settings.max_tool_rounds,
-            )
-            session = ChatSession(
-                manager, agent, provider, data_dir=settings.data_dir, **session_args
-            )
-            await session.run()
-    finally:
-        await provider.aclose()
+    async with echo_core(settings) as core:
+        session = ChatSession(
+            core.manager, core.agent, core.provider, data_dir=settings.data_dir, **session_args
+        )
+        await session.run()
     assert session is not None
     session.farewell()  # after the manager closed: the file is complete now
     return EXIT_OK

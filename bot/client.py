@@ -65,6 +65,7 @@ class EchoBot(commands.Bot):
         manager: InMemoryConversationManager,
         agent: Agent,
         memories: MemoryService,
+        sync_on_start: bool = True,
         **options: Any,
     ) -> None:
         options.setdefault("intents", intents())
@@ -75,6 +76,8 @@ class EchoBot(commands.Bot):
         self.manager = manager
         self.agent = agent
         self.memories = memories
+        # False for an explicit `python -m bot sync`, which must not also do the automatic one.
+        self.sync_on_start = sync_on_start
         self.closing = False
         self.reply_tasks: set[asyncio.Task[None]] = set()
 
@@ -96,7 +99,8 @@ class EchoBot(commands.Bot):
             await self.load_extension(extension)
         if self.application_id is not None:
             log.info("invite Echo with: %s", invite_url(self.application_id))
-        await self._sync_commands()
+        if self.sync_on_start:
+            await self._sync_commands()
 
     async def _sync_commands(self) -> None:
         guild_id = self.settings.dev_guild_id

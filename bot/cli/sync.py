@@ -62,23 +62,14 @@ def _refused(exc: discord.HTTPException, guild_id: str | None) -> str:
     return f"Discord refused the sync to guild {guild_id} ({why}){hint}"
 
 
-async def _skip_automatic_sync() -> None:
-    """Stands in for ``EchoBot._sync_commands``: here the sync is the explicit one."""
-
-
 async def _sync(settings: Settings, token: str, guild_id: str | None) -> list[str]:
     try:
-        async with echo_app(settings) as bot:
-            # setup_hook (run by login) syncs to DEV_GUILD_ID, or globally when the global
-            # set changed; an explicit sync to one guild must not also do that.
-            bot._sync_commands = _skip_automatic_sync  # type: ignore[method-assign]
+        # Read-only: a sync needs no conversations, so it runs beside a live bot. No
+        # automatic sync either: the explicit one below is the point.
+        async with echo_app(settings, read_only=True, sync_on_start=False) as bot:
             return await _login_and_sync(bot, settings, token, guild_id)
     except StoreError as exc:
-        raise CliError(
-            f"{exc} (sync opens the data folder as the bot does: beside a running Echo, "
-            "run it with ECHO_DATA_DIR set to another folder)",
-            EXIT_CONFIG,
-        ) from None
+        raise CliError(str(exc), EXIT_CONFIG) from None
 
 
 async def _login_and_sync(

@@ -132,8 +132,10 @@ class JsonFileStore(ConversationStore):
                 name = entry.name
                 if name.startswith(".") and name.endswith(_TEMP_SUFFIX):
                     # A save that never reached its rename; the journal still holds its data.
-                    with contextlib.suppress(OSError):
-                        os.unlink(entry.path)
+                    # A reader leaves it: it may be a running bot's save in progress.
+                    if not self.read_only:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
                     continue
                 match = _FILENAME.match(name)
                 if match is None or match["guild"] != guild.name or not entry.is_file():

@@ -81,13 +81,13 @@ async def test_sync_errors_are_one_line(discord_emulator: DiscordEmulator, tmp_p
     assert unknown.code == 1
     assert unknown.error_line.startswith("echo: Discord refused the sync to guild 999 (404")
     assert "is Echo in that server" in unknown.error_line
-    assert busy.code == 2
-    assert "in use by another Echo process" in busy.error_line
-    assert "ECHO_DATA_DIR" in busy.error_line
+    # A sync reads no conversations: it runs beside a live bot on the same folder.
+    assert busy.code == 0, busy
+    assert busy.stdout.startswith("Synced 5 global slash commands")
     assert no_token.code == 2 and "DISCORD_TOKEN is not set" in no_token.error_line
     assert bad.code == 2
     assert bad.error_line == (
         "echo: --guild must be a string of digits (a Discord server id), got 'abc'"
     )
     assert [r.status for r in emu.requests_to("PUT", GUILD_ROUTE)] == [404]  # guild 999 only
-    assert emu.requests_to("PUT", GLOBAL_ROUTE) == []
+    assert [r.status for r in emu.requests_to("PUT", GLOBAL_ROUTE)] == [200]  # the busy one

@@ -256,6 +256,11 @@ async def test_read_only_reads_beside_a_running_store_and_never_writes(tmp_path:
     async with JsonFileStore(data, read_only=True) as reader:
         assert await reader.load("11") is None
     assert path.read_text() == "{broken"  # not moved aside by a reader
+    temp = path.with_name(f".{path.name}.123-0.tmp")  # a running bot's save in progress
+    temp.write_text("{}")
+    async with JsonFileStore(data, read_only=True):
+        pass
+    assert temp.exists()
     async with JsonFileStore(tmp_path / "missing", read_only=True) as reader:
         assert await reader.list_conversations() == []
     assert not (tmp_path / "missing").exists()
