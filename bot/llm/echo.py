@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,8 @@ ECHO_PREFIX = "🔁 (offline echo model — set LLM_PROVIDER=openai to use a rea
 _NOTHING = "(nothing I could read)"
 _EXTRACT_CHARS = 500
 _PIECES = 4
+# The agent prefixes people's messages with "[Display Name] "; the echo repeats the words only.
+_SPEAKER = re.compile(r"^\[[^\]\n]{1,100}\] ")
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
@@ -64,7 +67,7 @@ class EchoProvider(ChatProvider):
     async def stream_chat(
         self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None
     ) -> AsyncIterator[ProviderEvent]:
-        said = last_user_text(messages) or _NOTHING
+        said = _SPEAKER.sub("", last_user_text(messages), count=1) or _NOTHING
         yield ContentDelta(ECHO_PREFIX)
         for piece in _pieces(said, _PIECES):
             await asyncio.sleep(0)  # let the agent's editor run between pieces, like a stream

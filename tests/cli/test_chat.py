@@ -39,7 +39,7 @@ async def test_a_new_user_chats_with_no_env_and_reads_it_back(tmp_path: Path) ->
     out = result.stdout.splitlines()
     # The offline echo model answers, saying what it is.
     assert out[0].startswith("Echo: 🔁 (offline echo model")
-    assert out[0].endswith("You said: [Ann] hello there")
+    assert out[0].endswith("You said: hello there")
     assert out[1].startswith("Saved ") and out[1].endswith("(2 messages).")
     assert out[2] == "Summary so far:"
     assert out[-2] == "Unknown command /bogus: /help lists the commands."
@@ -283,7 +283,7 @@ def _chat_on_a_terminal(tmp_path: Path) -> tuple[int, str]:
     try:
         read_until(b"Ann> ")
         os.write(leader, b"hi there\r")
-        read_until(b"You said: [Ann] hi there")
+        read_until(b"You said: hi there")
         read_until(b"Ann> ", count=2)  # asked again after the answer
         os.write(leader, b"\x04")  # Ctrl-D
         read_until(b"conversations show")
