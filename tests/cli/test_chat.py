@@ -43,7 +43,7 @@ async def test_a_new_user_chats_with_no_env_and_reads_it_back(tmp_path: Path) ->
     assert out[1].startswith("Saved ") and out[1].endswith("(2 messages).")
     assert out[2] == "Summary so far:"
     assert out[-2] == "Unknown command /bogus: /help lists the commands."
-    assert out[-1].endswith("You said: [Ann] second")
+    assert out[-1].endswith("You said: second")
     assert "never read" not in result.stdout
     assert "Ann> " not in result.stdout  # no prompts when stdin is not a terminal
     assert "offline echo model" in result.stderr and "Type /help" in result.stderr
