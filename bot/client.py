@@ -81,6 +81,13 @@ class EchoBot(commands.Bot):
         self.closing = False
         self.reply_tasks: set[asyncio.Task[None]] = set()
 
+    def forget_names(self, user_id: str) -> None:
+        """Drop a person's display name from every cog's cache (after /memory forget)."""
+        for cog in self.cogs.values():
+            names = getattr(cog, "names", None)
+            if isinstance(names, dict):
+                names.pop(user_id, None)
+
     async def on_message(self, message: discord.Message, /) -> None:
         """Echo has no prefix commands: mentions are conversation, handled by the cog."""
 

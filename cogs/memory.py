@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.text import MESSAGE_LIMIT
+from memory.forget import ForgetReport, forget_person
 
 if TYPE_CHECKING:
     from bot.client import EchoBot
@@ -107,6 +108,26 @@ class MemoryCog(
             text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
 
+    @app_commands.command(
+        name="forget",
+        description="Make Echo forget you in this server: your conversations, messages and facts.",
+    )
+    async def forget(self, interaction: discord.Interaction) -> None:
+        view = ForgetConfirmation(self, interaction.user.id, str(interaction.guild_id))
+        await interaction.response.send_message(
+            "This deletes, **in this server**: the conversations you started, your messages in "
+            "other conversations (and my answers to them), and every memory about you or made "
+            "from what you said. It cannot be undone.",
+            view=view,
+            ephemeral=True,
+        )
+        view.interaction = interaction
+
+    async def forget_user(self, guild_id: str, user_id: str) -> ForgetReport:
+        report = await forget_person(self.bot.manager, guild_id, user_id)
+        self.bot.forget_names(user_id)
+        return report
+
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
@@ -119,6 +140,47 @@ class MemoryCog(
             await interaction.followup.send(text, ephemeral=True)
         else:
             await interaction.response.send_message(text, ephemeral=True)
+
+
+class ForgetConfirmation(discord.ui.View):
+    """Two buttons under the warning; only the person who asked can press them."""
+
+    def __init__(self, cog: MemoryCog, user_id: int, guild_id: str) -> None:
+        super().__init__(timeout=120)
+        self.cog = cog
+        self.user_id = user_id
+        self.guild_id = guild_id
+        self.interaction: discord.Interaction | None = None
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return interaction.user.id == self.user_id
+
+    @discord.ui.button(label="Forget me", style=discord.ButtonStyle.danger)
+    async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Forgetting…", view=None)
+        try:
+            report = await self.cog.forget_user(self.guild_id, str(self.user_id))
+        except Exception:
+            log.exception("forgetting user %s in guild %s failed", self.user_id, self.guild_id)
+            await interaction.edit_original_response(
+                content="Something went wrong while forgetting; the operator can see why in "
+                "Echo's log. Please try again."
+            )
+            return
+        await interaction.edit_original_response(content=f"Done: {report.line()}.")
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was forgotten.", view=None)
+
+    async def on_timeout(self) -> None:
+        if self.interaction is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await self.interaction.edit_original_response(
+                    content="No answer, so nothing was forgotten.", view=None
+                )
 
 
 async def setup(bot: EchoBot) -> None:

@@ -79,3 +79,64 @@ async def test_show_lists_your_facts_and_conversations_only_here(
     assert "allergic to peanuts" in shown["content"]
     assert "walrus" not in shown["content"]
     assert "Conversations you were in here: 1" in shown["content"]
+
+
+async def test_forget_with_confirmation_removes_them_from_the_files(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_echo(emu, tmp_path, **FAST) as echo:
+        guild = echo.world.guild.id
+        alice = echo.world.user.id
+        bob = emu.create_user("bob")
+        emu.add_member(guild, bob.id)
+        mine = await talk_and_let_idle(echo, "My kumquat allergy is serious.")
+        # bob's thread, which alice joins.
+        await emu.post_message(echo.world.channel.id, bob.id, echo.ping("Planning a picnic."))
+        bobs = await emu.wait_for_thread(echo.world.channel.id, predicate=lambda t: t.id != mine)
+        await echo.answer_in(bobs.id)
+        await echo.say(bobs.id, "I'll bring kumquat tarts.", author_id=alice)
+        await echo.emu.wait_for(
+            lambda: len(emu.messages_in(bobs.id)) == 3 or None, timeout=5, what="answer"
+        )
+        await echo.emu.wait_for(
+            lambda: echo.conversation(bobs.id) is None or None, timeout=5, what="idle"
+        )
+        await echo.bot.memories.generate()
+
+        cancel = await emu.invoke_command(guild, echo.world.channel.id, alice, "memory forget")
+        warning = await cancel.original()
+        assert warning["flags"] & EPHEMERAL and "cannot be undone" in warning["content"]
+        cancelled = await emu.click(int(warning["id"]), cancel_id(warning), alice)
+        assert (await cancelled.response())["data"]["content"] == "Nothing was forgotten."
+
+        handle = await emu.invoke_command(guild, echo.world.channel.id, alice, "memory forget")
+        warning = await handle.original()
+        click = await emu.click(int(warning["id"]), confirm_id(warning), alice)
+        done = await click.original(predicate=lambda m: m["content"].startswith("Done"))
+    assert "1 conversation(s) deleted" in done["content"]
+    assert done["components"] == []
+    files = list((echo.data_dir / "guilds" / str(guild)).rglob("*.json"))
+    assert files  # bob's conversation is still there
+    text = "".join(p.read_text() for p in files) + "".join(
+        p.read_text() for p in (echo.data_dir / "journal").glob("*")
+    )
+    assert "kumquat" not in text.lower()
+    assert str(alice) not in text
+    assert "Planning a picnic" in text
+
+
+def button_id(message: dict, label: str) -> str:  # type: ignore[type-arg]
+    for row in message["components"]:
+        for button in row["components"]:
+            if button.get("label") == label:
+                return str(button["custom_id"])
+    raise AssertionError(f"no {label!r} button in {message['components']}")
+
+
+def confirm_id(message: dict) -> str:  # type: ignore[type-arg]
+    return button_id(message, "Forget me")
+
+
+def cancel_id(message: dict) -> str:  # type: ignore[type-arg]
+    return button_id(message, "Cancel")
