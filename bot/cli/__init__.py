@@ -125,6 +125,47 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-f", "--force", action="store_true", help="overwrite FILE if it exists")
     export.set_defaults(handler=_handler("bot.cli.conversations", "export_command"))
 
+    memories = commands.add_parser(
+        "memories",
+        help="generate, list, show or search long-term memories",
+        description="Long-term memories: one per ended conversation, made by a memory run.",
+    )
+    memory_actions = memories.add_subparsers(dest="action", metavar="ACTION", required=True)
+    generate = memory_actions.add_parser(
+        "generate",
+        help="distil every eligible conversation into a memory now",
+        description="Distil every eligible conversation (idle longer than "
+        "ECHO_MEMORY_INACTIVITY_SECONDS, with no memory or a memory older than it) into a "
+        "memory, with the configured model or extractively offline. Shows progress, then the "
+        "counts. Opens the data folder as the bot does: stop the bot first, or use "
+        "/memory generate in Discord.",
+    )
+    generate.add_argument("--guild", metavar="ID", help="only this server's conversations")
+    generate.add_argument(
+        "--idle-seconds",
+        metavar="N",
+        type=float,
+        help="treat conversations idle for N seconds as eligible (default: the setting)",
+    )
+    generate.set_defaults(handler=_handler("bot.cli.memories", "generate_command"))
+    memory_list = memory_actions.add_parser(
+        "list",
+        help="list memories, newest conversation first",
+        description="List the memories: thread, server, date, facts, generator, summary.",
+    )
+    memory_list.add_argument("--guild", metavar="ID", help="only this server's")
+    memory_list.add_argument("--json", action="store_true", help="the records as a JSON array")
+    memory_list.set_defaults(handler=_handler("bot.cli.memories", "list_command"))
+    memory_show = memory_actions.add_parser(
+        "show",
+        help="show one conversation's memory",
+        description="Show the memory of one conversation: summary, topics, facts (and whom "
+        "they are about), decisions, action items and open questions.",
+    )
+    memory_show.add_argument("thread_id", metavar="THREAD_ID", help="the conversation's thread id")
+    memory_show.add_argument("--json", action="store_true", help="the record as stored")
+    memory_show.set_defaults(handler=_handler("bot.cli.memories", "show_command"))
+
     chat = commands.add_parser(
         "chat",
         help="talk with Echo in this terminal (no Discord needed)",

@@ -1,0 +1,144 @@
+"""``python -m bot memories ...``: generate, list and show long-term memories."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from memory import JsonFileStore, StoreError
+from memory.memories import MemoryRecord
+
+from .common import quiet_logging, settings_or_fail, shown_dir, snowflake_arg
+from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- generate -------------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """``memories 12/40 [######....]`` on stderr, redrawn in place at a terminal."""
+
+    def __init__(self, stream: Any = sys.stderr, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.width * done // max(total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"memories {done}/{total} [{bar}]"
+        if self.tty:
+            self.stream.write("\r" + line)
+        elif done == total or done % 10 == 0:
+            self.stream.write(line + "\n")  # a log file gets a line now and then, not \r soup
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def generate_command(args: argparse.Namespace) -> int:
+    guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
+    if args.idle_seconds is not None and args.idle_seconds < 0:
+        raise CliError("--idle-seconds must be 0 or more", EXIT_CONFIG)
+    settings = settings_or_fail()
+    quiet_logging(settings)
+    report = _run(_generate(settings, guild_id, args.idle_seconds))
+    print(report.line())
+    for thread_id, cause in report.failures:
+        print(f"  {thread_id}: {cause}", file=sys.stderr)
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+async def _generate(settings: Any, guild_id: str | None, idle_seconds: float | None) -> Any:
+    from ..app import echo_core  # the bot's own wiring: same model, store and index
+
+    async with echo_core(settings) as core:
+        if idle_seconds is not None:
+            core.memories.inactivity = idle_seconds
+        bar = ProgressBar()
+        try:
+            return await core.memories.generate(guild_id, progress=bar)
+        finally:
+            bar.close()
+
+
+# --- list and show -------------------------------------------------------------------------
+
+
+def list_command(args: argparse.Namespace) -> int:
+    guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
+    settings = settings_or_fail()
+    quiet_logging(settings)
+    records: list[MemoryRecord] = _run(_records(settings, guild_id))
+    records.sort(key=lambda r: r.conversation_created_at or r.created_at, reverse=True)
+    if args.json:
+        print(json.dumps([json.loads(r.to_json()) for r in records], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not records:
+        print(f"No memories in {shown_dir(settings.data_dir)} yet.")
+        return EXIT_OK
+    for record in records:
+        when = (record.conversation_created_at or record.created_at).strftime("%Y-%m-%d")
+        summary = " ".join(record.memory_data.summary.split())
+        summary = summary if len(summary) <= 90 else summary[:89] + "…"
+        print(
+            f"{record.thread_id}  guild {record.guild_id}  {when}  "
+            f"{len(record.memory_data.facts)} facts  {record.generator}  {summary or '-'}"
+        )
+    return EXIT_OK
+
+
+async def _records(settings: Any, guild_id: str | None) -> list[MemoryRecord]:
+    async with JsonFileStore(settings.data_dir, read_only=True) as store:
+        guilds = [guild_id] if guild_id else await store.list_guilds()
+        found: list[MemoryRecord] = []
+        for guild in guilds:
+            found += await store.list_memories(guild)
+        return found
+
+
+def show_command(args: argparse.Namespace) -> int:
+    thread_id = snowflake_arg(args.thread_id, "THREAD_ID", "a Discord thread id")
+    settings = settings_or_fail()
+    quiet_logging(settings)
+    records: list[MemoryRecord] = _run(_records(settings, None))
+    record = next((r for r in records if r.thread_id == thread_id), None)
+    if record is None:
+        raise CliError(f"no memory of conversation {thread_id} in {shown_dir(settings.data_dir)}")
+    if args.json:
+        print(record.to_json())
+        return EXIT_OK
+    data = record.memory_data
+    print(f"Memory of conversation {record.thread_id} (guild {record.guild_id})")
+    started = record.conversation_created_at
+    print(f"  started:    {started:%Y-%m-%d %H:%M} UTC" if started else "  started:    ?")
+    print(f"  made:       {record.updated_at:%Y-%m-%d %H:%M} UTC by {record.generator}")
+    print(f"  people:     {', '.join(record.participants)}")
+    print(f"  summary:    {data.summary or '-'}")
+    print(f"  topics:     {', '.join(data.topics) or '-'}")
+    for title, items in (
+        ("facts", [f"{f.text}" + (f"  (about {f.about})" if f.about else "") for f in data.facts]),
+        ("decisions", data.decisions),
+        ("action items", data.action_items),
+        ("open questions", data.open_questions),
+    ):
+        if items:
+            print(f"  {title}:")
+            for item in items:
+                print(f"    - {item}")
+    return EXIT_OK

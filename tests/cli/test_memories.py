@@ -1,0 +1,74 @@
+"""``python -m bot memories generate|list|show``, as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from memory import InMemoryConversationManager, JsonFileStore, Message
+
+from .helpers import cli_env, run_cli
+
+T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
+
+
+async def old_conversations(data: Path) -> None:
+    async with InMemoryConversationManager(store=JsonFileStore(data)) as manager:
+        for thread, guild, text in (
+            ("101", "7", "The ferry to the island leaves at noon on Saturday."),
+            ("102", "7", "We agreed to repaint the boathouse green next spring."),
+            ("201", "8", "Budget review is due at the end of the quarter."),
+        ):
+            await manager.create_conversation(
+                thread_id=thread, guild_id=guild, requester="33", channel_id="44", created_at=T0
+            )
+            for n, line in enumerate([text, text.replace("The", "Our")]):
+                await manager.add_message_to_conversation(
+                    thread,
+                    Message(
+                        message_type="chat",
+                        message_content=line,
+                        requester="33",
+                        message_id=f"{thread}{n}",
+                        created_at=T0,
+                        meta={"author_name": "Mia"},
+                    ),
+                )
+
+
+async def test_generate_then_list_and_show(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    await old_conversations(data)
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(data))
+    first = await run_cli("memories", "generate", "--guild", "7", cwd=tmp_path, env=env)
+    assert first.code == 0, first
+    assert first.stdout.strip() == "2 eligible, 2 generated, 0 failed"
+    assert "memories 2/2" in first.stderr
+    everything = await run_cli("memories", "generate", cwd=tmp_path, env=env)
+    assert everything.stdout.strip() == "1 eligible, 1 generated, 0 failed"
+
+    listing = await run_cli("memories", "list", "--guild", "7", "--json", cwd=tmp_path, env=env)
+    records = json.loads(listing.stdout)
+    assert {r["thread_id"] for r in records} == {"101", "102"}
+    assert all(r["guild_id"] == "7" and r["generator"] == "extractive" for r in records)
+
+    shown = await run_cli("memories", "show", "102", cwd=tmp_path, env=env)
+    assert shown.code == 0
+    assert "boathouse" in shown.stdout and "facts:" in shown.stdout
+
+
+async def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(tmp_path / "data"))
+    bad = await run_cli("memories", "show", "12a", cwd=tmp_path, env=env)
+    assert bad.code == 2 and bad.error_line.startswith("echo: THREAD_ID must be a string of digits")
+    missing = await run_cli("memories", "show", "999", cwd=tmp_path, env=env)
+    assert missing.code == 1 and missing.error_line.startswith(
+        "echo: no memory of conversation 999"
+    )
+    guild = await run_cli("memories", "list", "--guild", "x", cwd=tmp_path, env=env)
+    assert guild.code == 2
+    empty = await run_cli("memories", "list", cwd=tmp_path, env=env)
+    assert empty.code == 0 and empty.stdout.startswith("No memories in")
+    negative = await run_cli("memories", "generate", "--idle-seconds", "-1", cwd=tmp_path, env=env)
+    assert negative.code == 2
