@@ -534,7 +534,7 @@ async def test_offline_the_context_budget_folds_extractively(
         names = echo.bot.get_cog("Conversation").names  # type: ignore[union-attr]
         window = echo.bot.agent.context(conversation, names)  # type: ignore[arg-type]
 
-    assert last["content"].endswith("You said: [Alice] what did we plan?")
+    assert last["content"].endswith("You said: what did we plan?")
     assert conversation is not None
     assert (
         "Alice: @Echo The ZEPHYR launch happens on Friday at the harbour." in conversation.summary
