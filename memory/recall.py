@@ -74,6 +74,8 @@ _MAX_TERMS = 64
 _MAX_LIMIT = 100
 # The best passages grouped into conversations: at least this many, 20 per result asked for.
 _MIN_PASSAGES = 100
+# Errors that mean the file is not a usable database (as opposed to busy, full, ...).
+_DAMAGED = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 # Attachment text is indexed, up to this much per message.
 _MAX_ATTACHMENT_CHARS = 20_000
 
@@ -601,18 +603,44 @@ class RecallIndex:
         if create:
             self.path.mkdir(parents=True, exist_ok=True)
         try:
-            connection = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._prepare(connection, guild_id)
+            connection = self._connect(path, guild_id)
         except sqlite3.DatabaseError as exc:
-            raise RecallError(f"recall index {path} is unusable: {exc}") from exc
+            if getattr(exc, "sqlite_errorcode", None) not in _DAMAGED:
+                raise RecallError(f"recall index {path} is unusable: {exc}") from exc
+            # The index is a cache of the files: set the damaged one aside, start afresh.
+            target = path.with_name(f"{path.name}.corrupt")
+            os.replace(path, target)
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f"{path}{suffix}")
+            log.warning(
+                "recall index %s is damaged (%s); moved aside to %s and started empty "
+                "(rebuild the index to fill it again)",
+                path,
+                exc,
+                target.name,
+            )
+            try:
+                connection = self._connect(path, guild_id)
+            except sqlite3.DatabaseError as again:
+                raise RecallError(f"recall index {path} is unusable: {again}") from again
         self._connections[guild_id] = connection
         while len(self._connections) > self.max_open:
             _, old = self._connections.popitem(last=False)
             old.close()
+        return connection
+
+    def _connect(self, path: Path, guild_id: str) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._prepare(connection, guild_id)
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def _prepare(self, db: sqlite3.Connection, guild_id: str) -> None:
@@ -674,6 +702,8 @@ class RecallIndex:
 
 @dataclass
 class SyncReport:
+    """What ``sync`` did: conversations (re)indexed, removed, and left as they were."""
+
     indexed: int = 0
     removed: int = 0
     unchanged: int = 0

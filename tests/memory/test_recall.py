@@ -403,3 +403,17 @@ def test_one_conversation_full_of_matches_does_not_crowd_out_the_rest(index: Rec
     hits = index.search("1", "apple", limit=6)
     assert ids(hits)[0] == "901"
     assert sorted(ids(hits)[1:]) == ["910", "911", "912", "913", "914"]
+
+
+def test_a_damaged_guild_file_is_set_aside_and_started_afresh(tmp_path: Path) -> None:
+    folder = tmp_path / "recall"
+    with RecallIndex(folder) as index:
+        index.upsert_conversation(conversation("951", "kites"))
+        index.upsert_conversation(conversation("952", "kites", guild_id="2"))
+    (folder / "1.sqlite3").write_bytes(b"this is not a database" * 100)
+    with RecallIndex(folder) as index:
+        assert index.search("1", "kites") == []  # empty until rebuilt, and no crash
+        assert ids(index.search("2", "kites")) == ["952"]
+        index.upsert_conversation(conversation("951", "kites"))
+        assert ids(index.search("1", "kites")) == ["951"]
+    assert (folder / "1.sqlite3.corrupt").read_bytes().startswith(b"this is not")
