@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memory import Conversation, InMemoryConversationManager, Message, MessageType
+from memory.recall_service import RecallService
 from memory.summarizer import extractive_summary
 
 from .attachments import attachment_notes
@@ -138,6 +139,7 @@ class Agent:
         system_prompt: str,
         max_context_tokens: int = 8000,
         max_tool_rounds: int = 4,
+        recall: RecallService | None = None,
     ) -> None:
         self.manager = manager
         self.provider = provider
@@ -145,6 +147,9 @@ class Agent:
         self.system_prompt = system_prompt
         self.max_context_tokens = max_context_tokens
         self.max_tool_rounds = max_tool_rounds
+        self.recall = recall
+        # thread id -> memories of the guild put in context when the conversation started
+        self._memory_notes: dict[str, str] = {}
         # thread id -> the messages already folded into the rolling summary (``_fold_key``).
         # By identity, not by time: Echo's answer is placed right after the question it
         # answered, so a message sent while it was being written leaves the window after
@@ -166,6 +171,7 @@ class Agent:
             yield Failure(FALLBACK_FAILURE)
             return
         try:
+            await self._remember(conversation)
             await self._fold_old_messages(conversation, names)
             async for event in self._rounds(conversation, names):
                 yield event
@@ -259,7 +265,7 @@ class Agent:
                 meta=_turn_meta(turn),
             ),
         )
-        context = ToolContext(conversation=conversation)
+        context = ToolContext(conversation=conversation, recall=self._searcher(conversation))
         for call in calls:
             result = await self.tools.call(call.name, call.arguments, context)
             if result.is_error:
@@ -284,6 +290,59 @@ class Agent:
             thread_id, Message(message_type=kind, message_content=text, meta=_turn_meta(turn))
         )
 
+    # --- long-term memory ---------------------------------------------------------------------
+
+    def _searcher(self, conversation: Conversation) -> Any:
+        """A search bound to this conversation's guild: a tool can never reach another."""
+        recall = self.recall
+        if recall is None:
+            return None
+        guild_id = conversation.guild_id
+
+        async def search(query: str, limit: int) -> list[Any]:
+            return await recall.search(guild_id, query, limit)
+
+        return search
+
+    async def _remember(self, conversation: Conversation) -> None:
+        """When a conversation starts, find the guild's memories worth having in context."""
+        thread_id = conversation.thread_id
+        if self.recall is None or thread_id in self._memory_notes:
+            return
+        self._memory_notes[thread_id] = ""
+        question = next(
+            (m.message_content for m in reversed(conversation.history) if m.requester), ""
+        )
+        try:
+            hits = await self.recall.search(conversation.guild_id, question, 4) if question else []
+            records = await self.manager.store.list_memories(conversation.guild_id)
+        except Exception:
+            log.exception("recalling memories for thread %s failed", thread_id)
+            return
+        by_thread = {r.thread_id: r for r in records}
+        chosen = [h.thread_id for h in hits if h.thread_id != thread_id][:3]
+        theirs = sorted(
+            (
+                r
+                for r in records
+                if conversation.requester in r.participants and r.thread_id != thread_id
+            ),
+            key=lambda r: r.conversation_created_at or r.created_at,
+            reverse=True,
+        )
+        chosen += [r.thread_id for r in theirs[:2] if r.thread_id not in chosen]
+        budget = self.max_context_tokens * 4 // 8  # an eighth of the window, in characters
+        lines: list[str] = []
+        for other in chosen:
+            record = by_thread.get(other)
+            hit = next((h for h in hits if h.thread_id == other), None)
+            line = _memory_line(record, hit)
+            if line and sum(len(x) for x in lines) + len(line) <= budget:
+                lines.append(line)
+        self._memory_notes[thread_id] = "\n".join(lines)
+        if lines:
+            log.info("thread %s: %d memories of this server put in context", thread_id, len(lines))
+
     # --- the context --------------------------------------------------------------------------
 
     def context(
@@ -291,6 +350,12 @@ class Agent:
     ) -> ContextWindow:
         """System prompt + summary + the newest history that fits the token budget."""
         system = self.system_prompt
+        notes = self._memory_notes.get(conversation.thread_id)
+        if notes:
+            system += (
+                "\n\nMemories of earlier conversations in this server (use them when they are "
+                "relevant, and say that you remember):\n" + notes
+            )
         summary = _tail(conversation.summary, self._summary_chars())
         if summary:
             system += "\n\nSummary of the earlier part of this conversation:\n" + summary
@@ -416,6 +481,20 @@ class Agent:
 def _fold_key(message: Message) -> tuple[Any, ...]:
     """What identifies a recorded message for folding (an edited one counts as new)."""
     return (message.message_type, message.message_id, message.created_at, message.message_content)
+
+
+def _memory_line(record: Any, hit: Any) -> str:
+    """One memory as the model reads it: when, what, and the facts that matter."""
+    if record is not None:
+        when = (record.conversation_created_at or record.created_at).strftime("%Y-%m-%d")
+        data = record.memory_data
+        text = " ".join(data.summary.split())[:500]
+        facts = "; ".join(f.text for f in data.facts[:4])
+        return f"- conversation of {when}: {text}" + (f" Facts: {facts[:400]}" if facts else "")
+    if hit is not None:
+        text = " ".join((hit.summary or hit.snippet or "").split())[:400]
+        return f"- conversation of {(hit.created_at or '')[:10]}: {text}" if text else ""
+    return ""
 
 
 def _newest_human_id(history: Sequence[Message]) -> str | None:

@@ -8,6 +8,7 @@ wiring as ``python -m bot``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,8 @@ from typing import Any
 
 from memory import InMemoryConversationManager, JsonFileStore
 from memory.longterm import ExtractiveDistiller, MemoryService
+from memory.recall import RecallIndex
+from memory.recall_service import RecallService
 
 from .agent import Agent
 from .client import EchoBot
@@ -36,6 +39,7 @@ class EchoCore:
     manager: InMemoryConversationManager
     agent: Agent
     memories: MemoryService
+    recall: RecallService
 
 
 @asynccontextmanager
@@ -54,9 +58,10 @@ async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIter
     )
     try:
         store = JsonFileStore(settings.data_dir, fsync=settings.journal_fsync, read_only=read_only)
-        async with InMemoryConversationManager(
-            store=store, idle_time=settings.idle_seconds
-        ) as manager:
+        async with (
+            InMemoryConversationManager(store=store, idle_time=settings.idle_seconds) as manager,
+            _recall(settings, manager, read_only) as recall,
+        ):
             log.info(
                 "conversations in %s (%d on disk, journal fsync %s)",
                 settings.data_dir.resolve(),
@@ -70,14 +75,39 @@ async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIter
                 system_prompt=settings.system_prompt,
                 max_context_tokens=settings.max_context_tokens,
                 max_tool_rounds=settings.max_tool_rounds,
+                recall=recall,
             )
             distiller = ExtractiveDistiller() if provider.offline else ModelDistiller(provider)
             memories = MemoryService(
                 manager, distiller, inactivity=settings.memory_inactivity_seconds
             )
-            yield EchoCore(provider, manager, agent, memories)
+            if not read_only:
+                memories.listeners.append(recall.on_memory)
+            yield EchoCore(provider, manager, agent, memories, recall)
     finally:
         await provider.aclose()
+
+
+@asynccontextmanager
+async def _recall(
+    settings: Settings, manager: InMemoryConversationManager, read_only: bool
+) -> AsyncIterator[RecallService]:
+    """The recall index beside the store; a writer keeps it current, a reader only reads."""
+    index = RecallIndex.in_data_dir(settings.data_dir)
+    await asyncio.to_thread(index.open)
+    recall = RecallService(index, manager)
+    if not read_only:
+        recall.attach()
+    try:
+        yield recall
+    finally:
+        if not read_only:
+            try:  # the manager's own final save comes after this; index what it would save
+                await manager.save_all_conversations()
+            except Exception:
+                log.exception("saving before closing the recall index failed")
+        await recall.close()
+        await asyncio.to_thread(index.close)
 
 
 @asynccontextmanager

@@ -18,7 +18,7 @@ import logging
 import re
 import typing
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from functools import lru_cache
@@ -52,6 +52,8 @@ class ToolContext:
 
     conversation: Conversation
     now: Callable[[], datetime] = utcnow
+    # Searches this conversation's guild only: (query, limit) -> hits. None when unavailable.
+    recall: Callable[[str, int], Awaitable[list[Any]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -415,9 +417,37 @@ async def search_conversation(
     return f"{shown} of {len(scored)} matching messages, best first:\n" + "\n".join(lines)
 
 
+async def recall_memory(
+    context: ToolContext,
+    query: Annotated[str, Field(description="what to look for, in a few words")],
+    limit: Annotated[int, Field(description="how many conversations, 1-5")] = 3,
+) -> str:
+    """Search the memories of earlier conversations in this server (not this one): what was
+    said, decided or learned, with dates. Use it when someone refers to an earlier talk."""
+    if context.recall is None:
+        raise ToolError("long-term memory is not available here")
+    limit = max(1, min(limit, 5))
+    hits = [
+        h
+        for h in await context.recall(query, limit + 1)
+        if h.thread_id != context.conversation.thread_id
+    ][:limit]
+    if not hits:
+        return "No earlier conversation in this server matches."
+    lines = []
+    for hit in hits:
+        when = (hit.created_at or "")[:10] or "date unknown"
+        text = hit.summary or hit.snippet or "(no summary yet)"
+        lines.append(f"- conversation of {when}: {_snippet(' '.join(text.split()))}")
+        if hit.snippet and hit.summary:
+            lines.append(f"  matching part: {_snippet(' '.join(hit.snippet.split()))}")
+    return "\n".join(lines)
+
+
 def default_tools() -> ToolRegistry:
     """A fresh registry with the built-ins; the agent may add its own to it."""
     registry = ToolRegistry()
     registry.tool(current_time)
     registry.tool(search_conversation)
+    registry.tool(recall_memory)
     return registry

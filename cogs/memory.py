@@ -126,6 +126,9 @@ class MemoryCog(
     async def forget_user(self, guild_id: str, user_id: str) -> ForgetReport:
         report = await forget_person(self.bot.manager, guild_id, user_id)
         self.bot.forget_names(user_id)
+        recall = self.bot.agent.recall
+        if recall is not None:  # deleted ones left the index already; drop kept memories too
+            await recall.reindex_without_memory(report.conversations_changed)
         return report
 
     async def cog_app_command_error(

@@ -166,6 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     memory_show.add_argument("--json", action="store_true", help="the record as stored")
     memory_show.set_defaults(handler=_handler("bot.cli.memories", "show_command"))
 
+    search = memory_actions.add_parser(
+        "search",
+        help="search one server's conversations and memories",
+        description="Rank one server's conversations by how well they and their memories "
+        "match QUERY (SQLite FTS5, BM25). QUERY '-' reads one query per line from standard "
+        "input and answers each on its own line. Never returns another server's conversations.",
+    )
+    search.add_argument("--guild", metavar="ID", required=True, help="the server to search")
+    search.add_argument("--limit", metavar="K", type=int, default=5, help="results per query (5)")
+    search.add_argument(
+        "--json",
+        action="store_true",
+        help='one JSON object per query per line: {"query": ..., "results": [...]}',
+    )
+    search.add_argument("query", metavar="QUERY", help="words to look for, or - for stdin")
+    search.set_defaults(handler=_handler("bot.cli.memories", "search_command"))
+
     chat = commands.add_parser(
         "chat",
         help="talk with Echo in this terminal (no Discord needed)",

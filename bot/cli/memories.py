@@ -142,3 +142,48 @@ def show_command(args: argparse.Namespace) -> int:
             for item in items:
                 print(f"    - {item}")
     return EXIT_OK
+
+
+# --- search ---------------------------------------------------------------------------------
+
+
+def search_command(args: argparse.Namespace) -> int:
+    guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
+    if not 1 <= args.limit <= 100:
+        raise CliError("--limit must be between 1 and 100", EXIT_CONFIG)
+    settings = settings_or_fail()
+    quiet_logging(settings)
+    if args.query == "-":
+        queries: Any = (line.rstrip("\n") for line in sys.stdin)
+    else:
+        queries = [args.query]
+    _run(_search(settings, guild_id, queries, args.limit, args.json))
+    return EXIT_OK
+
+
+async def _search(settings: Any, guild_id: str, queries: Any, limit: int, as_json: bool) -> None:
+    from memory.recall import RecallIndex, sync
+
+    index = RecallIndex.in_data_dir(settings.data_dir)
+    await asyncio.to_thread(index.open)
+    try:
+        async with JsonFileStore(settings.data_dir, read_only=True) as store:
+            # The index is a cache of the files: catch up with what changed since it was written.
+            await sync(index, store, guild_id)
+        for query in queries:
+            hits = await asyncio.to_thread(index.search, guild_id, query, limit)
+            if as_json:
+                line = {"query": query, "results": [h.to_dict() for h in hits]}
+                print(json.dumps(line, ensure_ascii=False), flush=True)
+                continue
+            print(f"{query}:" if query else "(empty query):")
+            if not hits:
+                print("  no match")
+            for rank, hit in enumerate(hits, start=1):
+                when = (hit.created_at or "")[:10]
+                text = " ".join((hit.summary or hit.snippet).split())
+                text = text if len(text) <= 100 else text[:99] + "…"
+                print(f"  {rank}. {hit.thread_id}  {when}  score {hit.score:.2f}  {text}")
+            sys.stdout.flush()
+    finally:
+        await asyncio.to_thread(index.close)

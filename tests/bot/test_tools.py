@@ -341,8 +341,10 @@ async def test_current_time_bad_zone() -> None:
 def test_default_tools_schemas() -> None:
     tools = default_tools()
 
-    assert tools.names() == ["current_time", "search_conversation"]
+    assert tools.names() == ["current_time", "search_conversation", "recall_memory"]
     assert parameters(tools, "search_conversation")["required"] == ["query"]
+    assert parameters(tools, "recall_memory")["required"] == ["query"]
+    assert "context" not in parameters(tools, "recall_memory")["properties"]
     assert "required" not in parameters(tools, "current_time")
 
 

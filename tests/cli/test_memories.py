@@ -72,3 +72,37 @@ async def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert empty.code == 0 and empty.stdout.startswith("No memories in")
     negative = await run_cli("memories", "generate", "--idle-seconds", "-1", cwd=tmp_path, env=env)
     assert negative.code == 2
+
+
+async def test_search_ranks_within_one_guild_and_reads_queries_from_stdin(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    await old_conversations(data)
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(data))
+    await run_cli("memories", "generate", cwd=tmp_path, env=env)
+    one = await run_cli(
+        "memories", "search", "--guild", "7", "--json", "boathouse paint", cwd=tmp_path, env=env
+    )
+    assert one.code == 0, one
+    [line] = one.stdout.splitlines()
+    answer = json.loads(line)
+    assert answer["query"] == "boathouse paint"
+    assert answer["results"][0]["thread_id"] == "102"
+    assert all(r["guild_id"] == "7" for r in answer["results"])
+    many = await run_cli(
+        "memories",
+        "search",
+        "--guild",
+        "7",
+        "--json",
+        "-",
+        cwd=tmp_path,
+        env=env,
+        stdin=b"ferry island\nbudget quarter review\n",
+    )
+    first, second = (json.loads(x) for x in many.stdout.splitlines())
+    assert first["results"][0]["thread_id"] == "101"
+    assert second["results"] == []  # guild 8's conversation is never returned in guild 7
+    readable = await run_cli("memories", "search", "--guild", "8", "budget", cwd=tmp_path, env=env)
+    assert "201" in readable.stdout
+    bad = await run_cli("memories", "search", "--guild", "x", "q", cwd=tmp_path, env=env)
+    assert bad.code == 2

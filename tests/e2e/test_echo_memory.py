@@ -123,6 +123,9 @@ async def test_forget_with_confirmation_removes_them_from_the_files(
     )
     assert "kumquat" not in text.lower()
     assert str(alice) not in text
+    # ...and recall no longer finds them.
+    index = (echo.data_dir / "index" / "recall").glob("*.sqlite3*")
+    assert all(b"kumquat" not in p.read_bytes().lower() for p in index)
     assert "Planning a picnic" in text
 
 
@@ -140,3 +143,48 @@ def confirm_id(message: dict) -> str:  # type: ignore[type-arg]
 
 def cancel_id(message: dict) -> str:  # type: ignore[type-arg]
     return button_id(message, "Cancel")
+
+
+async def test_a_later_conversation_recalls_this_servers_memories_only(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_echo(emu, tmp_path, llm=fake_llm, **FAST) as echo:
+        other = emu.create_guild("Elsewhere")
+        other_channel = emu.create_text_channel(other.id, "general")
+        emu.add_member(other.id, echo.world.user.id)
+        fake_llm.queue_text("Noted.")
+        first = await talk_and_let_idle(echo, "Our team offsite will be in Tromso in February.")
+        fake_llm.queue_text("Noted too.")
+        await emu.post_message(
+            other_channel.id,
+            echo.world.user.id,
+            echo.ping("The Tromso offsite secret code is 4411."),
+        )
+        elsewhere = await emu.wait_for_thread(other_channel.id)
+        await echo.answer_in(elsewhere.id)
+        await echo.emu.wait_for(
+            lambda: echo.conversation(elsewhere.id) is None or None, timeout=5, what="idle"
+        )
+        json_memory = (
+            '{"summary": "The team offsite will be in Tromso in February.", "topics": '
+            '["offsite"], "facts": [], "decisions": [], "action_items": [], "open_questions": []}'
+        )
+        fake_llm.queue_text(json_memory)
+        fake_llm.queue_text(json_memory.replace("February", "secret code 4411"))
+        report = await echo.bot.memories.generate()
+        assert report.generated == 2
+        # A new conversation here: its first request carries this server's memory, in context.
+        fake_llm.queue_tool_call("recall_memory", {"query": "offsite Tromso"})
+        fake_llm.queue_text("It is in Tromso, in February.")
+        await echo.say(echo.world.channel.id, echo.ping("Where is the offsite again?"))
+        thread = await emu.wait_for_thread(echo.world.channel.id, predicate=lambda t: t.id != first)
+        await echo.answer_in(thread.id, lambda m: m["content"] == "It is in Tromso, in February.")
+    first = fake_llm.chat_requests[-2]
+    system = first.messages[0]["content"]
+    assert "Memories of earlier conversations in this server" in system
+    assert "Tromso in February" in system
+    assert "4411" not in system  # the other server's memory never comes here
+    tool_result = fake_llm.chat_requests[-1].messages[-1]
+    assert tool_result["role"] == "tool"
+    assert "Tromso" in tool_result["content"] and "4411" not in tool_result["content"]
