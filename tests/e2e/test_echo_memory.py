@@ -188,3 +188,16 @@ async def test_a_later_conversation_recalls_this_servers_memories_only(
     tool_result = fake_llm.chat_requests[-1].messages[-1]
     assert tool_result["role"] == "tool"
     assert "Tromso" in tool_result["content"] and "4411" not in tool_result["content"]
+
+
+async def test_automatic_runs_make_memories_without_a_command(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    settings = {**FAST, "ECHO_MEMORY_AUTO": "true", "ECHO_MEMORY_INTERVAL_SECONDS": "0.2"}
+    async with running_echo(discord_emulator, tmp_path, **settings) as echo:
+        thread_id = await talk_and_let_idle(echo, "Remember the lighthouse keys are in the shed.")
+        memory = echo.data_dir / "guilds" / str(echo.world.guild.id) / "memories"
+        await echo.emu.wait_for(
+            lambda: (memory / f"{thread_id}.json").is_file() or None, timeout=5, what="auto run"
+        )
+    assert "lighthouse" in (memory / f"{thread_id}.json").read_text()
