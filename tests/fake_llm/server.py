@@ -307,7 +307,7 @@ class FakeLLM:
     async def wait_for_requests(
         self,
         n: int,
-        timeout: float = 5.0,  # noqa: ASYNC109 - a deadline for the wait, not for a callee
+        timeout: float = 5.0,
         *,
         path: str | None = CHAT_PATH,
     ) -> list[RecordedRequest]:
