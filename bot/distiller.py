@@ -3,7 +3,8 @@
 The transcript shows each message's Discord id and its author's id, so the model can say
 whom a fact is about and which messages it came from; ids it invents are dropped, because
 forgetting a person relies on them. The model sees what people said and what tools
-returned, never Echo's thinking.
+returned: never Echo's thinking, nor Echo's own answers (a memory of what Echo said would be
+the model's words remembered as facts).
 """
 
 from __future__ import annotations
@@ -88,8 +89,6 @@ class ModelDistiller:
                     f"[message {message.message_id or '-'}] {name} (user {message.requester}), "
                     f"{message.created_at:%Y-%m-%d}: {message.message_content}"
                 )
-            elif message.message_type is MessageType.CHAT:
-                lines.append(f"Echo: {message.message_content}")
             elif message.message_type is MessageType.TOOL_CALL_RESPONSE:
                 lines.append(
                     f"(tool {message.meta.name or ''} returned: {message.message_content})"
