@@ -50,6 +50,9 @@ def conversation() -> Conversation:
     conv.add_message(
         Message(message_type="thinking", message_content="private musing", created_at=T0)
     )
+    conv.add_message(
+        Message(message_type="chat", message_content="Echo guesses wildly", created_at=T0)
+    )
     return conv
 
 
@@ -73,7 +76,7 @@ async def test_a_valid_memory_is_parsed_and_invented_ids_dropped(fake_llm: FakeL
     assert request.body["response_format"] == {"type": "json_object"}
     transcript = request.messages[-1]["content"]
     assert "[message 501] Alice (user 33), 2026-03-01: I'm afraid of flying" in transcript
-    assert "private musing" not in transcript
+    assert "private musing" not in transcript and "guesses wildly" not in transcript
 
 
 async def test_one_retry_quotes_the_validation_error(fake_llm: FakeLLM) -> None:
