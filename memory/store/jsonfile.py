@@ -56,6 +56,9 @@ _INLINE_HASH_BYTES = 64 * 1024
 # The header of a conversation file is everything before this line (see Conversation.render).
 _HISTORY_MARKER = b',\n  "history": '
 _HEADER_PROBE = 64 * 1024
+_HEADER_KEYS = frozenset(
+    {"thread_id", "channel_id", "created_at", "updated_at", "guild_id", "requester", "participants"}
+)
 MEMORIES_FOLDER = "memories"
 
 
@@ -560,10 +563,16 @@ def _read_header(path: Path) -> ConversationInfo:
     """A conversation's header from the start of its file; the whole file only if need be."""
     with open(path, "rb") as handle:
         head = handle.read(_HEADER_PROBE)
+        raw: Any = None
         cut = head.find(_HISTORY_MARKER)
         if cut >= 0:
-            raw = json.loads(head[:cut] + b"\n}")
-        else:  # a long summary, or a file written by something else: read it all
+            # Echo writes the history last; a file written by something else may not, and a
+            # header missing any key would silently take defaults (a wrong updated_at).
+            with contextlib.suppress(ValueError):
+                raw = json.loads(head[:cut] + b"\n}")
+            if not isinstance(raw, dict) or not raw.keys() >= _HEADER_KEYS:
+                raw = None
+        if raw is None:  # a long summary, or another key order: read it all
             raw = json.loads(head + handle.read())
             if not isinstance(raw, dict):
                 raise ValueError("the file is not a JSON object")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -192,3 +193,15 @@ async def test_headers_are_read_without_the_history(tmp_path: Path) -> None:
         [header] = await store.conversation_infos("22")
     assert header.thread_id == "11" and header.updated_at == LONG_AGO
     assert header.participants == ("33",)
+
+
+async def test_headers_of_files_written_in_another_key_order(tmp_path: Path) -> None:
+    async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
+        await old_conversation(manager, "11", [said("keys in any order")])
+    [path] = (tmp_path / "guilds" / "22").glob("*.json")
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))  # history before updated_at
+    async with JsonFileStore(tmp_path) as store:
+        [header] = await store.conversation_infos("22")
+    assert header.updated_at == LONG_AGO  # not a default of "now"
+    assert list((tmp_path / "guilds" / "22").glob("*.corrupt")) == []
