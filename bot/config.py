@@ -140,6 +140,9 @@ def load_settings(
     values.update(os.environ if environ is None else environ)
     names = {field.alias for field in Settings.model_fields.values() if field.alias}
     given = {k: v for k, v in values.items() if k in names and v.strip() != ""}
+    if "LLM_PROVIDER" not in given and ("LLM_MODEL" in given or "LLM_BASE_URL" in given):
+        # Naming a model or an endpoint means wanting it: not the offline echo.
+        given["LLM_PROVIDER"] = "openai"
     try:
         settings = Settings.model_validate(given)
     except ValidationError as exc:

@@ -75,3 +75,11 @@ def test_secrets_are_not_echoed_back() -> None:
 def test_empty_values_mean_default() -> None:
     settings = load_settings({"LLM_MODEL": "", "ECHO_IDLE_SECONDS": " "}, env_file=None)
     assert settings.llm_model is None and settings.idle_seconds == 300
+
+
+def test_naming_a_model_or_endpoint_chooses_the_openai_provider() -> None:
+    assert load_settings({"LLM_MODEL": "llama3.1"}, env_file=None).llm_provider == "openai"
+    with pytest.raises(ConfigError, match="LLM_MODEL is not set"):
+        load_settings({"LLM_BASE_URL": "http://127.0.0.1:11434/v1"}, env_file=None)
+    explicit = load_settings({"LLM_PROVIDER": "echo", "LLM_MODEL": "x"}, env_file=None)
+    assert explicit.llm_provider == "echo"
