@@ -508,11 +508,6 @@ def _turn_meta(turn: Turn) -> dict[str, Any]:
     return {"reply_to": turn.reply_to} if turn.reply_to else {}
 
 
-def _reply_to(message: Message) -> str | None:
-    value = (message.meta.model_extra or {}).get("reply_to")
-    return value if isinstance(value, str) else None
-
-
 def _ordered(history: Sequence[Message], turn: Turn | None) -> list[Message]:
     """The history as the model should read it.
 
@@ -525,7 +520,7 @@ def _ordered(history: Sequence[Message], turn: Turn | None) -> list[Message]:
     placed: list[Message] = []
     for index, message in enumerate(history):
         if message.requester is None:
-            target = _reply_to(message)
+            target = message.reply_to
             if target in human_ids:
                 replies.setdefault(target, []).append(message)  # type: ignore[arg-type]
                 continue
@@ -645,8 +640,7 @@ def _fit(units: Sequence[_Unit], budget: int) -> None:
 
 def _speaker(message: Message, names: Mapping[str, str]) -> str:
     requester = message.requester or ""
-    extra = message.meta.model_extra or {}
-    return names.get(requester) or str(extra.get("author_name") or f"user {requester}")
+    return names.get(requester) or message.author_name or f"user {requester}"
 
 
 def _transcript(history: Sequence[Message], names: Mapping[str, str], *, limit: int) -> str:

@@ -84,7 +84,7 @@ class ModelDistiller:
         lines = [f"Conversation started {conversation.created_at:%Y-%m-%d %H:%M} UTC."]
         for message in conversation.history:
             if message.message_type is MessageType.CHAT and message.requester is not None:
-                name = (message.meta.model_extra or {}).get("author_name") or "someone"
+                name = message.author_name or "someone"
                 lines.append(
                     f"[message {message.message_id or '-'}] {name} (user {message.requester}), "
                     f"{message.created_at:%Y-%m-%d}: {message.message_content}"

@@ -77,7 +77,7 @@ def _source_messages(conversation: Conversation) -> list[Message]:
 def extractive_memory(conversation: Conversation, *, max_facts: int = 12) -> MemoryData:
     """A memory without a model: salient sentences, keyword topics, cue-word decisions."""
     sources = _source_messages(conversation)
-    names = _names(conversation)
+    names = conversation.author_names()
     summary = extractive_summary(sources, names, max_chars=600)
     counts = Counter(
         w for m in sources for w in set(words(m.message_content)) if not w.isdigit() and len(w) > 2
@@ -123,15 +123,6 @@ def extractive_memory(conversation: Conversation, *, max_facts: int = 12) -> Mem
         action_items=actions[:6],
         open_questions=questions[-5:],
     )
-
-
-def _names(conversation: Conversation) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for message in conversation.history:
-        name = (message.meta.model_extra or {}).get("author_name")
-        if message.requester and isinstance(name, str):
-            names[message.requester] = name
-    return names
 
 
 class ExtractiveDistiller:

@@ -176,6 +176,18 @@ class Message(BaseModel):
     def tool_call_id(self) -> str | None:
         return self.meta.tool_call_id
 
+    @property
+    def author_name(self) -> str | None:
+        """The display name a person wrote under (``meta.author_name``), if recorded."""
+        name = (self.meta.model_extra or {}).get("author_name")
+        return name.strip() or None if isinstance(name, str) else None
+
+    @property
+    def reply_to(self) -> str | None:
+        """On Echo's records: the Discord id of the message they answer (``meta.reply_to``)."""
+        value = (self.meta.model_extra or {}).get("reply_to")
+        return value if isinstance(value, str) else None
+
     def to_json(self) -> str:
         """Compact JSON, one line: the form used in journal records and conversation files."""
         return self.model_dump_json(exclude_none=True)
@@ -244,6 +256,10 @@ class Conversation(BaseModel):
         """Put already-validated stored messages back (loaders use it; no dedupe, no clock)."""
         self.history.extend(messages)
         self._message_ids.update(m.message_id for m in messages if m.message_id is not None)
+
+    def author_names(self) -> dict[str, str]:
+        """The latest display name each person wrote under in this conversation."""
+        return {m.requester: m.author_name for m in self.history if m.requester and m.author_name}
 
     def has_message_id(self, message_id: str) -> bool:
         return message_id in self._message_ids
@@ -314,8 +330,7 @@ class Conversation(BaseModel):
         kept = [
             m
             for m in self.history
-            if m.requester != user_id
-            and not (m.requester is None and (m.meta.model_extra or {}).get("reply_to") in theirs)
+            if m.requester != user_id and not (m.requester is None and m.reply_to in theirs)
         ]
         removed = len(self.history) - len(kept)
         if not removed and user_id not in self.participants:

@@ -189,11 +189,6 @@ class _Passage:
     names: str
 
 
-def _author(message: Message) -> str:
-    name = (message.meta.model_extra or {}).get("author_name")
-    return name if isinstance(name, str) else ""
-
-
 def _attachment_text(message: Message) -> str:
     attachments = (message.meta.model_extra or {}).get("attachments")
     if not isinstance(attachments, list):
@@ -221,7 +216,7 @@ def _passages(conversation: Conversation, settings: RecallSettings) -> list[_Pas
         if not text.strip():
             continue
         if kind is MessageType.CHAT and message.requester is not None:
-            units.append((text, "", _author(message)))
+            units.append((text, "", message.author_name or ""))
         elif settings.index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
             units.append(("", text, ""))
     if not units:

@@ -64,7 +64,7 @@ def extractive_summary(
         elif message.requester is None:
             speaker = echo_name
         else:
-            speaker = names.get(message.requester) or _meta_name(message) or message.requester
+            speaker = names.get(message.requester) or message.author_name or message.requester
         for sentence in sentences(message.message_content):
             if len(sentence) > 300:
                 sentence = sentence[:297].rstrip() + "…"
@@ -99,9 +99,3 @@ def extractive_summary(
         used += len(line) + 1
     chosen.sort()
     return "\n".join(f"{speaker}: {sentence}" for _, speaker, sentence in chosen)
-
-
-def _meta_name(message: Message) -> str | None:
-    extra = message.meta.model_extra or {}
-    name = extra.get("author_name")
-    return name if isinstance(name, str) and name else None

@@ -6,16 +6,21 @@ with ``echo:``, never a traceback, so a bad id or setting becomes a ``CliError``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
+from memory import StoreError
 from memory.models import validate_snowflake
 
 from ..config import ConfigError, Settings, load_settings
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+
+T = TypeVar("T")
 
 __all__ = [
     "EXIT_CONFIG",
@@ -40,6 +45,14 @@ def snowflake_arg(value: str | None, name: str, what: str) -> str | None:
         raise CliError(
             f"{name} must be a string of digits ({what}), got {value!r}", EXIT_CONFIG
         ) from None
+
+
+def run_store(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a store that cannot be read becomes a one-line error."""
+    try:
+        return asyncio.run(coro)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
 
 
 def settings_or_fail() -> Settings:

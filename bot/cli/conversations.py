@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memory import Conversation, ConversationRef, JsonFileStore, StoreError
+from memory import Conversation, ConversationRef, JsonFileStore
 from memory.store.jsonfile import parse
 
 from .common import (
@@ -25,11 +25,12 @@ from .common import (
     CliError,
     Style,
     quiet_logging,
+    run_store,
     settings_or_fail,
     shown_dir,
     snowflake_arg,
 )
-from .transcript import author_names, render_transcript, utc
+from .transcript import render_transcript, utc
 
 __all__ = ["export_command", "list_command", "show_command"]
 
@@ -75,7 +76,7 @@ class Row:
             "guild_id": c.guild_id,
             "guild_name": c.guild_name,
             "requester": c.requester,
-            "requester_name": author_names(c.history).get(c.requester),
+            "requester_name": c.author_names().get(c.requester),
             "created_at": c.model_dump(mode="json")["created_at"],
             "updated_at": c.model_dump(mode="json")["updated_at"],
             "messages": len(c.history),
@@ -133,13 +134,6 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _run(coro: Any) -> Any:
-    try:
-        return asyncio.run(coro)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
-
-
 # --- list ---------------------------------------------------------------------------------
 
 
@@ -147,7 +141,7 @@ def list_command(args: argparse.Namespace) -> int:
     guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
     settings = settings_or_fail()
     quiet_logging(settings)
-    rows: list[Row] = _run(_rows(settings.data_dir, guild_id))
+    rows: list[Row] = run_store(_rows(settings.data_dir, guild_id))
     if args.json:
         print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -196,7 +190,7 @@ def _cells(row: Row) -> list[str]:
     if c.guild_name:
         guild = f"{_cut(c.guild_name, GUILD_NAME_CHARS)} ({c.guild_id})"
     requester = c.requester
-    name = author_names(c.history).get(c.requester)
+    name = c.author_names().get(c.requester)
     if name:
         requester = f"{_cut(name, 16)} ({c.requester})"
     summary = _cut(" ".join(c.summary.split()), SUMMARY_HEAD) or "-"
@@ -225,7 +219,7 @@ def show_command(args: argparse.Namespace) -> int:
     assert thread_id is not None
     settings = settings_or_fail()
     quiet_logging(settings)
-    ref, _, conversation = _run(_one(settings.data_dir, thread_id))
+    ref, _, conversation = run_store(_one(settings.data_dir, thread_id))
     text = render_transcript(
         conversation, location=ref.location, full=args.full, style=Style.for_stream(sys.stdout)
     )
@@ -249,7 +243,7 @@ def export_command(args: argparse.Namespace) -> int:
             raise CliError(f"{output} exists: add --force to overwrite it", EXIT_CONFIG)
     settings = settings_or_fail()
     quiet_logging(settings)
-    _, data, conversation = _run(_one(settings.data_dir, thread_id))
+    _, data, conversation = run_store(_one(settings.data_dir, thread_id))
     if output in (None, "-"):
         sys.stdout.flush()
         sys.stdout.buffer.write(data)

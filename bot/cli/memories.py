@@ -8,19 +8,11 @@ import json
 import sys
 from typing import Any
 
-from memory import JsonFileStore, StoreError
+from memory import JsonFileStore
 from memory.memories import MemoryRecord
 
-from .common import quiet_logging, settings_or_fail, shown_dir, snowflake_arg
+from .common import quiet_logging, run_store, settings_or_fail, shown_dir, snowflake_arg
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
-
-
-def _run(coro: Any) -> Any:
-    try:
-        return asyncio.run(coro)
-    except StoreError as exc:
-        raise CliError(str(exc)) from None
-
 
 # --- generate -------------------------------------------------------------------------------
 
@@ -57,7 +49,7 @@ def generate_command(args: argparse.Namespace) -> int:
         raise CliError("--idle-seconds must be 0 or more", EXIT_CONFIG)
     settings = settings_or_fail()
     quiet_logging(settings)
-    report = _run(_generate(settings, guild_id, args.idle_seconds))
+    report = run_store(_generate(settings, guild_id, args.idle_seconds))
     print(report.line())
     for thread_id, cause in report.failures:
         print(f"  {thread_id}: {cause}", file=sys.stderr)
@@ -84,7 +76,7 @@ def list_command(args: argparse.Namespace) -> int:
     guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
     settings = settings_or_fail()
     quiet_logging(settings)
-    records: list[MemoryRecord] = _run(_records(settings, guild_id))
+    records: list[MemoryRecord] = run_store(_records(settings, guild_id))
     records.sort(key=lambda r: r.conversation_created_at or r.created_at, reverse=True)
     if args.json:
         print(json.dumps([json.loads(r.to_json()) for r in records], indent=2, ensure_ascii=False))
@@ -116,7 +108,7 @@ def show_command(args: argparse.Namespace) -> int:
     thread_id = snowflake_arg(args.thread_id, "THREAD_ID", "a Discord thread id")
     settings = settings_or_fail()
     quiet_logging(settings)
-    records: list[MemoryRecord] = _run(_records(settings, None))
+    records: list[MemoryRecord] = run_store(_records(settings, None))
     record = next((r for r in records if r.thread_id == thread_id), None)
     if record is None:
         raise CliError(f"no memory of conversation {thread_id} in {shown_dir(settings.data_dir)}")
@@ -157,7 +149,7 @@ def search_command(args: argparse.Namespace) -> int:
         queries: Any = (line.rstrip("\n") for line in sys.stdin)
     else:
         queries = [args.query]
-    _run(_search(settings, guild_id, queries, args.limit, args.json))
+    run_store(_search(settings, guild_id, queries, args.limit, args.json))
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ tool's output for something said in the thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +16,7 @@ from memory import Conversation, Message, MessageType
 
 from .common import Style
 
-__all__ = ["ECHO_NAME", "author_names", "person", "render_transcript", "utc"]
+__all__ = ["ECHO_NAME", "person", "render_transcript", "utc"]
 
 ECHO_NAME = "Echo"
 # Long tool results and arguments are cut to this unless --full.
@@ -30,16 +30,6 @@ def utc(moment: datetime, seconds: bool = True) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
-def author_names(history: Iterable[Message]) -> dict[str, str]:
-    """The latest display name each person wrote under."""
-    names: dict[str, str] = {}
-    for message in history:
-        name = _extra(message).get("author_name")
-        if message.requester is not None and isinstance(name, str) and name.strip():
-            names[message.requester] = name.strip()
-    return names
-
-
 def person(user_id: str, names: dict[str, str]) -> str:
     name = names.get(user_id)
     return f"{name} ({user_id})" if name else user_id
@@ -48,7 +38,7 @@ def person(user_id: str, names: dict[str, str]) -> str:
 def render_transcript(
     conversation: Conversation, *, location: str, full: bool, style: Style
 ) -> str:
-    names = author_names(conversation.history)
+    names = conversation.author_names()
     lines = _header(conversation, names, location, style)
     lines.append("")
     if not conversation.history:
