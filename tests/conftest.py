@@ -4,3 +4,4 @@ from __future__ import annotations
 
 from tests.discord_emulator.fixtures import discord_emulator  # noqa: F401
 from tests.fake_llm.fixtures import fake_llm  # noqa: F401
+from tests.redis_support import private_redis, redis_prefix, redis_url  # noqa: F401

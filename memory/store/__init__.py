@@ -1,4 +1,4 @@
-"""Storage backends behind one interface: JSON files (default); Redis joins later."""
+"""Storage backends behind one interface: JSON files (the default) and Redis."""
 
 from __future__ import annotations
 

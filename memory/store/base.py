@@ -119,6 +119,15 @@ class ConversationStore(ABC):
         self._require_open()
         await self._save(conversation)
 
+    async def put(self, conversation: Conversation) -> None:
+        """Store this conversation whole, replacing whatever is stored for its thread.
+
+        For moving conversations between stores (``python -m bot store migrate``). Unlike
+        ``save`` it may overwrite history: use it only when nothing else is writing.
+        """
+        self._require_open()
+        await self._put(conversation)
+
     async def load(self, thread_id: str) -> Conversation | None:
         """The stored conversation of this thread, or None (also when its record was unreadable)."""
         self._require_open()
@@ -199,6 +208,10 @@ class ConversationStore(ABC):
 
     @abstractmethod
     async def _save(self, conversation: Conversation) -> None: ...
+
+    async def _put(self, conversation: Conversation) -> None:
+        # A store whose save writes the whole conversation needs nothing more.
+        await self._save(conversation)
 
     @abstractmethod
     async def _load(self, thread_id: str) -> Conversation | None: ...

@@ -1,0 +1,158 @@
+"""Real Redis for the tests: the shared server, a private prefix per test, private servers.
+
+Tests that need Redis take the ``redis_url`` fixture. It answers with ``REDIS_URL`` (default
+``redis://127.0.0.1:6379/0``). If nothing answers there, the test fails under ``CI=true``
+(``.ci/run`` starts a server first) and is skipped, with the reason, on a laptop.
+
+Every test gets its own key prefix (``redis_prefix``), removed afterwards, so tests never see
+each other's keys and never need FLUSHALL. A test that stops or kills Redis must not do it to
+the shared server: ``private_redis`` starts one of its own on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def shared_redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def _ping(url: str) -> str | None:
+    """None if Redis answers at ``url``, else why not."""
+    try:
+        import redis
+    except ImportError:
+        return "the 'redis' package is not installed (pip install -e '.[dev,redis]')"
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return f"no Redis answers at {url}: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+def require_redis(url: str) -> None:
+    problem = _ping(url)
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{problem} (CI=true: Redis tests must run; .ci/run starts a server)")
+    pytest.skip(f"{problem}; start redis-server or set REDIS_URL to run the Redis tests")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = shared_redis_url()
+    require_redis(url)
+    return url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix no other test uses; its keys are deleted after the test."""
+    prefix = f"echotest-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    delete_prefix(redis_url, prefix)
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        for pattern in (f"{prefix}:*", f"{prefix}"):
+            batch = list(client.scan_iter(match=pattern, count=1000))
+            for start in range(0, len(batch), 500):
+                client.delete(*batch[start : start + 500])
+    finally:
+        client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of one test's own, on loopback, which the test may stop and restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not on PATH")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while _ping(self.url) is not None:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"private redis-server on {self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop the server (its data goes with it: it keeps nothing on disk)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A started redis-server of this test's own; stopped after the test."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail("redis-server is not installed (CI=true: Redis tests must run)")
+        pytest.skip("redis-server is not installed; install it to run this Redis test")
+    server = PrivateRedis(tmp_path / "private-redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
