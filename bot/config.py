@@ -51,6 +51,9 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path("./data"), alias="ECHO_DATA_DIR")
     idle_seconds: Annotated[float, Field(gt=0)] = Field(300.0, alias="ECHO_IDLE_SECONDS")
     journal_fsync: FsyncPolicy = Field(FsyncPolicy.EVERYSEC, alias="ECHO_JOURNAL_FSYNC")
+    store: Literal["json", "redis"] = Field("json", alias="ECHO_STORE")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    redis_prefix: str = Field("echo", alias="ECHO_REDIS_PREFIX")
 
     llm_provider: Literal["echo", "openai"] = Field("echo", alias="LLM_PROVIDER")
     llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
@@ -106,7 +109,23 @@ class Settings(BaseModel):
             raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
         return level
 
-    @field_validator("journal_fsync", "llm_provider", "thread_replies", mode="before")
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        value = value.strip()
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix(cls, value: str) -> str:
+        value = value.strip()
+        if not value or any(c in value for c in "{}: \t\n*?[]"):
+            raise ValueError("must be a non-empty word without spaces, ':', '{', '}' or globs")
+        return value
+
+    @field_validator("journal_fsync", "llm_provider", "thread_replies", "store", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
