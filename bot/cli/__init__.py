@@ -183,6 +183,46 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query", metavar="QUERY", help="words to look for, or - for stdin")
     search.set_defaults(handler=_handler("bot.cli.memories", "search_command"))
 
+    store = commands.add_parser(
+        "store",
+        help="move conversations and memories between JSON files and Redis",
+        description="Work on the store as a whole.",
+    )
+    store_actions = store.add_subparsers(dest="action", metavar="ACTION", required=True)
+    migrate = store_actions.add_parser(
+        "migrate",
+        help="copy every conversation and memory from one store to the other",
+        description="Copy every conversation and memory from one store to the other, with a "
+        "progress bar and the counts. The source is the truth: what the target holds in another "
+        "version is replaced, what it holds as it is is left alone, so running it again copies "
+        "only what changed. Nothing is deleted on either side. JSON: ECHO_DATA_DIR; Redis: "
+        "REDIS_URL and ECHO_REDIS_PREFIX. Stop the bot (every process) first. Exit code 1 if "
+        "anything could not be read or copied.",
+    )
+    for flag in ("--from", "--to"):
+        migrate.add_argument(
+            flag,
+            dest="source" if flag == "--from" else "target",
+            choices=("json", "redis"),
+            required=True,
+            help=f"the store to copy {flag.removeprefix('--')}",
+        )
+    migrate.add_argument("--data-dir", metavar="DIR", help="the JSON folder (ECHO_DATA_DIR)")
+    migrate.add_argument("--redis-url", metavar="URL", help="the Redis server (REDIS_URL)")
+    migrate.add_argument(
+        "--prefix", dest="redis_prefix", metavar="PREFIX", help="the key prefix (ECHO_REDIS_PREFIX)"
+    )
+    migrate.add_argument("--guild", metavar="ID", help="only this server's (guild's) data")
+    migrate.add_argument(
+        "--redis-wait",
+        metavar="SECONDS",
+        type=float,
+        default=5.0,
+        help="how long to keep trying an unreachable Redis before giving up (5)",
+    )
+    migrate.add_argument("--json", action="store_true", help="the report as JSON for scripts")
+    migrate.set_defaults(handler=_handler("bot.cli.store", "migrate_command"))
+
     chat = commands.add_parser(
         "chat",
         help="talk with Echo in this terminal (no Discord needed)",

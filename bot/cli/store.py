@@ -1,0 +1,382 @@
+"""``python -m bot store migrate``: move every conversation and memory from one store to another.
+
+For an operator who outgrows one machine (JSON files to Redis) or goes back. The source is the
+truth: a conversation or memory the target holds in another version is replaced, one it holds
+as it is stays untouched, so the migration can run again at any time (after an interruption, to
+catch up) and copies only what differs. Nothing is ever deleted, on either side.
+
+The JSON folder is opened as the bot opens it, not read-only: opening replays the journal a
+crashed bot left, so nothing recorded is left behind. That takes the folder's lock, so the bot
+must be stopped first. Redis is opened without a spool and with a bounded wait, so that an
+unreachable server is a one-line error rather than a hang or a local copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from memory import ConversationStore, JsonFileStore, StoreError
+from memory.memories import MemoryRecord
+from memory.store.jsonfile import MEMORIES_FOLDER
+
+from ..config import ConfigError, Settings
+from ..stores import StoreKind, describe_store, make_store
+from .common import quiet_logging, run_store, settings_or_fail, shown_dir, snowflake_arg
+from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+
+__all__ = ["migrate_command"]
+
+# (flag, setting, field of Settings) for what the command line may override.
+_OVERRIDES = (
+    ("--data-dir", "ECHO_DATA_DIR", "data_dir"),
+    ("--redis-url", "REDIS_URL", "redis_url"),
+    ("--prefix", "ECHO_REDIS_PREFIX", "redis_prefix"),
+)
+
+
+@dataclass
+class Tally:
+    """What became of one kind of record (conversations or memories)."""
+
+    total: int = 0
+    copied: int = 0
+    replaced: int = 0  # of the copied: the target held another version, now overwritten
+    already: int = 0
+    unreadable: list[tuple[str, str, str]] = field(default_factory=list)  # thread, guild, why
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # thread, guild, why
+
+    def line(self) -> str:
+        copied = f"{self.copied} copied"
+        if self.replaced:
+            copied += f" ({self.replaced} replaced)"
+        text = f"{copied}, {self.already} already there, {len(self.unreadable)} unreadable"
+        return text + (f", {len(self.failed)} failed" if self.failed else "")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "copied": self.copied,
+            "replaced": self.replaced,
+            "already_there": self.already,
+            "unreadable": [
+                {"thread_id": t, "guild_id": g, "why": why} for t, g, why in self.unreadable
+            ],
+            "failed": [{"thread_id": t, "guild_id": g, "why": why} for t, g, why in self.failed],
+        }
+
+
+@dataclass
+class Report:
+    source: str
+    target: str
+    conversations: Tally = field(default_factory=Tally)
+    memories: Tally = field(default_factory=Tally)
+
+    @property
+    def complete(self) -> bool:
+        return not any(t.unreadable or t.failed for t in (self.conversations, self.memories))
+
+    def line(self) -> str:
+        return f"conversations: {self.conversations.line()}; memories: {self.memories.line()}"
+
+
+class Progress:
+    """``conversations 12/40 [######....]`` on stderr, redrawn in place at a terminal."""
+
+    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr, width: int = 30):
+        self.label = label
+        self.total = total
+        self.stream = stream
+        self.width = width
+        self.tty = stream.isatty()
+        # A log file gets about ten lines, not one per record.
+        self.every = max(1, total // 10)
+        self.done = 0
+
+    def step(self) -> None:
+        self.done += 1
+        if not self.tty and self.done != self.total and self.done % self.every:
+            return
+        filled = self.width * self.done // max(self.total, 1)
+        line = (
+            f"{self.label} {self.done}/{self.total} [{'#' * filled}{'.' * (self.width - filled)}]"
+        )
+        self.stream.write("\r" + line if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    source: StoreKind = args.source
+    target: StoreKind = args.target
+    if source == target:
+        raise CliError(
+            f"--from and --to are both {source}: a migration moves data from one kind of store "
+            "to the other (json, redis)",
+            EXIT_CONFIG,
+        )
+    guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
+    if not 0 < args.redis_wait <= 3600:
+        raise CliError("--redis-wait must be more than 0 and at most 3600 seconds", EXIT_CONFIG)
+    settings = _with_overrides(settings_or_fail(), args)
+    quiet_logging(settings)
+    if source == "json" and not (settings.data_dir / "guilds").is_dir():
+        raise CliError(
+            f"no Echo data in {shown_dir(settings.data_dir)} (it has no guilds folder): "
+            "check ECHO_DATA_DIR or --data-dir",
+            EXIT_CONFIG,
+        )
+    report: Report = run_store(_migrate(settings, source, target, guild_id, args.redis_wait))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "from": source,
+                    "to": target,
+                    "source": report.source,
+                    "target": report.target,
+                    "complete": report.complete,
+                    "conversations": report.conversations.as_json(),
+                    "memories": report.memories.as_json(),
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+    else:
+        print(report.line())
+    for kind, tally in (("conversation", report.conversations), ("memory", report.memories)):
+        for thread, guild, why in tally.unreadable:
+            print(f"  {kind} {thread} (guild {guild}): unreadable: {why}", file=sys.stderr)
+        for thread, guild, why in tally.failed:
+            print(f"  {kind} {thread} (guild {guild}): not copied: {why}", file=sys.stderr)
+    return EXIT_OK if report.complete else EXIT_FAILED
+
+
+def _with_overrides(settings: Settings, args: argparse.Namespace) -> Settings:
+    """The settings with what the command line says instead, checked as the settings are."""
+    changes: dict[str, Any] = {}
+    for flag, setting, name in _OVERRIDES:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        if not value.strip():
+            raise CliError(f"{flag} must not be empty", EXIT_CONFIG)
+        try:
+            checked = Settings.model_validate({setting: value})
+        except ValidationError as exc:
+            why = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise CliError(f"{flag} {value!r}: {why}", EXIT_CONFIG) from None
+        changes[name] = getattr(checked, name)
+    return settings.model_copy(update=changes)
+
+
+async def _migrate(
+    settings: Settings,
+    source_kind: StoreKind,
+    target_kind: StoreKind,
+    guild_id: str | None,
+    redis_wait: float,
+) -> Report:
+    report = Report(describe_store(settings, source_kind), describe_store(settings, target_kind))
+    async with (
+        _opened(settings, source_kind, redis_wait) as source,
+        _opened(settings, target_kind, redis_wait) as target,
+    ):
+        print(f"Migrating from {report.source} to {report.target}", file=sys.stderr, flush=True)
+        guilds = await _guilds(source) if guild_id is None else [guild_id]
+        refs = [ref for guild in guilds for ref in await source.list_conversations(guild)]
+        refs.reverse()  # oldest first: an interrupted run has moved the old, settled ones
+        tally = report.conversations
+        tally.total = len(refs)
+        bar = Progress("conversations", tally.total)
+        try:
+            for ref in refs:
+                await _copy_conversation(source, target, ref.thread_id, ref.guild_id, tally)
+                bar.step()
+        finally:
+            bar.close()
+        memories = await _memories(source, guilds, report.memories)
+        report.memories.total += len(memories)
+        bar = Progress("memories", len(memories))
+        try:
+            for record in memories:
+                await _copy_memory(target, record, report.memories)
+                bar.step()
+        finally:
+            bar.close()
+    return report
+
+
+@asynccontextmanager
+async def _opened(
+    settings: Settings, kind: StoreKind, redis_wait: float
+) -> AsyncIterator[ConversationStore]:
+    try:
+        store = make_store(settings, kind, spool=False, wait_for_redis=redis_wait)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+    try:
+        await store.open()
+    except StoreError as exc:
+        raise CliError(_cannot_open(settings, kind, exc)) from None
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def _cannot_open(settings: Settings, kind: StoreKind, exc: StoreError) -> str:
+    if kind == "json":
+        lock = settings.data_dir / ".lock"
+        if _is_locked(lock):
+            return (
+                f"{shown_dir(settings.data_dir)} is in use by a running Echo (it holds {lock}): "
+                "stop the bot first, then migrate"
+            )
+        return f"cannot open the JSON store in {shown_dir(settings.data_dir)}: {exc}"
+    return f"cannot open {describe_store(settings, kind)}: {exc}"
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether another process holds the data folder's lock (probed, then let go at once)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
+async def _guilds(store: ConversationStore) -> list[str]:
+    guilds = set(await store.list_guilds())
+    if isinstance(store, JsonFileStore):
+        # A guild folder may hold memories whose conversations are gone; list_guilds knows
+        # guilds by their conversations only.
+        with contextlib.suppress(OSError):
+            guilds.update(
+                entry.name
+                for entry in store.guilds_dir.iterdir()
+                if entry.name.isdigit() and (entry / MEMORIES_FOLDER).is_dir()
+            )
+    return sorted(guilds, key=int)
+
+
+async def _copy_conversation(
+    source: ConversationStore,
+    target: ConversationStore,
+    thread_id: str,
+    guild_id: str,
+    tally: Tally,
+) -> None:
+    try:
+        conversation = await source.load(thread_id)
+    except StoreError as exc:
+        tally.unreadable.append((thread_id, guild_id, str(exc)))
+        return
+    if conversation is None:
+        # The store logged why (a JSON file that does not parse is set aside as *.corrupt).
+        tally.unreadable.append((thread_id, guild_id, "the source could not read it"))
+        return
+    wanted = conversation.to_json()
+    try:
+        existing = await target.load(thread_id)
+    except StoreError:
+        existing = None  # unreadable in the target: replaced below
+    if existing is not None and existing.to_json() == wanted:
+        tally.already += 1
+        return
+    try:
+        await target.put(conversation)
+        stored = await target.load(thread_id)
+    except StoreError as exc:
+        tally.failed.append((thread_id, guild_id, str(exc)))
+        return
+    if stored is None or stored.to_json() != wanted:
+        tally.failed.append(
+            (thread_id, guild_id, "the target holds something else after writing it")
+        )
+        return
+    tally.copied += 1
+    if existing is not None:
+        tally.replaced += 1
+
+
+async def _memories(
+    store: ConversationStore, guilds: list[str], tally: Tally
+) -> list[MemoryRecord]:
+    records: list[MemoryRecord] = []
+    for guild in guilds:
+        if not isinstance(store, JsonFileStore):
+            records += await store.list_memories(guild)
+            continue
+        # list_memories leaves out (and sets aside) a file that does not parse: name it.
+        folder = store.guilds_dir / guild / MEMORIES_FOLDER
+        names = await asyncio.to_thread(_memory_files, folder)
+        found = await store.list_memories(guild)
+        records += found
+        for thread in sorted(names - {record.thread_id for record in found}, key=int):
+            tally.total += 1
+            why = f"{folder / (thread + '.json')} does not parse (set aside as *.corrupt)"
+            tally.unreadable.append((thread, guild, why))
+    return records
+
+
+def _memory_files(folder: Path) -> set[str]:
+    """Thread ids of the memory files in a folder."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return set()
+    return {name[:-5] for name in names if name.endswith(".json") and name[:-5].isdigit()}
+
+
+async def _copy_memory(target: ConversationStore, record: MemoryRecord, tally: Tally) -> None:
+    wanted = record.to_json()
+    guild, thread = record.guild_id, record.thread_id
+    try:
+        existing = await target.load_memory(guild, thread)
+    except StoreError:
+        existing = None
+    if existing is not None and existing.to_json() == wanted:
+        tally.already += 1
+        return
+    try:
+        await target.save_memory(record)
+        stored = await target.load_memory(guild, thread)
+    except StoreError as exc:
+        tally.failed.append((thread, guild, str(exc)))
+        return
+    if stored is None or stored.to_json() != wanted:
+        tally.failed.append((thread, guild, "the target holds something else after writing it"))
+        return
+    tally.copied += 1
+    if existing is not None:
+        tally.replaced += 1
