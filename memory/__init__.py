@@ -32,6 +32,16 @@ __all__ = [
     "MessageMeta",
     "MessageType",
     "RecoveryError",
+    "RedisStore",
     "StoreError",
     "ToolCall",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # RedisStore needs the redis extra: imported on first use, so JSON-only installs work.
+    if name == "RedisStore":
+        from .store.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,11 +11,20 @@ from .base import (
 )
 from .jsonfile import JsonFileStore
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - RedisStore is imported on first use (it needs the redis extra)
     "ConversationInfo",
     "ConversationRef",
     "ConversationStore",
     "JsonFileStore",
+    "RedisStore",
     "RecoveryError",
     "StoreError",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "RedisStore":
+        from .redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,947 @@
+"""Conversations and memories in Redis, shared by every process of a large bot.
+
+Redis is the source of truth: every mutation reaches it when it is recorded, and the
+in-memory manager above is a cache. Keys (``prefix`` defaults to ``echo``)::
+
+    <prefix>:{<guild>}:conv:<thread>          hash   the header; one field per key, as JSON
+    <prefix>:{<guild>}:conv:<thread>:log      list   the history, one message (JSON) per item
+    <prefix>:{<guild>}:conv:<thread>:ids      set    Discord message ids recorded (dedupe)
+    <prefix>:{<guild>}:conv:<thread>:people   list   participants, in order of arrival
+    <prefix>:{<guild>}:convs                  zset   thread ids by creation time
+    <prefix>:{<guild>}:mem:<thread>           string a MemoryRecord (JSON)
+    <prefix>:{<guild>}:mems                   set    thread ids that have a memory
+    <prefix>:{<guild>}:gen                    int    bumped whenever indexable data changes
+    <prefix>:threads                          hash   thread id -> guild id
+    <prefix>:guilds                           set    guild ids
+
+The ``{<guild>}`` hash tag puts everything of one guild on one Redis Cluster slot, so each
+mutation is one atomic script or MULTI/EXEC, and a listing of guild 1 reads only keys that
+start with ``<prefix>:{1}:`` (never guild 12's).
+
+Appending is one Lua script: O(1), atomic, deduplicated by Discord message id; two processes
+appending to one conversation interleave and lose nothing. Rarer mutations (edit, delete,
+summary, end, forget) read the conversation under WATCH, apply the same ``Mutation.apply``
+the JSON store replays, and write back in MULTI/EXEC, retrying if another process changed it.
+``save`` rewrites nothing (Redis already holds every mutation); it only writes a conversation
+Redis does not have yet.
+
+**Outages.** With a ``spool_dir``, a mutation that cannot reach Redis goes to a local journal
+(the write-ahead spool) and so does every one after it, in order, until Redis answers again;
+then the spool is flushed in order. Each spooled mutation carries a sequence number that the
+write itself records in the conversation's hash, so a flush cut short (or a write whose answer
+was lost) is never applied twice. One warning is logged when Redis goes away, one line when it
+is back. Opening waits for an unreachable Redis, retrying with backoff and saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.exceptions import WatchError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("RedisStore needs the 'redis' package: pip install -e '.[redis]'") from exc
+
+from ..journal import FsyncPolicy, Journal, JournalError
+from ..memories import MemoryRecord
+from ..models import Conversation, Message, validate_snowflake
+from ..mutations import Append, Create, Mutation, MutationError, Purge, decode, encode
+from .base import ConversationInfo, ConversationRef, ConversationStore, StoreError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RedisStore"]
+
+# Errors that mean "Redis is not there right now", as opposed to a bad command.
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_SLICE = 256
+_PIPELINE_CHUNK = 1000
+_SEQ_WIDTH = 20
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _reads(
+    method: Callable[P, Awaitable[T]],
+) -> Callable[P, Awaitable[T]]:
+    """An unreachable Redis becomes a ``StoreError`` saying so, as the store API promises."""
+
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except _UNREACHABLE as exc:
+            store = args[0]
+            url = _shown_url(store.url) if isinstance(store, RedisStore) else "?"
+            raise StoreError(f"Redis at {url} is unreachable: {_cause(exc)}") from exc
+
+    call.__name__ = method.__name__
+    call.__doc__ = method.__doc__
+    return call
+
+
+# KEYS: hdr, log, ids, people, convs
+# ARGV: marker field ('' for none), seq, thread id, created score, participants JSON,
+#       then header field/value pairs
+_CREATE = """
+if ARGV[1] ~= '' then
+  local last = redis.call('HGET', KEYS[1], ARGV[1])
+  if last and last >= ARGV[2] then return 2 end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+  return 0
+end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+local people = cjson.decode(ARGV[5])
+for i = 1, #people do redis.call('RPUSH', KEYS[4], people[i]) end
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[3])
+return 1
+"""
+
+# KEYS: hdr, log, ids, people
+# ARGV: marker field ('' for none), seq, message JSON, message id ('' for none),
+#       created (microseconds, zero-padded), created_at (JSON), requester ('' for none)
+_APPEND = """
+if ARGV[1] ~= '' then
+  local last = redis.call('HGET', KEYS[1], ARGV[1])
+  if last and last >= ARGV[2] then return 2 end
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+if ARGV[4] ~= '' and redis.call('SADD', KEYS[3], ARGV[4]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+local updated = redis.call('HGET', KEYS[1], '_updated_us')
+if (not updated) or ARGV[5] > updated then
+  redis.call('HSET', KEYS[1], '_updated_us', ARGV[5], 'updated_at', ARGV[6])
+end
+if ARGV[7] ~= '' and not redis.call('LPOS', KEYS[4], ARGV[7]) then
+  redis.call('RPUSH', KEYS[4], ARGV[7])
+end
+return 1
+"""
+
+# One pool per process (per event loop, and per URL): every RedisStore and the memory queue
+# of a process share connections instead of opening their own.
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedPool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class _SharedPool:
+    def __init__(self, pool: aioredis.ConnectionPool) -> None:
+        self.pool = pool
+        self.users = 0
+
+
+def _pool_for(url: str) -> _SharedPool:
+    loop = asyncio.get_running_loop()
+    pools = _pools.setdefault(loop, {})
+    shared = pools.get(url)
+    if shared is None:
+        pool = aioredis.ConnectionPool.from_url(
+            url,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            health_check_interval=30,
+            # One quick retry covers a pooled connection the server closed; an outage must
+            # surface at once so mutations go to the spool instead of waiting here.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+        )
+        shared = pools[url] = _SharedPool(pool)
+    shared.users += 1
+    return shared
+
+
+async def _release_pool(url: str, shared: _SharedPool) -> None:
+    shared.users -= 1
+    if shared.users > 0:
+        return
+    with contextlib.suppress(RuntimeError):
+        pools = _pools.get(asyncio.get_running_loop(), {})
+        if pools.get(url) is shared:
+            del pools[url]
+    await shared.pool.aclose()
+
+
+class RedisStore(ConversationStore):
+    """Conversations, memories and their listings in Redis (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        prefix: str = "echo",
+        spool_dir: str | os.PathLike[str] | None = None,
+        *,
+        fsync: FsyncPolicy | str = FsyncPolicy.EVERYSEC,
+        wait_for_redis: float | None = None,
+    ) -> None:
+        """``spool_dir``: where mutations wait while Redis is unreachable (one process per
+        folder); without it such a mutation raises ``StoreError``. ``wait_for_redis``: how
+        long ``open`` retries an unreachable server (None: until it answers)."""
+        super().__init__()
+        if not prefix or any(c in prefix for c in "{}: *?[]"):
+            raise ValueError(f"prefix must be a plain word, got {prefix!r}")
+        self.url = url
+        self.prefix = prefix
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self.fsync = FsyncPolicy(fsync)
+        self.wait_for_redis = wait_for_redis
+        self._shared: _SharedPool | None = None
+        self._redis: aioredis.Redis | None = None
+        self._guild_of: dict[str, str] = {}
+        self._append_script: Any = None
+        self._create_script: Any = None
+        # The spool: a journal on disk for crashes, a queue in memory for the flush.
+        self._spool: Journal | None = None
+        self._spool_id = ""
+        self._marker = ""
+        self._last_seq = 0
+        self._backlog: deque[tuple[int, str, dict[str, Any]]] = deque()
+        self._spool_lock = asyncio.Lock()
+        self._online = True
+        self._reconnect: asyncio.Task[None] | None = None
+        # Conversations saved (evicted) while Redis was away: a resume must find them.
+        self._held: dict[str, Conversation] = {}
+
+    def __repr__(self) -> str:
+        return f"RedisStore({_shown_url(self.url)!r}, prefix={self.prefix!r})"
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def guild_key(self, guild_id: str, *parts: str) -> str:
+        """``<prefix>:{<guild>}:<parts...>``: every key of one guild shares one hash tag."""
+        return ":".join((f"{self.prefix}:{{{guild_id}}}", *parts))
+
+    def _conv_keys(self, guild_id: str, thread_id: str) -> list[str]:
+        hdr = self.guild_key(guild_id, "conv", thread_id)
+        return [hdr, f"{hdr}:log", f"{hdr}:ids", f"{hdr}:people"]
+
+    @property
+    def _threads_key(self) -> str:
+        return f"{self.prefix}:threads"
+
+    @property
+    def _guilds_key(self) -> str:
+        return f"{self.prefix}:guilds"
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The process's shared client (open the store first)."""
+        if self._redis is None:
+            raise StoreError(f"{self!r} is not open (use 'async with store:')")
+        return self._redis
+
+    @property
+    def online(self) -> bool:
+        """False while Redis is unreachable and mutations go to the spool."""
+        return self._online
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        self._shared = _pool_for(self.url)
+        self._redis = aioredis.Redis(connection_pool=self._shared.pool)
+        self._append_script = self._redis.register_script(_APPEND)
+        self._create_script = self._redis.register_script(_CREATE)
+        try:
+            await self._wait_until_reachable()
+            if self.spool_dir is not None:
+                self._open_spool()
+        except BaseException:
+            await self._close()
+            raise
+        log.debug("opened %r", self)
+
+    async def _wait_until_reachable(self) -> None:
+        delay = 0.5
+        started = time.monotonic()
+        while True:
+            try:
+                await self.redis.ping()
+                if time.monotonic() - started > 0.1:
+                    log.info("Redis at %s answers; starting", _shown_url(self.url))
+                return
+            except _UNREACHABLE as exc:
+                waited = time.monotonic() - started
+                if self.wait_for_redis is not None and waited >= self.wait_for_redis:
+                    raise StoreError(
+                        f"Redis at {_shown_url(self.url)} is unreachable: {_cause(exc)}"
+                    ) from exc
+                pause = delay
+                if self.wait_for_redis is not None:
+                    pause = min(pause, max(0.05, self.wait_for_redis - waited))
+                log.warning(
+                    "Redis at %s is unreachable (%s); retrying in %.1f s",
+                    _shown_url(self.url),
+                    _cause(exc),
+                    pause,
+                )
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, 30.0)
+
+    def _open_spool(self) -> None:
+        assert self.spool_dir is not None
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            id_file = self.spool_dir / "spool-id"
+            if id_file.is_file():
+                self._spool_id = id_file.read_text().strip()
+            if not self._spool_id.isalnum():
+                self._spool_id = uuid.uuid4().hex[:16]
+                id_file.write_text(self._spool_id + "\n")
+            self._spool = Journal(self.spool_dir / "journal", self.fsync)
+            self._spool.open()
+        except OSError as exc:
+            raise StoreError(f"cannot use spool folder {self.spool_dir}: {exc}") from exc
+        self._marker = f"_s:{self._spool_id}"
+
+    async def _close(self) -> None:
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect
+            self._reconnect = None
+        if self._spool is not None:
+            if self._backlog:
+                log.warning(
+                    "%d mutation(s) wait in the spool %s for Redis; they are flushed at the "
+                    "next start",
+                    len(self._backlog),
+                    self.spool_dir,
+                )
+            with contextlib.suppress(JournalError):
+                await self._spool.close()
+            self._spool = None
+        if self._shared is not None:
+            await _release_pool(self.url, self._shared)
+            self._shared = None
+        self._redis = None
+
+    async def _recover(self) -> list[Conversation]:
+        """Flush what a spool of an earlier run holds (a bot killed during an outage)."""
+        spool = self._spool
+        if spool is None or not spool.has_leftovers:
+            return []
+        records = [r.data for r in spool.read_leftovers()]
+        flushed = 0
+        for data in records:
+            try:
+                await self._apply_spooled(data)
+            except (MutationError, StoreError) as exc:
+                self._set_aside(data, exc)
+                continue
+            except _UNREACHABLE as exc:
+                raise StoreError(
+                    f"Redis went away while flushing the spool {self.spool_dir}: {_cause(exc)}; "
+                    "it is kept and flushed at the next start"
+                ) from exc
+            flushed += 1
+        spool.discard_leftovers()
+        log.info(
+            "flushed %d mutation(s) an earlier run left in the spool %s", flushed, self.spool_dir
+        )
+        return []
+
+    # --- sequence numbers ---------------------------------------------------------------------
+
+    def _next_seq(self) -> str:
+        """Increasing across this spool's runs: wall-clock microseconds, forced up by one."""
+        seq = max(self._last_seq + 1, time.time_ns() // 1000)
+        self._last_seq = seq
+        return str(seq).zfill(_SEQ_WIDTH)
+
+    # --- recording ----------------------------------------------------------------------------
+
+    async def _record(self, mutation: Mutation) -> None:
+        if isinstance(mutation, Create):
+            self._guild_of[mutation.thread_id] = mutation.conversation.guild_id
+        if self._spool is None:
+            try:
+                await self._apply(mutation, "", "")
+            except _UNREACHABLE as exc:
+                raise StoreError(
+                    f"Redis at {_shown_url(self.url)} is unreachable: {_cause(exc)}"
+                ) from exc
+            return
+        seq = self._next_seq()
+        if self._online and not self._backlog:
+            try:
+                await self._apply(mutation, self._marker, seq)
+                return
+            except _UNREACHABLE as exc:
+                # The write may or may not have happened; its sequence number makes the
+                # flush skip it if it did.
+                self._went_away(exc)
+        await self._to_spool(mutation, seq)
+
+    async def _to_spool(self, mutation: Mutation, seq: str) -> None:
+        assert self._spool is not None
+        record = {
+            "seq": seq,
+            "spool": self._spool_id,
+            "guild": self._guild_of.get(mutation.thread_id),
+            "mutation": json.loads(encode(mutation)),
+        }
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        async with self._spool_lock:
+            try:
+                position = await self._spool.append(mutation.thread_id, line)
+            except JournalError as exc:
+                raise StoreError(
+                    f"Redis is unreachable and the spool {self.spool_dir} cannot be written: {exc}"
+                ) from exc
+            self._backlog.append((position, mutation.thread_id, record))
+        if self._online:
+            # A flush was in progress (it drains the backlog) or just finished: make sure
+            # someone drains this record.
+            self._start_reconnect()
+
+    def _went_away(self, exc: BaseException) -> None:
+        if self._online:
+            self._online = False
+            log.warning(
+                "Redis at %s is unreachable (%s); recording to the spool %s until it is back",
+                _shown_url(self.url),
+                _cause(exc),
+                self.spool_dir,
+            )
+        self._start_reconnect()
+
+    def _start_reconnect(self) -> None:
+        if self._reconnect is None or self._reconnect.done():
+            self._reconnect = asyncio.get_running_loop().create_task(
+                self._reconnect_and_flush(), name="echo-redis-reconnect"
+            )
+
+    async def _reconnect_and_flush(self) -> None:
+        delay = 0.2
+        flushed = 0
+        while True:
+            try:
+                await self.redis.ping()
+                flushed += await self._flush()
+            except _UNREACHABLE as exc:
+                if self._online:
+                    self._went_away(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            async with self._spool_lock:
+                if self._backlog:
+                    continue
+                was_offline = not self._online
+                self._online = True
+                held, self._held = self._held, {}
+            if was_offline:
+                log.info(
+                    "Redis at %s is back: %d spooled mutation(s) flushed",
+                    _shown_url(self.url),
+                    flushed,
+                )
+            for guild in {c.guild_id for c in held.values()}:
+                with contextlib.suppress(*_UNREACHABLE):
+                    await self.redis.incr(self.guild_key(guild, "gen"))
+            return
+
+    async def _flush(self) -> int:
+        """Apply the backlog in order; each record is dropped only once Redis has it."""
+        assert self._spool is not None
+        flushed = 0
+        while self._backlog:
+            position, thread_id, record = self._backlog[0]
+            try:
+                await self._apply_spooled(record)
+            except (MutationError, StoreError) as exc:
+                self._set_aside(record, exc)
+            self._backlog.popleft()
+            self._spool.mark_saved(thread_id, position)
+            flushed += 1
+        return flushed
+
+    def _set_aside(self, record: dict[str, Any], exc: Exception) -> None:
+        """A spooled mutation Redis cannot take (its conversation is gone from Redis): kept in
+        a file for the operator, never silently dropped."""
+        assert self.spool_dir is not None
+        target = self.spool_dir / f"orphaned-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}.jsonl"
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        log.error(
+            "a spooled %s of thread %s cannot be applied (%s); kept in %s",
+            record.get("mutation", {}).get("op"),
+            record.get("mutation", {}).get("thread_id"),
+            exc,
+            target,
+        )
+
+    async def _apply_spooled(self, record: dict[str, Any]) -> None:
+        mutation = decode(record["mutation"])
+        guild = record.get("guild")
+        if isinstance(guild, str) and guild.isdigit():
+            self._guild_of.setdefault(mutation.thread_id, guild)
+        marker = f"_s:{record.get('spool', self._spool_id)}"
+        await self._apply(mutation, marker, str(record["seq"]))
+
+    async def _apply(self, mutation: Mutation, marker: str, seq: str) -> None:
+        if isinstance(mutation, Create):
+            await self._apply_create(mutation.conversation, marker, seq)
+            return
+        guild = await self._guild(mutation.thread_id)
+        if guild is None:
+            raise StoreError(f"no conversation for thread {mutation.thread_id} in Redis")
+        if isinstance(mutation, Append):
+            await self._apply_append(guild, mutation, marker, seq)
+        elif isinstance(mutation, Purge):
+            await self._purge(guild, mutation.thread_id)
+        else:
+            await self._rewrite(guild, mutation, marker, seq)
+
+    async def _apply_create(self, conversation: Conversation, marker: str, seq: str) -> None:
+        guild, thread = conversation.guild_id, conversation.thread_id
+        # The lookup first: a crash before the create leaves a pointer to nothing (read as
+        # "no conversation"), never a conversation that cannot be found.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self._threads_key, thread, guild)
+        pipe.sadd(self._guilds_key, guild)
+        await pipe.execute()
+        args: list[Any] = [
+            marker,
+            seq,
+            thread,
+            _score(conversation.created_at),
+            json.dumps(list(conversation.participants)),
+        ]
+        for field, value in _header_fields(conversation).items():
+            args.extend((field, value))
+        keys = [*self._conv_keys(guild, thread), self.guild_key(guild, "convs")]
+        await self._create_script(keys=keys, args=args)
+
+    async def _apply_append(self, guild: str, mutation: Append, marker: str, seq: str) -> None:
+        message = mutation.message
+        created = message.created_at
+        result = await self._append_script(
+            keys=self._conv_keys(guild, mutation.thread_id),
+            args=[
+                marker,
+                seq,
+                message.to_json(),
+                message.message_id or "",
+                _micros(created),
+                json.dumps(created.isoformat()),
+                message.requester or "",
+            ],
+        )
+        if result == -1:
+            raise StoreError(f"no conversation for thread {mutation.thread_id} in Redis")
+
+    async def _rewrite(self, guild: str, mutation: Mutation, marker: str, seq: str) -> None:
+        """Read under WATCH, apply, write back in MULTI/EXEC; again if someone else wrote."""
+        keys = self._conv_keys(guild, mutation.thread_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(*keys)
+                    if marker:
+                        last = await pipe.hget(keys[0], marker)
+                        if last is not None and last.decode() >= seq:
+                            await pipe.reset()
+                            return
+                    header = await pipe.hgetall(keys[0])
+                    if not header:
+                        raise StoreError(
+                            f"no conversation for thread {mutation.thread_id} in Redis"
+                        )
+                    items = await pipe.lrange(keys[1], 0, -1)
+                    people = await pipe.lrange(keys[3], 0, -1)
+                    conversation = await _build(header, items, people)
+                    before = list(conversation.history)
+                    mutation.apply(conversation)
+                    pipe.multi()
+                    _write_back(pipe, keys, conversation, before, items)
+                    if marker:
+                        pipe.hset(keys[0], marker, seq)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
+
+    async def _purge(self, guild: str, thread_id: str) -> bool:
+        keys = self._conv_keys(guild, thread_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*keys)
+        pipe.zrem(self.guild_key(guild, "convs"), thread_id)
+        pipe.incr(self.guild_key(guild, "gen"))
+        results = await pipe.execute()
+        await self.redis.hdel(self._threads_key, thread_id)
+        return bool(results[0])
+
+    async def _guild(self, thread_id: str) -> str | None:
+        guild = self._guild_of.get(thread_id)
+        if guild is None:
+            raw = await self.redis.hget(self._threads_key, thread_id)
+            if raw is None:
+                return None
+            guild = raw.decode()
+            self._guild_of[thread_id] = guild
+        return guild
+
+    # --- saving and loading -------------------------------------------------------------------
+
+    async def _save(self, conversation: Conversation) -> None:
+        """Redis has every recorded mutation already: write only what it lacks."""
+        thread = conversation.thread_id
+        self._guild_of.setdefault(thread, conversation.guild_id)
+        if not self._online or self._backlog:
+            # Its mutations wait in the spool; until they are flushed, a resume finds it here.
+            self._held[thread] = conversation
+            return
+        try:
+            guild = await self._guild(thread)
+            if guild is None or not await self.redis.exists(self._conv_keys(guild, thread)[0]):
+                await self._put(conversation)
+            else:
+                await self.redis.incr(self.guild_key(guild, "gen"))
+        except _UNREACHABLE as exc:
+            if self._spool is None:
+                raise StoreError(f"could not save conversation {thread}: {_cause(exc)}") from exc
+            self._went_away(exc)
+            self._held[thread] = conversation
+
+    async def _put(self, conversation: Conversation) -> None:
+        guild, thread = conversation.guild_id, conversation.thread_id
+        keys = self._conv_keys(guild, thread)
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(self._threads_key, thread, guild)
+            pipe.sadd(self._guilds_key, guild)
+            await pipe.execute()
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(*keys)
+            pipe.hset(keys[0], mapping=_header_fields(conversation))
+            history = [m.to_json() for m in conversation.history]
+            for start in range(0, len(history), _PIPELINE_CHUNK):
+                pipe.rpush(keys[1], *history[start : start + _PIPELINE_CHUNK])
+            ids = [m.message_id for m in conversation.history if m.message_id]
+            if ids:
+                pipe.sadd(keys[2], *ids)
+            pipe.rpush(keys[3], *conversation.participants)
+            pipe.zadd(self.guild_key(guild, "convs"), {thread: _score(conversation.created_at)})
+            pipe.incr(self.guild_key(guild, "gen"))
+            await pipe.execute()
+        except _UNREACHABLE as exc:
+            raise StoreError(f"could not write conversation {thread}: {_cause(exc)}") from exc
+        self._guild_of[thread] = guild
+
+    async def _load(self, thread_id: str) -> Conversation | None:
+        held = self._held.get(thread_id)
+        if held is not None:
+            return held
+        try:
+            guild = await self._guild(thread_id)
+            if guild is None:
+                return None
+            keys = self._conv_keys(guild, thread_id)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hgetall(keys[0])
+            pipe.lrange(keys[1], 0, -1)
+            pipe.lrange(keys[3], 0, -1)
+            header, items, people = await pipe.execute()
+        except _UNREACHABLE as exc:
+            raise StoreError(
+                f"cannot read conversation {thread_id}: Redis is unreachable ({_cause(exc)})"
+            ) from exc
+        if not header:
+            return None
+        try:
+            return await _build(header, items, people)
+        except ValueError as exc:
+            log.error(
+                "conversation %s in Redis (%s) does not parse, left as it is: %s",
+                thread_id,
+                keys[0],
+                _first_line(exc),
+            )
+            return None
+
+    @_reads
+    async def _exists(self, thread_id: str) -> bool:
+        if thread_id in self._held:
+            return True
+        guild = await self._guild(thread_id)
+        if guild is None:
+            return False
+        return bool(await self.redis.exists(self._conv_keys(guild, thread_id)[0]))
+
+    async def _delete(self, thread_id: str) -> bool:
+        self._held.pop(thread_id, None)
+        guild = await self._guild(thread_id)
+        if guild is None:
+            return False
+        try:
+            return await self._purge(guild, thread_id)
+        except _UNREACHABLE as exc:
+            raise StoreError(
+                f"could not delete conversation {thread_id}: Redis is unreachable"
+            ) from exc
+
+    # --- listings -----------------------------------------------------------------------------
+
+    async def _guild_ids(self, guild_id: str | None) -> list[str]:
+        if guild_id is not None:
+            return [guild_id]
+        return sorted((g.decode() for g in await self.redis.smembers(self._guilds_key)), key=int)
+
+    @_reads
+    async def _list(self, guild_id: str | None) -> list[ConversationRef]:
+        refs: list[ConversationRef] = []
+        for guild in await self._guild_ids(guild_id):
+            threads = await self.redis.zrange(self.guild_key(guild, "convs"), 0, -1)
+            ids = [t.decode() for t in threads]
+            for start in range(0, len(ids), _PIPELINE_CHUNK):
+                chunk = ids[start : start + _PIPELINE_CHUNK]
+                pipe = self.redis.pipeline(transaction=False)
+                for thread in chunk:
+                    pipe.hmget(self._conv_keys(guild, thread)[0], "requester", "created_at")
+                for thread, (requester, created) in zip(chunk, await pipe.execute(), strict=True):
+                    if requester is None or created is None:
+                        continue
+                    refs.append(
+                        ConversationRef(
+                            thread_id=thread,
+                            guild_id=guild,
+                            requester=json.loads(requester),
+                            created=datetime.fromisoformat(json.loads(created))
+                            .astimezone(UTC)
+                            .date(),
+                            location=f"redis {self._conv_keys(guild, thread)[0]}",
+                        )
+                    )
+        return refs
+
+    @_reads
+    async def _list_guilds(self) -> list[str]:
+        guilds = await self._guild_ids(None)
+        pipe = self.redis.pipeline(transaction=False)
+        for guild in guilds:
+            pipe.zcard(self.guild_key(guild, "convs"))
+        counts = await pipe.execute()
+        return [g for g, n in zip(guilds, counts, strict=True) if n]
+
+    @_reads
+    async def _infos(self, guild_id: str | None) -> list[ConversationInfo]:
+        infos: list[ConversationInfo] = []
+        for guild in await self._guild_ids(guild_id):
+            threads = [
+                t.decode() for t in await self.redis.zrange(self.guild_key(guild, "convs"), 0, -1)
+            ]
+            for start in range(0, len(threads), _PIPELINE_CHUNK):
+                chunk = threads[start : start + _PIPELINE_CHUNK]
+                pipe = self.redis.pipeline(transaction=False)
+                for thread in chunk:
+                    keys = self._conv_keys(guild, thread)
+                    pipe.hgetall(keys[0])
+                    pipe.lrange(keys[3], 0, -1)
+                results = await pipe.execute()
+                for header, people in zip(results[0::2], results[1::2], strict=True):
+                    if not header:
+                        continue
+                    try:
+                        conversation = Conversation.model_validate(_header(header, people))
+                    except ValueError as exc:
+                        log.error(
+                            "a conversation header of guild %s does not parse: %s", guild, exc
+                        )
+                        continue
+                    infos.append(
+                        ConversationInfo(
+                            thread_id=conversation.thread_id,
+                            guild_id=conversation.guild_id,
+                            guild_name=conversation.guild_name,
+                            requester=conversation.requester,
+                            participants=tuple(conversation.participants),
+                            created_at=conversation.created_at,
+                            updated_at=conversation.updated_at,
+                            summary=conversation.summary,
+                            ended=conversation.ended,
+                        )
+                    )
+        return infos
+
+    @_reads
+    async def generation(self, guild_id: str) -> int:
+        """A number that changes whenever something of this guild worth indexing changed."""
+        raw = await self.redis.get(self.guild_key(validate_snowflake(guild_id, "guild_id"), "gen"))
+        return int(raw or 0)
+
+    # --- memories -----------------------------------------------------------------------------
+
+    async def _save_memory(self, record: MemoryRecord) -> None:
+        guild = record.guild_id
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.sadd(self._guilds_key, guild)
+            await pipe.execute()
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(self.guild_key(guild, "mem", record.thread_id), record.to_json())
+            pipe.sadd(self.guild_key(guild, "mems"), record.thread_id)
+            pipe.incr(self.guild_key(guild, "gen"))
+            await pipe.execute()
+        except _UNREACHABLE as exc:
+            raise StoreError(
+                f"could not save the memory of {record.thread_id}: Redis is unreachable"
+            ) from exc
+
+    @_reads
+    async def _load_memory(self, guild_id: str, thread_id: str) -> MemoryRecord | None:
+        key = self.guild_key(guild_id, "mem", thread_id)
+        data = await self.redis.get(key)
+        return None if data is None else _memory(key, data)
+
+    @_reads
+    async def _list_memories(self, guild_id: str) -> list[MemoryRecord]:
+        members = await self.redis.smembers(self.guild_key(guild_id, "mems"))
+        threads = sorted(t.decode() for t in members)
+        records: list[MemoryRecord] = []
+        for start in range(0, len(threads), _PIPELINE_CHUNK):
+            chunk = threads[start : start + _PIPELINE_CHUNK]
+            keys = [self.guild_key(guild_id, "mem", t) for t in chunk]
+            for key, data in zip(keys, await self.redis.mget(keys), strict=True):
+                if data is not None and (record := _memory(key, data)) is not None:
+                    records.append(record)
+        return records
+
+    @_reads
+    async def _delete_memory(self, guild_id: str, thread_id: str) -> bool:
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(self.guild_key(guild_id, "mem", thread_id))
+        pipe.srem(self.guild_key(guild_id, "mems"), thread_id)
+        pipe.incr(self.guild_key(guild_id, "gen"))
+        deleted, _, _ = await pipe.execute()
+        return bool(deleted)
+
+    def pinned_threads(self) -> set[str]:
+        return set()
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def _header_fields(conversation: Conversation) -> dict[str, str]:
+    """The hash fields of a header: each value as JSON; participants live in their own list."""
+    fields = {
+        key: json.dumps(value, ensure_ascii=False)
+        for key, value in conversation.header().items()
+        if key != "participants"
+    }
+    fields["_updated_us"] = _micros(conversation.updated_at)
+    return fields
+
+
+def _header(raw: dict[bytes, bytes], people: list[bytes]) -> dict[str, Any]:
+    header: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.decode()
+        if not name.startswith("_"):
+            header[name] = json.loads(value)
+    header["participants"] = [p.decode() for p in people]
+    return header
+
+
+async def _build(raw: dict[bytes, bytes], items: list[bytes], people: list[bytes]) -> Conversation:
+    """A conversation from its hash, history and participants; ``ValueError`` if invalid."""
+    conversation = Conversation.model_validate(_header(raw, people))
+    messages: list[Message] = []
+    for start in range(0, len(items), _SLICE):
+        messages.extend(Message.model_validate_json(m) for m in items[start : start + _SLICE])
+        if start + _SLICE < len(items):
+            await asyncio.sleep(0)
+    conversation.restore_history(messages)
+    return conversation
+
+
+def _write_back(
+    pipe: Any,
+    keys: list[str],
+    conversation: Conversation,
+    before: list[Message],
+    items: list[bytes],
+) -> None:
+    """Queue the writes that turn the stored conversation into ``conversation``."""
+    hdr, log_key, ids_key, people_key = keys
+    after = conversation.history
+    pipe.hset(hdr, mapping=_header_fields(conversation))
+    if "ended_at" not in conversation.header():
+        pipe.hdel(hdr, "ended_at")
+    pipe.delete(people_key)
+    pipe.rpush(people_key, *conversation.participants)
+    if len(after) == len(before):
+        for index, (old, new) in enumerate(zip(before, after, strict=True)):
+            if old is not new:
+                pipe.lset(log_key, index, new.to_json())
+        return
+    # Messages went (a delete, a forget): write the list anew, reusing the stored JSON.
+    stored = {id(m): items[i] for i, m in enumerate(before)}
+    pipe.delete(log_key)
+    lines = [stored.get(id(m)) or m.to_json().encode() for m in after]
+    for start in range(0, len(lines), _PIPELINE_CHUNK):
+        pipe.rpush(log_key, *lines[start : start + _PIPELINE_CHUNK])
+    pipe.delete(ids_key)
+    ids = [m.message_id for m in after if m.message_id]
+    if ids:
+        pipe.sadd(ids_key, *ids)
+
+
+def _memory(key: str, data: bytes) -> MemoryRecord | None:
+    try:
+        return MemoryRecord.from_json(data)
+    except ValueError as exc:
+        log.warning("memory %s in Redis does not parse, left as it is: %s", key, _first_line(exc))
+        return None
+
+
+def _micros(moment: datetime) -> str:
+    """Microseconds since the epoch, zero-padded so that Lua compares them as strings."""
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return str(micros).zfill(_SEQ_WIDTH)
+
+
+def _score(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def _shown_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user + ':***@' if user else '***@'}{host}"
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _first_line(exc: Exception) -> str:
+    return _cause(exc)
