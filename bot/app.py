@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from memory import InMemoryConversationManager, JsonFileStore
-from memory.longterm import ExtractiveDistiller, MemoryService
+from memory import ConversationStore, InMemoryConversationManager
+from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
 from memory.recall import RecallIndex
 from memory.recall_service import RecallService
 
@@ -26,6 +26,7 @@ from .config import Settings
 from .discord_endpoints import apply_discord_endpoints
 from .distiller import ModelDistiller
 from .llm import ChatProvider, make_provider
+from .stores import describe_store, make_store
 from .tools import default_tools
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,8 @@ async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIter
     """The model, the store and what records through it; on exit: saved, then closed.
 
     Opening the store replays the journal of a crashed run before anything else happens.
-    ``read_only`` opens the data folder without its lock, for tools that only read.
+    ``read_only`` opens the data folder without its lock, for tools that only read (on
+    Redis: without a spool, and giving up if Redis does not answer within a few seconds).
     """
     provider = make_provider(
         settings.llm_provider,
@@ -57,14 +59,16 @@ async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIter
         timeout=settings.llm_timeout_seconds,
     )
     try:
-        store = JsonFileStore(settings.data_dir, fsync=settings.journal_fsync, read_only=read_only)
+        store = make_store(
+            settings, read_only=read_only, wait_for_redis=_READER_WAIT if read_only else None
+        )
         async with (
             InMemoryConversationManager(store=store, idle_time=settings.idle_seconds) as manager,
             _recall(settings, manager, read_only) as recall,
         ):
             log.info(
-                "conversations in %s (%d on disk, journal fsync %s)",
-                settings.data_dir.resolve(),
+                "conversations: %s (%d stored, journal fsync %s)",
+                describe_store(settings),
                 len(await store.list_conversations()),
                 settings.journal_fsync.value,
             )
@@ -79,13 +83,29 @@ async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIter
             )
             distiller = ExtractiveDistiller() if provider.offline else ModelDistiller(provider)
             memories = MemoryService(
-                manager, distiller, inactivity=settings.memory_inactivity_seconds
+                manager,
+                distiller,
+                inactivity=settings.memory_inactivity_seconds,
+                queue=_memory_queue(store),
             )
             if not read_only:
                 memories.listeners.append(recall.on_memory)
             yield EchoCore(provider, manager, agent, memories, recall)
     finally:
         await provider.aclose()
+
+
+_READER_WAIT = 5.0
+"""Seconds a read-only tool (the CLI) waits for an unreachable Redis before giving up."""
+
+
+def _memory_queue(store: ConversationStore) -> MemoryQueue | None:
+    """Batches go through a Redis Stream when the store is Redis, so workers can share them."""
+    if type(store).__name__ != "RedisStore":  # no import: the redis extra is optional
+        return None
+    from memory.redis_queue import RedisMemoryQueue
+
+    return RedisMemoryQueue.for_store(store)
 
 
 @asynccontextmanager

@@ -3,14 +3,23 @@
 Conversations are reindexed when saved and dropped when deleted; a memory is indexed when
 it is made. On start the index catches up with whatever was written without it (``sync``),
 in the background so start-up does not wait for it.
+
+On a shared store (Redis) other processes write too: a bot process saves conversations, a
+memory worker makes memories. Such a store tells which threads of a guild changed since a
+generation (``changes_since``); before each search the index reindexes exactly those, so a
+search never misses what another process wrote. The generation last caught up with is kept
+beside the index, so a restart catches up with what changed while it was down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 from .manager import ConversationEvent, InMemoryConversationManager
 from .memories import MemoryRecord
@@ -28,6 +37,35 @@ class RecallService:
         self.manager = manager
         self.store = manager.store
         self._catch_up: asyncio.Task[None] | None = None
+        self._changes: Callable[[str, int | None], Awaitable[tuple[int, set[str]]]] | None = (
+            getattr(self.store, "changes_since", None)
+        )
+        self._seen: dict[str, int] = self._read_seen() if self._changes is not None else {}
+        self._refresh_locks: dict[str, asyncio.Lock] = {}
+        self._refresh_failing = False
+
+    @property
+    def _seen_path(self) -> Path:
+        prefix = getattr(self.store, "prefix", "shared")
+        return Path(self.index.path) / f"generations-{prefix}.json"
+
+    def _read_seen(self) -> dict[str, int]:
+        try:
+            raw: Any = json.loads(self._seen_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(raw, dict):
+            return {}
+        return {str(k): v for k, v in raw.items() if isinstance(v, int)}
+
+    def _write_seen(self) -> None:
+        try:
+            self._seen_path.parent.mkdir(parents=True, exist_ok=True)
+            temp = self._seen_path.with_suffix(".tmp")
+            temp.write_text(json.dumps(self._seen, sort_keys=True))
+            temp.replace(self._seen_path)
+        except OSError as exc:  # a cache: losing it costs one catch-up, nothing else
+            log.warning("could not keep the recall generations in %s: %s", self._seen_path, exc)
 
     def attach(self) -> None:
         """Listen to the manager, and catch up with the store in the background."""
@@ -45,6 +83,10 @@ class RecallService:
 
     async def catch_up(self) -> None:
         try:
+            if self._changes is not None:
+                for guild in await self.store.list_guilds():
+                    await self.refresh(guild)
+                return
             report = await sync(self.index, self.store)
         except Exception:
             log.exception("the recall index could not catch up with the store")
@@ -76,5 +118,40 @@ class RecallService:
             if conversation is not None:
                 await asyncio.to_thread(self.index.upsert_conversation, conversation, None)
 
+    async def refresh(self, guild_id: str) -> int:
+        """On a shared store: reindex what other processes changed in this guild since the
+        last refresh; returns how many conversations were reindexed."""
+        if self._changes is None:
+            return 0
+        lock = self._refresh_locks.setdefault(guild_id, asyncio.Lock())
+        async with lock:
+            seen = self._seen.get(guild_id)
+            now, threads = await self._changes(guild_id, seen)
+            if seen is not None and now == seen:
+                return 0
+            for thread_id in sorted(threads, key=int):
+                await self._reindex(guild_id, thread_id)
+            self._seen[guild_id] = now
+            await asyncio.to_thread(self._write_seen)
+            return len(threads)
+
+    async def _reindex(self, guild_id: str, thread_id: str) -> None:
+        conversation = await self.store.load(thread_id)
+        memory = await self.store.load_memory(guild_id, thread_id)
+        if conversation is not None and conversation.guild_id == guild_id:
+            await asyncio.to_thread(self.index.upsert_conversation, conversation, memory)
+        elif memory is not None:
+            await asyncio.to_thread(self.index.upsert_memory, memory)
+        else:
+            await asyncio.to_thread(self.index.delete, thread_id, guild_id)
+
     async def search(self, guild_id: str, query: str, limit: int = 5) -> list[RecallHit]:
+        if self._changes is not None:
+            try:
+                await self.refresh(guild_id)
+                self._refresh_failing = False
+            except Exception as exc:  # a stale answer beats none (Redis may be away)
+                if not self._refresh_failing:  # once, not once per search
+                    log.warning("recall: searching without the latest changes: %s", exc)
+                self._refresh_failing = True
         return await asyncio.to_thread(self.index.search, guild_id, query, limit)

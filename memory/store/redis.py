@@ -11,6 +11,7 @@ in-memory manager above is a cache. Keys (``prefix`` defaults to ``echo``)::
     <prefix>:{<guild>}:mem:<thread>           string a MemoryRecord (JSON)
     <prefix>:{<guild>}:mems                   set    thread ids that have a memory
     <prefix>:{<guild>}:gen                    int    bumped whenever indexable data changes
+    <prefix>:{<guild>}:changes                zset   thread ids by the generation they changed at
     <prefix>:threads                          hash   thread id -> guild id
     <prefix>:guilds                           set    guild ids
 
@@ -64,6 +65,7 @@ from ..memories import MemoryRecord
 from ..models import Conversation, Message, validate_snowflake
 from ..mutations import Append, Create, Mutation, MutationError, Purge, decode, encode
 from .base import ConversationInfo, ConversationRef, ConversationStore, StoreError
+from .jsonfile import _lock_folder
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,13 @@ end
 return 1
 """
 
+# KEYS: gen, changes   ARGV: thread id
+_CHANGED = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], n, ARGV[1])
+return n
+"""
+
 # One pool per process (per event loop, and per URL): every RedisStore and the memory queue
 # of a process share connections instead of opening their own.
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedPool]] = (
@@ -211,8 +220,10 @@ class RedisStore(ConversationStore):
         self._guild_of: dict[str, str] = {}
         self._append_script: Any = None
         self._create_script: Any = None
+        self._changed_script: Any = None
         # The spool: a journal on disk for crashes, a queue in memory for the flush.
         self._spool: Journal | None = None
+        self._lock_fd: int | None = None
         self._spool_id = ""
         self._marker = ""
         self._last_seq = 0
@@ -263,6 +274,7 @@ class RedisStore(ConversationStore):
         self._redis = aioredis.Redis(connection_pool=self._shared.pool)
         self._append_script = self._redis.register_script(_APPEND)
         self._create_script = self._redis.register_script(_CREATE)
+        self._changed_script = self._redis.register_script(_CHANGED)
         try:
             await self._wait_until_reachable()
             if self.spool_dir is not None:
@@ -303,6 +315,7 @@ class RedisStore(ConversationStore):
         assert self.spool_dir is not None
         try:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock_folder(self.spool_dir)
             id_file = self.spool_dir / "spool-id"
             if id_file.is_file():
                 self._spool_id = id_file.read_text().strip()
@@ -332,6 +345,10 @@ class RedisStore(ConversationStore):
             with contextlib.suppress(JournalError):
                 await self._spool.close()
             self._spool = None
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
         if self._shared is not None:
             await _release_pool(self.url, self._shared)
             self._shared = None
@@ -458,9 +475,9 @@ class RedisStore(ConversationStore):
                     _shown_url(self.url),
                     flushed,
                 )
-            for guild in {c.guild_id for c in held.values()}:
+            for conversation in held.values():
                 with contextlib.suppress(*_UNREACHABLE):
-                    await self.redis.incr(self.guild_key(guild, "gen"))
+                    await self._changed(None, conversation.guild_id, conversation.thread_id)
             return
 
     async def _flush(self) -> int:
@@ -589,7 +606,7 @@ class RedisStore(ConversationStore):
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(*keys)
         pipe.zrem(self.guild_key(guild, "convs"), thread_id)
-        pipe.incr(self.guild_key(guild, "gen"))
+        await self._changed(pipe, guild, thread_id)
         results = await pipe.execute()
         await self.redis.hdel(self._threads_key, thread_id)
         return bool(results[0])
@@ -619,7 +636,7 @@ class RedisStore(ConversationStore):
             if guild is None or not await self.redis.exists(self._conv_keys(guild, thread)[0]):
                 await self._put(conversation)
             else:
-                await self.redis.incr(self.guild_key(guild, "gen"))
+                await self._changed(None, guild, thread)
         except _UNREACHABLE as exc:
             if self._spool is None:
                 raise StoreError(f"could not save conversation {thread}: {_cause(exc)}") from exc
@@ -645,7 +662,7 @@ class RedisStore(ConversationStore):
                 pipe.sadd(keys[2], *ids)
             pipe.rpush(keys[3], *conversation.participants)
             pipe.zadd(self.guild_key(guild, "convs"), {thread: _score(conversation.created_at)})
-            pipe.incr(self.guild_key(guild, "gen"))
+            await self._changed(pipe, guild, thread)
             await pipe.execute()
         except _UNREACHABLE as exc:
             raise StoreError(f"could not write conversation {thread}: {_cause(exc)}") from exc
@@ -786,11 +803,31 @@ class RedisStore(ConversationStore):
                     )
         return infos
 
+    async def _changed(self, pipe: Any, guild: str, thread: str) -> None:
+        """Note that this conversation (or its memory) changed, for other processes' caches.
+
+        With ``pipe``, queued in that transaction; otherwise sent at once.
+        """
+        keys = [self.guild_key(guild, "gen"), self.guild_key(guild, "changes")]
+        if pipe is None:
+            await self._changed_script(keys=keys, args=[thread])
+        else:
+            await self._changed_script(keys=keys, args=[thread], client=pipe)
+
     @_reads
-    async def generation(self, guild_id: str) -> int:
-        """A number that changes whenever something of this guild worth indexing changed."""
-        raw = await self.redis.get(self.guild_key(validate_snowflake(guild_id, "guild_id"), "gen"))
-        return int(raw or 0)
+    async def changes_since(self, guild_id: str, generation: int | None) -> tuple[int, set[str]]:
+        """The guild's generation now, and the threads whose conversation or memory changed
+        after ``generation`` (all that ever changed, for None).
+
+        The recall index of each process uses it to catch up with what other processes wrote.
+        """
+        guild = validate_snowflake(guild_id, "guild_id")
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.get(self.guild_key(guild, "gen"))
+        low = "-inf" if generation is None else f"({generation}"
+        pipe.zrangebyscore(self.guild_key(guild, "changes"), low, "+inf")
+        now, threads = await pipe.execute()
+        return int(now or 0), {t.decode() for t in threads}
 
     # --- memories -----------------------------------------------------------------------------
 
@@ -803,7 +840,7 @@ class RedisStore(ConversationStore):
             pipe = self.redis.pipeline(transaction=True)
             pipe.set(self.guild_key(guild, "mem", record.thread_id), record.to_json())
             pipe.sadd(self.guild_key(guild, "mems"), record.thread_id)
-            pipe.incr(self.guild_key(guild, "gen"))
+            await self._changed(pipe, guild, record.thread_id)
             await pipe.execute()
         except _UNREACHABLE as exc:
             raise StoreError(
@@ -834,7 +871,7 @@ class RedisStore(ConversationStore):
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self.guild_key(guild_id, "mem", thread_id))
         pipe.srem(self.guild_key(guild_id, "mems"), thread_id)
-        pipe.incr(self.guild_key(guild_id, "gen"))
+        await self._changed(pipe, guild_id, thread_id)
         deleted, _, _ = await pipe.execute()
         return bool(deleted)
 
