@@ -18,9 +18,10 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ from .common import quiet_logging, run_store, settings_or_fail, shown_dir, snowf
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
 
 __all__ = ["migrate_command"]
+
+# Records copied at once: enough to overlap round trips to Redis, few enough to hold lightly.
+CONCURRENCY = 8
 
 # (flag, setting, field of Settings) for what the command line may override.
 _OVERRIDES = (
@@ -211,21 +215,36 @@ async def _migrate(
         tally.total = len(refs)
         bar = Progress("conversations", tally.total)
         try:
-            for ref in refs:
-                await _copy_conversation(source, target, ref.thread_id, ref.guild_id, tally)
-                bar.step()
+            await _each(
+                refs,
+                lambda ref: _copy_conversation(source, target, ref.thread_id, ref.guild_id, tally),
+                bar,
+            )
         finally:
             bar.close()
         memories = await _memories(source, guilds, report.memories)
         report.memories.total += len(memories)
         bar = Progress("memories", len(memories))
         try:
-            for record in memories:
-                await _copy_memory(target, record, report.memories)
-                bar.step()
+            await _each(memories, lambda record: _copy_memory(target, record, report.memories), bar)
         finally:
             bar.close()
+    for tally in (report.conversations, report.memories):
+        tally.unreadable.sort(key=lambda entry: int(entry[0]))
+        tally.failed.sort(key=lambda entry: int(entry[0]))
     return report
+
+
+async def _each(items: list[Any], copy: Callable[[Any], Awaitable[None]], bar: Progress) -> None:
+    """Copy a few at a time, so that waiting for one store overlaps work on another record."""
+    pending = iter(items)
+
+    async def worker() -> None:
+        for item in pending:
+            await copy(item)
+            bar.step()
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
 @asynccontextmanager
@@ -236,17 +255,25 @@ async def _opened(
         store = make_store(settings, kind, spool=False, wait_for_redis=redis_wait)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_CONFIG) from None
+    # Opening retries an unreachable Redis with a warning each time; the error line below says
+    # it all, once.
+    opening = logging.getLogger(type(store).__module__)
+    level = opening.level
+    if kind == "redis":
+        opening.setLevel(logging.ERROR)
     try:
         await store.open()
     except StoreError as exc:
-        raise CliError(_cannot_open(settings, kind, exc)) from None
+        raise CliError(_cannot_open(settings, kind, exc, redis_wait)) from None
+    finally:
+        opening.setLevel(level)
     try:
         yield store
     finally:
         await store.close()
 
 
-def _cannot_open(settings: Settings, kind: StoreKind, exc: StoreError) -> str:
+def _cannot_open(settings: Settings, kind: StoreKind, exc: StoreError, redis_wait: float) -> str:
     if kind == "json":
         lock = settings.data_dir / ".lock"
         if _is_locked(lock):
@@ -255,7 +282,14 @@ def _cannot_open(settings: Settings, kind: StoreKind, exc: StoreError) -> str:
                 "stop the bot first, then migrate"
             )
         return f"cannot open the JSON store in {shown_dir(settings.data_dir)}: {exc}"
-    return f"cannot open {describe_store(settings, kind)}: {exc}"
+    where = describe_store(settings, kind)
+    cause, unreachable = str(exc), " is unreachable: "
+    if cause.startswith("Redis at ") and unreachable in cause:
+        cause = cause.split(unreachable, 1)[1]
+        return (
+            f"{where} did not answer within {redis_wait:g} s (--redis-wait waits longer): {cause}"
+        )
+    return f"cannot open {where}: {cause}"
 
 
 def _is_locked(path: Path) -> bool:
