@@ -92,8 +92,10 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of one test's own, on loopback, which the test may stop and restart."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, persist: bool = False) -> None:
+        """``persist``: an append-only file in ``directory``, so a restart keeps the data."""
         self.directory = directory
+        self.persist = persist
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -116,7 +118,9 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persist else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.directory),
                 "--logfile",
@@ -132,7 +136,7 @@ class PrivateRedis:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop the server (its data goes with it: it keeps nothing on disk)."""
+        """Stop the server (with ``persist``, a restart finds the data again)."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -145,12 +149,13 @@ class PrivateRedis:
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    """A started redis-server of this test's own; stopped after the test."""
+    """A started redis-server of this test's own (keeping its data across restarts in an
+    append-only file); stopped after the test."""
     if shutil.which("redis-server") is None:
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail("redis-server is not installed (CI=true: Redis tests must run)")
         pytest.skip("redis-server is not installed; install it to run this Redis test")
-    server = PrivateRedis(tmp_path / "private-redis")
+    server = PrivateRedis(tmp_path / "private-redis", persist=True)
     server.start()
     try:
         yield server
