@@ -1,0 +1,87 @@
+"""The whole bot on ECHO_STORE=redis: it answers, Redis holds everything, and an outage of
+Redis is one log line, not a silent bot or a lost message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from memory import RedisStore
+from tests.discord_emulator import DiscordEmulator
+from tests.redis_support import PrivateRedis
+
+from .echo_harness import running_echo
+
+
+def redis_settings(url: str, prefix: str = "echo") -> dict[str, str]:
+    return {"ECHO_STORE": "redis", "REDIS_URL": url, "ECHO_REDIS_PREFIX": prefix}
+
+
+async def test_echo_records_in_redis_and_writes_no_conversation_files(
+    discord_emulator: DiscordEmulator, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    async with running_echo(
+        discord_emulator, tmp_path, **redis_settings(redis_url, redis_prefix)
+    ) as echo:
+        thread = await echo.mention("remember the blue door")
+        await echo.answer_in(thread.id)
+        await echo.say(thread.id, "and the red key")
+        await echo.answer_in(thread.id, lambda m: "red key" in m["content"])
+        guild = str(echo.world.guild.id)
+
+    async with RedisStore(redis_url, prefix=redis_prefix) as store:
+        stored = await store.load(str(thread.id))
+        listed = await store.list_conversations(guild)
+    assert stored is not None
+    texts = [m.message_content for m in stored.history]
+    assert len(texts) == 4
+    assert "remember the blue door" in texts[0] and texts[2] == "and the red key"
+    assert [r.thread_id for r in listed] == [str(thread.id)]
+    assert echo.files() == []  # Redis is the store: no JSON conversation files
+
+
+async def test_echo_keeps_answering_while_redis_is_away_and_loses_nothing(
+    discord_emulator: DiscordEmulator,
+    tmp_path: Path,
+    private_redis: PrivateRedis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="memory.store.redis")
+    async with running_echo(
+        discord_emulator, tmp_path, **redis_settings(private_redis.url)
+    ) as echo:
+        thread = await echo.mention("first, with Redis")
+        await echo.answer_in(thread.id)
+        private_redis.stop()
+        for n in range(3):
+            await echo.say(thread.id, f"during the outage {n}")
+            await echo.answer_in(thread.id, lambda m, n=n: f"outage {n}" in m["content"])
+        private_redis.start()
+        await echo.say(thread.id, "after it came back")
+        await echo.answer_in(thread.id, lambda m: "came back" in m["content"])
+        store = echo.bot.manager.store
+        assert isinstance(store, RedisStore)
+        deadline = time.monotonic() + 20
+        while not store.online:
+            assert time.monotonic() < deadline, "the spool was never flushed"
+            await asyncio.sleep(0.05)
+
+    async with RedisStore(private_redis.url) as fresh:
+        stored = await fresh.load(str(thread.id))
+    assert stored is not None
+    people = [m.message_content for m in stored.history if m.requester is not None]
+    assert len(people) == 5
+    assert people[1:] == [
+        "during the outage 0",
+        "during the outage 1",
+        "during the outage 2",
+        "after it came back",
+    ]
+    assert len(stored.history) == 10  # each answered once, nothing twice
+    away = [r for r in caplog.records if "is unreachable" in r.getMessage()]
+    back = [r for r in caplog.records if "is back:" in r.getMessage()]
+    assert len(away) == 1 and len(back) == 1, [r.getMessage() for r in caplog.records]
