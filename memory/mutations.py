@@ -29,6 +29,10 @@ __all__ = [
 ]
 
 
+_APPEND_HEAD = b'{"op":"append","thread_id":"'
+_APPEND_MID = b'","message":'
+
+
 class MutationError(ValueError):
     """A journal record that cannot be read back as a mutation."""
 
@@ -59,10 +63,12 @@ class Append:
     op = "append"
 
     def encode(self) -> bytes:
-        # Hot path: the message is serialised once, by pydantic, and spliced in.
-        return (
-            f'{{"op":"append","thread_id":"{self.thread_id}","message":{self.message.to_json()}}}\n'
-        ).encode()
+        # Hot path: the message is serialised once, by pydantic, and spliced in as bytes.
+        # Exactly Message.to_json() (model_dump_json(exclude_none=True)) without the str
+        # round trip and pydantic's Python-level wrapper.
+        message = self.message
+        body = message.__pydantic_serializer__.to_json(message, exclude_none=True)
+        return b"".join((_APPEND_HEAD, self.thread_id.encode(), _APPEND_MID, body, b"}\n"))
 
     def payload(self) -> dict[str, Any]:
         return {"message": json.loads(self.message.to_json())}
