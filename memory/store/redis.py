@@ -231,6 +231,7 @@ class RedisStore(ConversationStore):
         self._spool_lock = asyncio.Lock()
         self._online = True
         self._reconnect: asyncio.Task[None] | None = None
+        self._wake = False
         # Conversations saved (evicted) while Redis was away: a resume must find them.
         self._held: dict[str, Conversation] = {}
 
@@ -445,21 +446,23 @@ class RedisStore(ConversationStore):
         self._start_reconnect()
 
     def _start_reconnect(self) -> None:
+        self._wake = True
         if self._reconnect is None or self._reconnect.done():
             self._reconnect = asyncio.get_running_loop().create_task(
                 self._reconnect_and_flush(), name="echo-redis-reconnect"
             )
 
     async def _reconnect_and_flush(self) -> None:
+        """Wait for Redis, flush the spool, go back online; again if asked while finishing."""
         delay = 0.2
         flushed = 0
         while True:
+            self._wake = False
             try:
                 await self.redis.ping()
                 flushed += await self._flush()
             except _UNREACHABLE as exc:
-                if self._online:
-                    self._went_away(exc)
+                self._went_away(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
@@ -475,10 +478,14 @@ class RedisStore(ConversationStore):
                     _shown_url(self.url),
                     flushed,
                 )
-            for conversation in held.values():
+                flushed = 0
+            for conversation in held.values():  # saved while away: other processes' caches
                 with contextlib.suppress(*_UNREACHABLE):
                     await self._changed(None, conversation.guild_id, conversation.thread_id)
-            return
+            # Nothing awaits between this check and the return, so a record spooled after it
+            # finds this task done and starts another.
+            if not self._wake and self._online and not self._backlog:
+                return
 
     async def _flush(self) -> int:
         """Apply the backlog in order; each record is dropped only once Redis has it."""
