@@ -220,23 +220,39 @@ async def _migrate(
                 lambda ref: _copy_conversation(source, target, ref.thread_id, ref.guild_id, tally),
                 bar,
             )
-        finally:
+            memories = await _memories(source, guilds, report.memories)
+            report.memories.total += len(memories)
             bar.close()
-        memories = await _memories(source, guilds, report.memories)
-        report.memories.total += len(memories)
-        bar = Progress("memories", len(memories))
-        try:
+            bar = Progress("memories", len(memories))
             await _each(memories, lambda record: _copy_memory(target, record, report.memories), bar)
-        finally:
+        except _Stopped as exc:
             bar.close()
+            raise CliError(
+                f"{exc}; stopped with {report.line()} (run it again once fixed: what was "
+                "copied is skipped)"
+            ) from None
+        except StoreError as exc:  # listing failed: the store as a whole
+            bar.close()
+            raise CliError(f"{exc}; stopped with {report.line()}") from None
+        bar.close()
     for tally in (report.conversations, report.memories):
         tally.unreadable.sort(key=lambda entry: int(entry[0]))
         tally.failed.sort(key=lambda entry: int(entry[0]))
     return report
 
 
+class _Stopped(Exception):
+    """A store as a whole failed (not one record): the migration cannot go on."""
+
+
+def _cause(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+
+
 async def _each(items: list[Any], copy: Callable[[Any], Awaitable[None]], bar: Progress) -> None:
-    """Copy a few at a time, so that waiting for one store overlaps work on another record."""
+    """Copy a few at a time, so that waiting for one store overlaps work on another record.
+
+    A ``_Stopped`` from one copy stops them all, as one ``_Stopped``."""
     pending = iter(items)
 
     async def worker() -> None:
@@ -244,7 +260,12 @@ async def _each(items: list[Any], copy: Callable[[Any], Awaitable[None]], bar: P
             await copy(item)
             bar.step()
 
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(CONCURRENCY):
+                group.create_task(worker())
+    except* _Stopped as stopped:
+        raise stopped.exceptions[0] from None
 
 
 @asynccontextmanager
@@ -333,6 +354,9 @@ async def _copy_conversation(
     try:
         conversation = await source.load(thread_id)
     except StoreError as exc:
+        if not isinstance(source, JsonFileStore):
+            raise _Stopped(f"could not read conversation {thread_id}: {exc}") from exc
+        # One file that cannot be read (permissions, a bad disk block) is that file's problem.
         tally.unreadable.append((thread_id, guild_id, str(exc)))
         return
     if conversation is None:
@@ -350,9 +374,8 @@ async def _copy_conversation(
     try:
         await target.put(conversation)
         stored = await target.load(thread_id)
-    except StoreError as exc:
-        tally.failed.append((thread_id, guild_id, str(exc)))
-        return
+    except Exception as exc:  # the target refuses writes (unreachable, full, read-only)
+        raise _Stopped(f"could not write conversation {thread_id}: {_cause(exc)}") from exc
     if stored is None or stored.to_json() != wanted:
         tally.failed.append(
             (thread_id, guild_id, "the target holds something else after writing it")
@@ -405,9 +428,8 @@ async def _copy_memory(target: ConversationStore, record: MemoryRecord, tally: T
     try:
         await target.save_memory(record)
         stored = await target.load_memory(guild, thread)
-    except StoreError as exc:
-        tally.failed.append((thread, guild, str(exc)))
-        return
+    except Exception as exc:
+        raise _Stopped(f"could not write the memory of {thread}: {_cause(exc)}") from exc
     if stored is None or stored.to_json() != wanted:
         tally.failed.append((thread, guild, "the target holds something else after writing it"))
         return

@@ -15,7 +15,7 @@ from pathlib import Path
 from memory import Conversation, JsonFileStore, Message, MessageType
 from memory.memories import Fact, MemoryData, MemoryRecord
 from memory.mutations import Append, Create
-from tests.redis_support import free_port
+from tests.redis_support import PrivateRedis, free_port
 
 from .helpers import (
     ALICE,
@@ -350,3 +350,28 @@ async def test_a_running_bot_holds_the_folder(tmp_path: Path) -> None:
     assert result.code == 1, result
     assert "stop the bot first" in result.error_line
     assert str(data / ".lock") in result.error_line
+
+
+async def test_a_target_that_refuses_writes_stops_the_migration_in_one_line(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    import redis
+
+    data = tmp_path / "data"
+    await seed(data)
+    client = redis.Redis.from_url(private_redis.url)
+    try:
+        # Writes need a replica this server does not have: reads and PING still work.
+        client.config_set("min-replicas-to-write", 1)
+    finally:
+        client.close()
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(data), REDIS_URL=private_redis.url)
+    result = await run_cli(
+        "store", "migrate", "--from", "json", "--to", "redis", cwd=tmp_path, env=env
+    )
+    assert result.code == 1, result
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("echo: could not write conversation "), result.stderr
+    assert "NOREPLICAS" in line and "stopped with conversations: 0 copied" in line
+    assert "run it again" in line and "Traceback" not in result.stderr
+    assert result.stdout == ""
