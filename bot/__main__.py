@@ -74,12 +74,33 @@ async def run(settings: Settings, token: str) -> int:
 
     from .app import echo_app
 
+    # Start-up can wait a long time (for Redis, say): a signal then stops it cleanly.
+    loop = asyncio.get_running_loop()
+    starting = asyncio.current_task()
+    interrupted = asyncio.Event()
+
+    def stop_start_up() -> None:
+        interrupted.set()
+        if starting is not None:
+            starting.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop_start_up)
     try:
         async with echo_app(settings) as bot:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
             return await _serve(bot, token, settings.discord_api_base)
     except StoreError as exc:
         raise FatalStartupError(str(exc)) from None
+    except asyncio.CancelledError:
+        if not interrupted.is_set():
+            raise
+        log.info("signal received during start-up")
+        return EXIT_OK
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
         log.info("stopped")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from pathlib import Path
 
@@ -85,3 +86,56 @@ async def test_echo_keeps_answering_while_redis_is_away_and_loses_nothing(
     away = [r for r in caplog.records if "is unreachable" in r.getMessage()]
     back = [r for r in caplog.records if "is back:" in r.getMessage()]
     assert len(away) == 1 and len(back) == 1, [r.getMessage() for r in caplog.records]
+
+
+async def test_the_real_bot_waits_for_redis_at_start_up_then_answers(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    from tests.redis_support import PrivateRedis
+
+    from .test_echo_process import emulator_env, start_bot
+
+    emu = discord_emulator
+    world = emu.world
+    assert world is not None
+    server = PrivateRedis(tmp_path / "late-redis", persist=True)
+    env = emulator_env(emu, tmp_path, **redis_settings(server.url))
+    bot = await start_bot(env, tmp_path)
+    try:
+        await bot.wait_for_line("retrying in")
+        await asyncio.to_thread(server.start)
+        await bot.wait_for_line("ready:")
+        await emu.post_message(world.channel.id, world.user.id, f"<@{emu.bot_user.id}> late")
+        thread = await emu.wait_for_thread(world.channel.id, timeout=10)
+        await emu.wait_for_message(
+            thread.id, predicate=lambda m: not m["content"].endswith("▌"), timeout=10
+        )
+        code = await bot.stop(signal.SIGTERM)
+        async with RedisStore(server.url) as store:
+            stored = await store.load(str(thread.id))
+    finally:
+        await bot.kill()
+        server.stop()
+    assert code == 0, bot.log
+    assert stored is not None and len(stored.history) == 2
+
+
+async def test_a_signal_while_waiting_for_redis_stops_cleanly(tmp_path: Path) -> None:
+    from tests.redis_support import free_port
+
+    from .test_echo_process import bot_env, start_bot
+
+    env = bot_env(
+        tmp_path,
+        DISCORD_TOKEN="x",
+        ECHO_DATA_DIR=str(tmp_path / "data"),
+        **redis_settings(f"redis://127.0.0.1:{free_port()}/0"),
+    )
+    bot = await start_bot(env, tmp_path)
+    try:
+        await bot.wait_for_line("retrying in")
+        code = await bot.stop(signal.SIGTERM)
+    finally:
+        await bot.kill()
+    assert code == 0, bot.log
+    assert "signal received during start-up" in bot.log
