@@ -1,0 +1,260 @@
+"""Scenario 1, durable recording: conversations of 100 messages through the manager with the
+journal, against LangChain's ``FileChatMessageHistory`` and the raw ``os.write`` ceiling.
+
+Every subject records the same messages in the same order (one turn of each conversation in
+turn, as messages arrive in a busy server), one at a time, each durable per its promise when
+the call returns; the clock runs over the messages only (creating the conversations and the
+final save are not timed). Messages are built beforehand for every subject: ``Message`` for
+Echo, ``HumanMessage``/``AIMessage`` (with the person's name and message id) for LangChain.
+
+* ``fsync everysec``: Echo's journal with the background flush once a second;
+  ``FileChatMessageHistory`` (one JSON file per conversation, which it reads and rewrites
+  whole on every message, never fsynced); the ceiling: the journal's own Append record bytes
+  (``memory.mutations.encode``), pre-built, appended with one ``os.write`` each to one file.
+* ``fsync always``: each message fsynced before the call returns; the ceiling adds an
+  ``fsync`` after each ``os.write``.
+* ``fsync always, 200 at once``: the same with every conversation recording at the same time
+  (200 tasks), where the journal's group commit shares an fsync among the messages waiting for
+  it; the ceiling writes a round of 200 records, then one fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import warnings
+from pathlib import Path
+
+from bench.framework import Row, Scenario, Target, package_version, scratch_dir
+from bench.scenarios import _workload as w
+from memory import InMemoryConversationManager, JsonFileStore, Message
+
+NAME = "recording"
+TITLE = "Durable recording (messages/s)"
+
+EVERYSEC = "fsync everysec"
+ALWAYS = "fsync always"
+ALWAYS_CONCURRENT = "fsync always, 200 at once"
+
+
+async def _echo(
+    folder: Path, policy: str, convs: list[list[Message]], *, concurrent: bool = False
+) -> float:
+    """Messages/s through the manager; the conversations are checked afterwards."""
+    store = JsonFileStore(folder, fsync=policy)
+    async with InMemoryConversationManager(store=store) as manager:
+        for i in range(len(convs)):
+            await manager.create_conversation(
+                thread_id=w.thread_id(i),
+                guild_id=w.GUILD_ID,
+                requester=w.requester(i),
+                channel_id=w.CHANNEL_ID,
+                created_at=w.START,
+            )
+        add = manager.add_message_to_conversation
+        if concurrent:
+
+            async def one(i: int) -> None:
+                thread = w.thread_id(i)
+                for message in convs[i]:
+                    await add(thread, message)
+
+            start = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(len(convs))))
+        else:
+            order = [(w.thread_id(i), m) for i, m in w.round_robin(convs)]
+            start = time.perf_counter()
+            for thread, message in order:
+                await add(thread, message)
+        elapsed = time.perf_counter() - start
+        for i, conv in enumerate(convs):
+            got = manager.get_conversation(w.thread_id(i))
+            if got is None or len(got.history) != len(conv):
+                raise AssertionError(f"conversation {i} lost messages")
+    return sum(map(len, convs)) / elapsed
+
+
+def _ceiling(folder: Path, lines: list[bytes], *, fsync_every: int = 0) -> float:
+    """The same record bytes, one os.write each; an fsync after every ``fsync_every``."""
+    fd = os.open(folder / "ceiling.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        start = time.perf_counter()
+        if fsync_every:
+            for n, line in enumerate(lines, start=1):
+                os.write(fd, line)
+                if n % fsync_every == 0 or n == len(lines):
+                    os.fsync(fd)
+        else:
+            for line in lines:
+                os.write(fd, line)
+        elapsed = time.perf_counter() - start
+    finally:
+        os.close(fd)
+    return len(lines) / elapsed
+
+
+def _langchain_messages(convs: list[list[Message]]) -> list[list[object]] | None:
+    try:
+        from langchain_core.messages import AIMessage, HumanMessage
+    except ImportError:
+        return None
+    out: list[list[object]] = []
+    for conv in convs:
+        out.append(
+            [
+                HumanMessage(m.message_content, name=m.author_name, id=m.message_id)
+                if m.requester
+                else AIMessage(m.message_content)
+                for m in conv
+            ]
+        )
+    return out
+
+
+def _file_history_class() -> type | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # langchain-community announces its sunset on import
+            from langchain_community.chat_message_histories import FileChatMessageHistory
+    except ImportError:
+        return None
+    return FileChatMessageHistory
+
+
+def _langchain(folder: Path, cls: type, convs: list[list[object]]) -> float:
+    histories = [cls(str(folder / f"{w.thread_id(i)}.json")) for i in range(len(convs))]
+    order = [(histories[i], m) for i, m in w.round_robin(convs)]  # type: ignore[arg-type]
+    start = time.perf_counter()
+    for history, message in order:
+        history.add_message(message)
+    elapsed = time.perf_counter() - start
+    if len(histories[-1].messages) != len(convs[-1]):
+        raise AssertionError("FileChatMessageHistory lost messages")
+    return len(order) / elapsed
+
+
+def run(quick: bool) -> Scenario:
+    runs = 3 if quick else 5
+    conversations, per = 200, 100
+    peer_conversations = 10 if quick else 100
+    always_per = 5 if quick else 25
+    concurrent_per = 10 if quick else 50
+
+    convs = w.conversations(conversations, per)
+    lines = w.journal_lines(convs)
+    always = [c[:always_per] for c in convs]
+    always_lines = w.journal_lines(always)
+    concurrent = [c[:concurrent_per] for c in convs]
+    concurrent_lines = w.journal_lines(concurrent)
+    cls = _file_history_class()
+    lc = _langchain_messages(convs[:peer_conversations]) if cls is not None else None
+
+    samples: dict[str, list[float]] = {}
+
+    def add(key: str, value: float) -> None:
+        samples.setdefault(key, []).append(value)
+
+    for _ in range(runs):
+        # Interleaved, so that a noisy neighbour slows every subject alike.
+        with scratch_dir(NAME) as d:
+            add("echo everysec", asyncio.run(_echo(d, "everysec", convs)))
+        with scratch_dir(NAME) as d:
+            add("ceiling everysec", _ceiling(d, lines))
+        if cls is not None and lc is not None:
+            with scratch_dir(NAME) as d:
+                add("langchain", _langchain(d, cls, lc))
+        with scratch_dir(NAME) as d:
+            add("echo always", asyncio.run(_echo(d, "always", always)))
+        with scratch_dir(NAME) as d:
+            add("ceiling always", _ceiling(d, always_lines, fsync_every=1))
+        with scratch_dir(NAME) as d:
+            add("echo concurrent", asyncio.run(_echo(d, "always", concurrent, concurrent=True)))
+        with scratch_dir(NAME) as d:
+            add("ceiling concurrent", _ceiling(d, concurrent_lines, fsync_every=conversations))
+
+    rate = "messages/s"
+    rows = [
+        Row("Echo, journal everysec", rate, samples["echo everysec"], group=EVERYSEC),
+        Row(
+            "os.write of the journal records",
+            rate,
+            samples["ceiling everysec"],
+            role="ceiling",
+            group=EVERYSEC,
+        ),
+    ]
+    notes = [
+        f"{conversations} conversations x {per} messages in turn ({len(lines):,} messages, "
+        f"{sum(map(len, lines)) / len(lines):.0f} bytes per journal record), {runs} runs "
+        "interleaved; messages/s over the messages only.",
+        f"fsync always: the first {always_per} messages of each conversation "
+        f"({len(always_lines):,}); 200 at once: the first {concurrent_per} "
+        f"({len(concurrent_lines):,}). A rate per message: an fsync costs the same whatever "
+        "the conversation's length.",
+    ]
+    targets: list[Target] = []
+    if cls is not None:
+        rows.append(
+            Row(
+                "LangChain FileChatMessageHistory (no fsync)",
+                rate,
+                samples["langchain"],
+                role="peer",
+                group=EVERYSEC,
+            )
+        )
+        notes.append(
+            f"FileChatMessageHistory (langchain-community {package_version('langchain-community')}"
+            f"): {peer_conversations} of the conversations, all 100 messages each (its cost per "
+            "message grows with the conversation, not with how many there are); it never "
+            "fsyncs, so it is compared with everysec only."
+        )
+        echo = Row("", rate, samples["echo everysec"]).median
+        peer = Row("", rate, samples["langchain"]).median
+        targets.append(Target("everysec vs FileChatMessageHistory", echo / peer, 50.0, True, "x"))
+    else:
+        notes.append(
+            "LangChain FileChatMessageHistory not measured: langchain-community is not "
+            "installed (pip install -e '.[bench]')."
+        )
+    ceiling = Row("", rate, samples["ceiling everysec"]).median
+    echo = Row("", rate, samples["echo everysec"]).median
+    targets.append(
+        Target("everysec, share of the os.write ceiling", 100 * echo / ceiling, 30, True, "%")
+    )
+    rows += [
+        Row("Echo, journal always", rate, samples["echo always"], group=ALWAYS),
+        Row(
+            "os.write + fsync per record",
+            rate,
+            samples["ceiling always"],
+            role="ceiling",
+            group=ALWAYS,
+        ),
+        Row(
+            "Echo, journal always (group commit)",
+            rate,
+            samples["echo concurrent"],
+            group=ALWAYS_CONCURRENT,
+        ),
+        Row(
+            f"os.write x {conversations} + one fsync",
+            rate,
+            samples["ceiling concurrent"],
+            role="ceiling",
+            group=ALWAYS_CONCURRENT,
+        ),
+    ]
+    always_echo = Row("", rate, samples["echo always"]).median
+    always_ceiling = Row("", rate, samples["ceiling always"]).median
+    targets.append(
+        Target(
+            "always, share of the os.write + fsync ceiling",
+            100 * always_echo / always_ceiling,
+            30,
+            True,
+            "%",
+        )
+    )
+    return Scenario(NAME, TITLE, rows, targets, notes)
