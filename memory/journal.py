@@ -32,6 +32,8 @@ __all__ = ["FsyncPolicy", "Journal", "JournalError", "JournalRecord"]
 
 _SEGMENT_SUFFIX = ".log"
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
+# Segments at least this big are unlinked in a worker thread (see Journal._start_unlinking).
+_INLINE_UNLINK_BYTES = 1024 * 1024
 
 
 class FsyncPolicy(StrEnum):
@@ -90,6 +92,9 @@ class Journal:
         self._saved: dict[str, int] = {}  # thread id -> position it is saved through
         self._sync_task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        # Collected segments waiting to be unlinked, oldest first, and the task doing it.
+        self._doomed: list[Path] = []
+        self._unlinker: asyncio.Task[None] | None = None
         self._opened = False
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -120,6 +125,7 @@ class Journal:
             if self.policy is not FsyncPolicy.NO:
                 await self.sync()
         finally:
+            await self._finish_unlinking()
             for segment in [*self._sealed.values(), self._current]:
                 if segment is not None and segment.fd >= 0:
                     _close_quietly(segment.fd)
@@ -277,14 +283,61 @@ class Journal:
             if any(self._saved.get(t, 0) < p for t, p in segment.threads.items()):
                 break
             del self._sealed[number]
-            with contextlib.suppress(FileNotFoundError):
-                segment.path.unlink()
+            if segment.size < _INLINE_UNLINK_BYTES and not self._unlinking:
+                with contextlib.suppress(FileNotFoundError):
+                    segment.path.unlink()
+            else:
+                self._doomed.append(segment.path)
+        if self._doomed:
+            self._start_unlinking()
         live: set[str] = set()
         for segment in [*self._sealed.values(), self._current]:
             if segment is not None:
                 live.update(segment.threads)
         if len(self._saved) > 2 * len(live) + 64:
             self._saved = {t: p for t, p in self._saved.items() if t in live}
+
+    @property
+    def _unlinking(self) -> bool:
+        return bool(self._doomed) or (self._unlinker is not None and not self._unlinker.done())
+
+    def _start_unlinking(self) -> None:
+        """Unlink collected segments in a worker thread, in order (oldest first, as before).
+
+        Unlinking a segment of a few megabytes takes milliseconds (the file system frees its
+        blocks): on the event loop that was a stall every segment. Small segments are still
+        unlinked at once, unless bigger ones wait before them. A crash before the unlink
+        leaves a segment whose records are all saved; replay skips them by the checkpoints,
+        exactly as after a crash just before an inline unlink.
+        """
+        if self._unlinker is not None and not self._unlinker.done():
+            return  # the running task picks up what was added
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            paths, self._doomed = self._doomed, []
+            _unlink_all(paths)
+            return
+        self._unlinker = loop.create_task(self._unlink_doomed(), name="echo-journal-unlink")
+
+    async def _unlink_doomed(self) -> None:
+        while self._doomed:
+            paths, self._doomed = self._doomed, []
+            try:
+                await asyncio.to_thread(_unlink_all, paths)
+            except OSError as exc:
+                log.warning("could not delete saved journal segments %s: %s", paths, exc)
+
+    async def _finish_unlinking(self) -> None:
+        task = self._unlinker
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+            self._unlinker = None
+        if self._doomed:  # added after the task finished its last batch
+            paths, self._doomed = self._doomed, []
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(_unlink_all, paths)
 
     # --- flushing -------------------------------------------------------------------------------
 
@@ -336,6 +389,12 @@ class Journal:
 def _fsync_all(fds: list[int]) -> None:
     for fd in fds:
         os.fsync(fd)
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _close_quietly(fd: int) -> None:
