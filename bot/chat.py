@@ -1,8 +1,9 @@
 """``python -m bot chat``: talk with Echo in a terminal, with no Discord and no token.
 
 The same agent, model, tools and memory as the bot, and the conversation is recorded as a
-normal one (file, journal, summary) in a local server, guild ``0`` by default: what a
-newcomer tries first, and what an operator uses to check a model before going live.
+normal one (in the store the settings ask for: a file and journal, or Redis) in a local
+server, guild ``0`` by default: what a newcomer tries first, and what an operator uses to
+check a model before going live.
 
 Input is read by a helper thread, one line when asked for, so the event loop (and with it
 the manager's idle sweeper and the streaming answer) never waits on the keyboard. A daemon
@@ -44,6 +45,7 @@ from .cli.common import (
 )
 from .config import Settings
 from .llm import ChatProvider
+from .stores import describe_store
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ _ANSI = re.compile(r"(\x1b\[[0-9;]*m)")
 
 HELP = """\
 /help       this list
-/save       save the conversation to its file now
+/save       save the conversation now (to its file, or to Redis)
 /summarize  summarize the conversation so far (stored as its summary)
 /quit       end the chat (also /exit, Ctrl-D or Ctrl-C); the conversation is saved"""
 
@@ -114,7 +116,12 @@ async def _chat(settings: Settings, **session_args: Any) -> int:
     session: ChatSession | None = None
     async with echo_core(settings) as core:
         session = ChatSession(
-            core.manager, core.agent, core.provider, data_dir=settings.data_dir, **session_args
+            core.manager,
+            core.agent,
+            core.provider,
+            data_dir=settings.data_dir,
+            store_description=None if settings.store == "json" else describe_store(settings),
+            **session_args,
         )
         await session.run()
     assert session is not None
@@ -192,6 +199,7 @@ class ChatSession:
         user_id: str,
         user_name: str,
         show_thinking: bool = False,
+        store_description: str | None = None,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         stderr: TextIO | None = None,
@@ -200,6 +208,9 @@ class ChatSession:
         self.agent = agent
         self.provider = provider
         self.data_dir = data_dir
+        # None: JSON files in data_dir, named by their path; else the store, as describe_store
+        # names it (Redis keeps no file to point at).
+        self.store_description = store_description
         self.guild_id = guild_id
         self.user_id = user_id
         self.user_name = user_name
@@ -405,7 +416,7 @@ class ChatSession:
             return
         conversation = await self.manager.get_or_resume(self.thread_id)
         count = len(conversation.history) if conversation is not None else 0
-        self._write(f"Saved {shown_dir(self._path())} ({count} messages).\n")
+        self._write(f"Saved {self._where(into='')} ({count} messages).\n")
 
     async def _summarize(self) -> None:
         conversation = await self.manager.get_or_resume(self.thread_id) if self.thread_id else None
@@ -430,7 +441,8 @@ class ChatSession:
         )
         lines = [
             f"Echo chat with {model}.",
-            f"Recording in {shown_dir(self.data_dir)} under guild {self.guild_id} "
+            f"Recording in {self.store_description or shown_dir(self.data_dir)} "
+            f"under guild {self.guild_id} "
             f"({LOCAL_GUILD_NAME}) as {self.user_name} ({self.user_id}).",
             "Type /help for commands; /quit, Ctrl-D or Ctrl-C ends the chat.",
         ]
@@ -442,11 +454,17 @@ class ChatSession:
             print("Nothing was said, so nothing was recorded.", file=self.err, flush=True)
             return
         print(
-            f"Conversation {self.thread_id} saved to {shown_dir(self._path())}\n"
+            f"Conversation {self.thread_id} saved {self._where(into='to ')}\n"
             f"Read it with: python -m bot conversations show {self.thread_id}",
             file=self.err,
             flush=True,
         )
+
+    def _where(self, into: str) -> str:
+        """Where the conversation is saved: ``<into><its file>``, or ``in <the store>``."""
+        if self.store_description is not None:
+            return f"in {self.store_description}"
+        return f"{into}{shown_dir(self._path())}"
 
     def _path(self) -> Path:
         conversation = self.manager.get_conversation(self.thread_id or "")

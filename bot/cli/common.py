@@ -10,14 +10,16 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from memory import StoreError
+from memory import ConversationStore, StoreError
 from memory.models import validate_snowflake
 
 from ..config import ConfigError, Settings, load_settings
+from ..stores import describe_store, make_store
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
 
 T = TypeVar("T")
@@ -26,13 +28,19 @@ __all__ = [
     "EXIT_CONFIG",
     "EXIT_FAILED",
     "EXIT_OK",
+    "READER_WAIT",
     "CliError",
     "Style",
     "quiet_logging",
+    "reading_store",
     "settings_or_fail",
     "shown_dir",
     "snowflake_arg",
+    "store_where",
 ]
+
+READER_WAIT = 5.0
+"""Seconds a command that only reads waits for an unreachable Redis before giving up."""
 
 
 def snowflake_arg(value: str | None, name: str, what: str) -> str | None:
@@ -53,6 +61,40 @@ def run_store(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except StoreError as exc:
         raise CliError(str(exc)) from None
+
+
+@asynccontextmanager
+async def reading_store(settings: Settings) -> AsyncIterator[ConversationStore]:
+    """The store the settings ask for, opened for a command that only reads.
+
+    JSON: no folder lock and no journal replay, so it reads beside a running bot. Redis: no
+    spool, and a server that does not answer within ``READER_WAIT`` seconds is a
+    ``StoreError`` naming it (one line; the retries in between are not logged).
+    """
+    try:
+        store = make_store(settings, read_only=True, wait_for_redis=READER_WAIT)
+    except ConfigError as exc:  # ECHO_STORE=redis without the redis extra
+        raise CliError(str(exc), EXIT_CONFIG) from None
+    opening = logging.getLogger(type(store).__module__)
+    level = opening.level
+    if settings.store == "redis":
+        opening.setLevel(logging.ERROR)
+    try:
+        await store.open()
+    finally:
+        opening.setLevel(level)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def store_where(settings: Settings) -> str:
+    """Where the commands read, for their messages: ``./data``, or ``Redis at <url> (prefix
+    'echo')``."""
+    if settings.store == "json":
+        return shown_dir(settings.data_dir)
+    return describe_store(settings)
 
 
 def settings_or_fail() -> Settings:

@@ -1,9 +1,11 @@
 """``python -m bot conversations list|show|export``: the recorded conversations, read-only.
 
-The store is opened with ``read_only=True``: no folder lock, no journal replay, nothing
-moved or written, so an operator can look while the bot runs. The files are read here
-rather than through ``store.load`` so that a file that does not parse is reported with its
-reason instead of silently missing.
+They read the store the settings ask for (``ECHO_STORE``). JSON files are opened with
+``read_only=True``: no folder lock, no journal replay, nothing moved or written, so an
+operator can look while the bot runs; the files are read here rather than through
+``store.load`` so that a file that does not parse is reported with its reason instead of
+silently missing. Redis is shared by every process anyway: conversations are loaded through
+the store, and ``export`` writes the bytes a JSON file of the conversation would hold.
 """
 
 from __future__ import annotations
@@ -16,19 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memory import Conversation, ConversationRef, JsonFileStore
-from memory.store.jsonfile import parse
+from memory import Conversation, ConversationRef, ConversationStore, JsonFileStore
+from memory.store.jsonfile import parse, render
 
+from ..config import Settings
 from .common import (
     EXIT_CONFIG,
     EXIT_OK,
     CliError,
     Style,
     quiet_logging,
+    reading_store,
     run_store,
     settings_or_fail,
-    shown_dir,
     snowflake_arg,
+    store_where,
 )
 from .transcript import render_transcript, utc
 
@@ -36,6 +40,8 @@ __all__ = ["export_command", "list_command", "show_command"]
 
 SUMMARY_HEAD = 40
 GUILD_NAME_CHARS = 24
+# Conversations loaded at once from a store that is not files (Redis round trips overlap).
+LOAD_CONCURRENCY = 16
 _THREAD_WHAT = "a Discord thread id"
 
 
@@ -44,6 +50,7 @@ class Row:
     ref: ConversationRef
     conversation: Conversation | None
     error: str | None = None
+    is_file: bool = True
 
     def sort_key(self) -> tuple[str, str, int]:
         if self.conversation is None:
@@ -68,7 +75,7 @@ class Row:
                 "messages": None,
                 "summary": None,
                 "ended_at": None,
-                "file": self.ref.location,
+                **self._where(),
                 "error": self.error,
             }
         return {
@@ -82,14 +89,19 @@ class Row:
             "messages": len(c.history),
             "summary": c.summary,
             "ended_at": c.header().get("ended_at"),
-            "file": self.ref.location,
+            **self._where(),
         }
+
+    def _where(self) -> dict[str, str | None]:
+        """``file``: the conversation's file (None when the store keeps no files, as Redis);
+        ``location``: where the store keeps it, whatever the store (``redis <key>``)."""
+        return {"file": self.ref.location if self.is_file else None, "location": self.ref.location}
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
-async def _read(ref: ConversationRef) -> Row:
+async def _read_file(ref: ConversationRef) -> Row:
     try:
         data = await asyncio.to_thread(Path(ref.location).read_bytes)
     except OSError as exc:
@@ -100,23 +112,63 @@ async def _read(ref: ConversationRef) -> Row:
         return Row(ref, None, f"{ref.location} does not parse: {_first_line(exc)}")
 
 
-async def _rows(data_dir: Path, guild_id: str | None) -> list[Row]:
-    async with JsonFileStore(data_dir, read_only=True) as store:
+async def _load(store: ConversationStore, ref: ConversationRef) -> Row | None:
+    """A conversation of a store that keeps no files; None if it was deleted meanwhile."""
+    conversation = await store.load(ref.thread_id)
+    if conversation is not None:
+        return Row(ref, conversation, is_file=False)
+    if not await store.exists(ref.thread_id):
+        return None
+    # The store logged why (once, as an error): the row says that it is unreadable.
+    return Row(ref, None, f"{ref.location} does not parse", is_file=False)
+
+
+async def _rows(settings: Settings, guild_id: str | None) -> list[Row]:
+    async with reading_store(settings) as store:
         refs = await store.list_conversations(guild_id)
-    rows = [await _read(ref) for ref in refs]
-    return sorted(rows, key=Row.sort_key, reverse=True)
+        if isinstance(store, JsonFileStore):
+            rows: list[Row | None] = [await _read_file(ref) for ref in refs]
+        else:
+            slots = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+            async def load(ref: ConversationRef) -> Row | None:
+                async with slots:
+                    return await _load(store, ref)
+
+            rows = list(await asyncio.gather(*(load(ref) for ref in refs)))
+    return sorted((row for row in rows if row is not None), key=Row.sort_key, reverse=True)
 
 
-async def _one(data_dir: Path, thread_id: str) -> tuple[ConversationRef, bytes, Conversation]:
-    async with JsonFileStore(data_dir, read_only=True) as store:
-        refs = {ref.thread_id: ref for ref in await store.list_conversations()}
+async def _one(settings: Settings, thread_id: str) -> tuple[ConversationRef, bytes, Conversation]:
+    """The conversation of this thread, where it is, and its file bytes (on a store without
+    files: the bytes its JSON file would hold)."""
+    async with reading_store(settings) as store:
+        if isinstance(store, JsonFileStore):
+            refs = {ref.thread_id: ref for ref in await store.list_conversations()}
+            return await _one_file(settings, refs.get(thread_id), thread_id)
+        conversation = await store.load(thread_id)
+        if conversation is None:
+            if await store.exists(thread_id):
+                raise CliError(
+                    f"conversation {thread_id} in {store_where(settings)} does not parse"
+                )
+            raise CliError(f"no conversation {thread_id} in {store_where(settings)}")
+        refs = {r.thread_id: r for r in await store.list_conversations(conversation.guild_id)}
     ref = refs.get(thread_id)
+    if ref is None:  # deleted between the two reads
+        raise CliError(f"no conversation {thread_id} in {store_where(settings)}")
+    return ref, await render(conversation), conversation
+
+
+async def _one_file(
+    settings: Settings, ref: ConversationRef | None, thread_id: str
+) -> tuple[ConversationRef, bytes, Conversation]:
     if ref is None:
-        raise CliError(f"no conversation {thread_id} in {shown_dir(data_dir)}")
+        raise CliError(f"no conversation {thread_id} in {store_where(settings)}")
     try:
         data = await asyncio.to_thread(Path(ref.location).read_bytes)
     except FileNotFoundError:
-        raise CliError(f"no conversation {thread_id} in {shown_dir(data_dir)}") from None
+        raise CliError(f"no conversation {thread_id} in {store_where(settings)}") from None
     except OSError as exc:
         raise CliError(f"cannot read {ref.location}: {exc.strerror or exc}") from None
     try:
@@ -141,11 +193,11 @@ def list_command(args: argparse.Namespace) -> int:
     guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
     settings = settings_or_fail()
     quiet_logging(settings)
-    rows: list[Row] = run_store(_rows(settings.data_dir, guild_id))
+    rows: list[Row] = run_store(_rows(settings, guild_id))
     if args.json:
         print(json.dumps([row.as_json() for row in rows], indent=2, ensure_ascii=False))
         return EXIT_OK
-    where = shown_dir(settings.data_dir)
+    where = store_where(settings)
     if not rows:
         if guild_id is None:
             print(f"No conversations in {where} yet.")
@@ -219,9 +271,13 @@ def show_command(args: argparse.Namespace) -> int:
     assert thread_id is not None
     settings = settings_or_fail()
     quiet_logging(settings)
-    ref, _, conversation = run_store(_one(settings.data_dir, thread_id))
+    ref, _, conversation = run_store(_one(settings, thread_id))
     text = render_transcript(
-        conversation, location=ref.location, full=args.full, style=Style.for_stream(sys.stdout)
+        conversation,
+        location=ref.location,
+        location_label="file" if settings.store == "json" else "location",
+        full=args.full,
+        style=Style.for_stream(sys.stdout),
     )
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -243,7 +299,7 @@ def export_command(args: argparse.Namespace) -> int:
             raise CliError(f"{output} exists: add --force to overwrite it", EXIT_CONFIG)
     settings = settings_or_fail()
     quiet_logging(settings)
-    _, data, conversation = run_store(_one(settings.data_dir, thread_id))
+    _, data, conversation = run_store(_one(settings, thread_id))
     if output in (None, "-"):
         sys.stdout.flush()
         sys.stdout.buffer.write(data)

@@ -1,4 +1,8 @@
-"""``python -m bot memories ...``: generate, list and show long-term memories."""
+"""``python -m bot memories ...``: generate, list, show and search long-term memories.
+
+Each reads the store the settings ask for (``ECHO_STORE``: JSON files or Redis); ``generate``
+builds what the bot builds (``echo_core``), so it queues through Redis when the store is Redis.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,18 @@ import json
 import sys
 from typing import Any
 
-from memory import JsonFileStore
+from memory import ConversationStore, InMemoryConversationManager
 from memory.memories import MemoryRecord
 
-from .common import quiet_logging, run_store, settings_or_fail, shown_dir, snowflake_arg
+from ..config import Settings
+from .common import (
+    quiet_logging,
+    reading_store,
+    run_store,
+    settings_or_fail,
+    snowflake_arg,
+    store_where,
+)
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
 
 # --- generate -------------------------------------------------------------------------------
@@ -82,7 +94,7 @@ def list_command(args: argparse.Namespace) -> int:
         print(json.dumps([json.loads(r.to_json()) for r in records], indent=2, ensure_ascii=False))
         return EXIT_OK
     if not records:
-        print(f"No memories in {shown_dir(settings.data_dir)} yet.")
+        print(f"No memories in {store_where(settings)} yet.")
         return EXIT_OK
     for record in records:
         when = (record.conversation_created_at or record.created_at).strftime("%Y-%m-%d")
@@ -95,8 +107,8 @@ def list_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _records(settings: Any, guild_id: str | None) -> list[MemoryRecord]:
-    async with JsonFileStore(settings.data_dir, read_only=True) as store:
+async def _records(settings: Settings, guild_id: str | None) -> list[MemoryRecord]:
+    async with reading_store(settings) as store:
         guilds = [guild_id] if guild_id else await store.list_guilds()
         found: list[MemoryRecord] = []
         for guild in guilds:
@@ -111,7 +123,7 @@ def show_command(args: argparse.Namespace) -> int:
     records: list[MemoryRecord] = run_store(_records(settings, None))
     record = next((r for r in records if r.thread_id == thread_id), None)
     if record is None:
-        raise CliError(f"no memory of conversation {thread_id} in {shown_dir(settings.data_dir)}")
+        raise CliError(f"no memory of conversation {thread_id} in {store_where(settings)}")
     if args.json:
         print(record.to_json())
         return EXIT_OK
@@ -153,15 +165,16 @@ def search_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _search(settings: Any, guild_id: str, queries: Any, limit: int, as_json: bool) -> None:
-    from memory.recall import RecallIndex, sync
+async def _search(
+    settings: Settings, guild_id: str, queries: Any, limit: int, as_json: bool
+) -> None:
+    from memory.recall import RecallIndex
 
     index = RecallIndex.in_data_dir(settings.data_dir)
     await asyncio.to_thread(index.open)
     try:
-        async with JsonFileStore(settings.data_dir, read_only=True) as store:
-            # The index is a cache of the files: catch up with what changed since it was written.
-            await sync(index, store, guild_id)
+        async with reading_store(settings) as store:
+            await _catch_up(index, store, guild_id)
         for query in queries:
             hits = await asyncio.to_thread(index.search, guild_id, query, limit)
             if as_json:
@@ -179,3 +192,23 @@ async def _search(settings: Any, guild_id: str, queries: Any, limit: int, as_jso
             sys.stdout.flush()
     finally:
         await asyncio.to_thread(index.close)
+
+
+async def _catch_up(index: Any, store: ConversationStore, guild_id: str) -> None:
+    """The index is a local cache of the store: bring this guild's part up to date.
+
+    JSON files: compare the conversations' versions with the index (``sync``); the files
+    change only through processes on this machine, which index the memories they make.
+    A shared store (Redis) says which threads changed since the generation last caught up
+    with (``changes_since``), memories included: a memory a worker elsewhere made for an
+    unchanged conversation has no newer version for ``sync`` to notice. So there, the recall
+    service does it, as the bot does before each search.
+    """
+    from memory.recall import sync
+    from memory.recall_service import RecallService
+
+    if not hasattr(store, "changes_since"):
+        await sync(index, store, guild_id)
+        return
+    # Only .store of the manager is used: it is never started, and nothing is recorded.
+    await RecallService(index, InMemoryConversationManager(store=store)).refresh(guild_id)

@@ -36,10 +36,17 @@ def person(user_id: str, names: dict[str, str]) -> str:
 
 
 def render_transcript(
-    conversation: Conversation, *, location: str, full: bool, style: Style
+    conversation: Conversation,
+    *,
+    location: str,
+    full: bool,
+    style: Style,
+    location_label: str = "file",
 ) -> str:
+    """``location``: where the store keeps it, shown as ``location_label`` (``file`` for a
+    JSON file; ``location`` for a Redis key)."""
     names = conversation.author_names()
-    lines = _header(conversation, names, location, style)
+    lines = _header(conversation, names, (location_label, location), style)
     lines.append("")
     if not conversation.history:
         lines.append(style.dim("(no messages)"))
@@ -49,7 +56,7 @@ def render_transcript(
 
 
 def _header(
-    conversation: Conversation, names: dict[str, str], location: str, style: Style
+    conversation: Conversation, names: dict[str, str], location: tuple[str, str], style: Style
 ) -> list[str]:
     guild = conversation.guild_id
     if conversation.guild_name:
@@ -68,7 +75,7 @@ def _header(
             "ended",
             utc(conversation.ended_at) + " UTC" if conversation.ended_at is not None else "no",
         ),
-        ("file", location),
+        location,
     ]
     lines = [style.bold(f"Conversation {conversation.thread_id}")]
     for label, value in fields:

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
+from memory import (
+    ConversationStore,
+    InMemoryConversationManager,
+    JsonFileStore,
+    Message,
+    MessageType,
+)
 
 GUILD = "1310000000000000022"
 OTHER_GUILD = "1310000000000000033"
@@ -71,9 +77,10 @@ async def run_cli(
     return Result(process.returncode, out.decode(), err.decode())
 
 
-async def write_conversations(data_dir: Path) -> None:
-    """The three conversations above, written with the memory library as the bot would."""
-    store = JsonFileStore(data_dir)
+async def write_conversations(where: Path | ConversationStore) -> None:
+    """The three conversations above, written with the memory library as the bot would: as
+    JSON files in a data folder, or into a store (not yet opened) such as a ``RedisStore``."""
+    store = JsonFileStore(where) if isinstance(where, Path) else where
     async with InMemoryConversationManager(store=store) as manager:
         await manager.create_conversation(
             thread_id=TOOLS,
