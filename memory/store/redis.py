@@ -748,17 +748,14 @@ class RedisStore(ConversationStore):
                 for thread, (requester, created) in zip(chunk, await pipe.execute(), strict=True):
                     if requester is None or created is None:
                         continue
-                    refs.append(
-                        ConversationRef(
-                            thread_id=thread,
-                            guild_id=guild,
-                            requester=json.loads(requester),
-                            created=datetime.fromisoformat(json.loads(created))
-                            .astimezone(UTC)
-                            .date(),
-                            location=f"redis {self._conv_keys(guild, thread)[0]}",
-                        )
-                    )
+                    location = f"redis {self._conv_keys(guild, thread)[0]}"
+                    try:
+                        day = datetime.fromisoformat(json.loads(created)).astimezone(UTC).date()
+                        owner = validate_snowflake(json.loads(requester), "requester")
+                    except (ValueError, TypeError) as exc:
+                        log.error("%s does not parse, left as it is: %s", location, exc)
+                        continue
+                    refs.append(ConversationRef(thread, guild, owner, day, location))
         return refs
 
     @_reads
