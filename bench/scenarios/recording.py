@@ -12,10 +12,12 @@ Echo, ``HumanMessage``/``AIMessage`` (with the person's name and message id) for
   whole on every message, never fsynced); the ceiling: the journal's own Append record bytes
   (``memory.mutations.encode``), pre-built, appended with one ``os.write`` each to one file.
 * ``fsync always``: each message fsynced before the call returns; the ceiling adds an
-  ``fsync`` after each ``os.write``.
-* ``fsync always, 200 at once``: the same with every conversation recording at the same time
-  (200 tasks), where the journal's group commit shares an fsync among the messages waiting for
-  it; the ceiling writes a round of 200 records, then one fsync.
+  ``fsync`` after each ``os.write``. Echo and the ceiling are timed in alternating rounds
+  (one message of each conversation), in the same seconds: fsync time on a shared disk
+  swings tenfold from one second to the next.
+* ``fsync always, 200 at once``: the same with every conversation of a round recording at
+  the same time (one task each), where the journal's group commit shares an fsync among the
+  messages waiting for it; the ceiling writes the round's 200 records, then one fsync.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pathlib import Path
 from bench.framework import Row, Scenario, Target, package_version, scratch_dir
 from bench.scenarios import _workload as w
 from memory import InMemoryConversationManager, JsonFileStore, Message
+from memory.mutations import Append, encode
 
 NAME = "recording"
 TITLE = "Durable recording (messages/s)"
@@ -38,11 +41,9 @@ ALWAYS = "fsync always"
 ALWAYS_CONCURRENT = "fsync always, 200 at once"
 
 
-async def _echo(
-    folder: Path, policy: str, convs: list[list[Message]], *, concurrent: bool = False
-) -> float:
-    """Messages/s through the manager; the conversations are checked afterwards."""
-    store = JsonFileStore(folder, fsync=policy)
+async def _echo(folder: Path, convs: list[list[Message]]) -> float:
+    """Messages/s through the manager (journal everysec), one at a time, in turn."""
+    store = JsonFileStore(folder, fsync="everysec")
     async with InMemoryConversationManager(store=store) as manager:
         for i in range(len(convs)):
             await manager.create_conversation(
@@ -53,41 +54,81 @@ async def _echo(
                 created_at=w.START,
             )
         add = manager.add_message_to_conversation
-        if concurrent:
-
-            async def one(i: int) -> None:
-                thread = w.thread_id(i)
-                for message in convs[i]:
-                    await add(thread, message)
-
-            start = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(len(convs))))
-        else:
-            order = [(w.thread_id(i), m) for i, m in w.round_robin(convs)]
-            start = time.perf_counter()
-            for thread, message in order:
-                await add(thread, message)
+        order = [(w.thread_id(i), m) for i, m in w.round_robin(convs)]
+        start = time.perf_counter()
+        for thread, message in order:
+            await add(thread, message)
         elapsed = time.perf_counter() - start
         for i, conv in enumerate(convs):
             got = manager.get_conversation(w.thread_id(i))
             if got is None or len(got.history) != len(conv):
                 raise AssertionError(f"conversation {i} lost messages")
-    return sum(map(len, convs)) / elapsed
+    return len(order) / elapsed
 
 
-def _ceiling(folder: Path, lines: list[bytes], *, fsync_every: int = 0) -> float:
-    """The same record bytes, one os.write each; an fsync after every ``fsync_every``."""
+async def _always_interleaved(
+    folder: Path, convs: list[list[Message]], *, concurrent: bool
+) -> tuple[float, float]:
+    """(Echo, ceiling) messages/s with fsync always, measured in alternating rounds.
+
+    A shared disk's fsync time swings tenfold from one second to the next, so the two are
+    timed round by round (a message of every conversation each), turn about, in the same
+    seconds. In turn: one message at a time, an fsync each; the ceiling writes and fsyncs
+    each record. At once: the round's messages recorded together (one task per
+    conversation), so the journal's group commit can share fsyncs; the ceiling writes the
+    round's records, then one fsync.
+    """
+    store = JsonFileStore(folder / "echo", fsync="always")
+    fd = os.open(folder / "ceiling.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    echo_time = ceiling_time = 0.0
+    count = 0
+    try:
+        async with InMemoryConversationManager(store=store) as manager:
+            threads = [w.thread_id(i) for i in range(len(convs))]
+            for i, thread in enumerate(threads):
+                await manager.create_conversation(
+                    thread_id=thread,
+                    guild_id=w.GUILD_ID,
+                    requester=w.requester(i),
+                    channel_id=w.CHANNEL_ID,
+                    created_at=w.START,
+                )
+            add = manager.add_message_to_conversation
+            for k in range(max(map(len, convs))):
+                batch = [(threads[i], c[k]) for i, c in enumerate(convs) if k < len(c)]
+                lines = [encode(Append(t, m)) for t, m in batch]
+                start = time.perf_counter()
+                if concurrent:
+                    await asyncio.gather(*(add(t, m) for t, m in batch))
+                else:
+                    for t, m in batch:
+                        await add(t, m)
+                echo_time += time.perf_counter() - start
+                start = time.perf_counter()
+                for line in lines:
+                    os.write(fd, line)
+                    if not concurrent:
+                        os.fsync(fd)
+                if concurrent:
+                    os.fsync(fd)
+                ceiling_time += time.perf_counter() - start
+                count += len(batch)
+            for thread, conv in zip(threads, convs, strict=True):
+                got = manager.get_conversation(thread)
+                if got is None or len(got.history) != len(conv):
+                    raise AssertionError(f"conversation {thread} lost messages")
+    finally:
+        os.close(fd)
+    return count / echo_time, count / ceiling_time
+
+
+def _ceiling(folder: Path, lines: list[bytes]) -> float:
+    """The same record bytes, pre-built, one os.write each to one append-only file."""
     fd = os.open(folder / "ceiling.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         start = time.perf_counter()
-        if fsync_every:
-            for n, line in enumerate(lines, start=1):
-                os.write(fd, line)
-                if n % fsync_every == 0 or n == len(lines):
-                    os.fsync(fd)
-        else:
-            for line in lines:
-                os.write(fd, line)
+        for line in lines:
+            os.write(fd, line)
         elapsed = time.perf_counter() - start
     finally:
         os.close(fd)
@@ -137,16 +178,16 @@ def _langchain(folder: Path, cls: type, convs: list[list[object]]) -> float:
 def run(quick: bool) -> Scenario:
     runs = 3 if quick else 5
     conversations, per = 200, 100
-    peer_conversations = 10 if quick else 100
-    always_per = 5 if quick else 25
-    concurrent_per = 10 if quick else 50
+    peer_conversations = 5 if quick else 100
+    always_per = 2 if quick else 10
+    concurrent_per = 5 if quick else 25
 
     convs = w.conversations(conversations, per)
     lines = w.journal_lines(convs)
     always = [c[:always_per] for c in convs]
-    always_lines = w.journal_lines(always)
+    always_count = sum(map(len, always))
     concurrent = [c[:concurrent_per] for c in convs]
-    concurrent_lines = w.journal_lines(concurrent)
+    concurrent_count = sum(map(len, concurrent))
     cls = _file_history_class()
     lc = _langchain_messages(convs[:peer_conversations]) if cls is not None else None
 
@@ -158,20 +199,20 @@ def run(quick: bool) -> Scenario:
     for _ in range(runs):
         # Interleaved, so that a noisy neighbour slows every subject alike.
         with scratch_dir(NAME) as d:
-            add("echo everysec", asyncio.run(_echo(d, "everysec", convs)))
+            add("echo everysec", asyncio.run(_echo(d, convs)))
         with scratch_dir(NAME) as d:
             add("ceiling everysec", _ceiling(d, lines))
         if cls is not None and lc is not None:
             with scratch_dir(NAME) as d:
                 add("langchain", _langchain(d, cls, lc))
         with scratch_dir(NAME) as d:
-            add("echo always", asyncio.run(_echo(d, "always", always)))
+            echo, ceiling = asyncio.run(_always_interleaved(d, always, concurrent=False))
+            add("echo always", echo)
+            add("ceiling always", ceiling)
         with scratch_dir(NAME) as d:
-            add("ceiling always", _ceiling(d, always_lines, fsync_every=1))
-        with scratch_dir(NAME) as d:
-            add("echo concurrent", asyncio.run(_echo(d, "always", concurrent, concurrent=True)))
-        with scratch_dir(NAME) as d:
-            add("ceiling concurrent", _ceiling(d, concurrent_lines, fsync_every=conversations))
+            echo, ceiling = asyncio.run(_always_interleaved(d, concurrent, concurrent=True))
+            add("echo concurrent", echo)
+            add("ceiling concurrent", ceiling)
 
     rate = "messages/s"
     rows = [
@@ -189,9 +230,10 @@ def run(quick: bool) -> Scenario:
         f"{sum(map(len, lines)) / len(lines):.0f} bytes per journal record), {runs} runs "
         "interleaved; messages/s over the messages only.",
         f"fsync always: the first {always_per} messages of each conversation "
-        f"({len(always_lines):,}); 200 at once: the first {concurrent_per} "
-        f"({len(concurrent_lines):,}). A rate per message: an fsync costs the same whatever "
-        "the conversation's length.",
+        f"({always_count:,}); 200 at once: the first {concurrent_per} ({concurrent_count:,}); "
+        "a rate per message (an fsync costs the same whatever the conversation's length). "
+        "Echo and its ceiling are timed in alternating rounds of one message per "
+        "conversation: this shared disk's fsync time swings tenfold within seconds.",
     ]
     targets: list[Target] = []
     if cls is not None:
