@@ -44,12 +44,21 @@ class EchoCore:
 
 
 @asynccontextmanager
-async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIterator[EchoCore]:
+async def echo_core(
+    settings: Settings,
+    *,
+    read_only: bool = False,
+    spool: bool = True,
+    wait_for_redis: float | None = None,
+) -> AsyncIterator[EchoCore]:
     """The model, the store and what records through it; on exit: saved, then closed.
 
     Opening the store replays the journal of a crashed run before anything else happens.
     ``read_only`` opens the data folder without its lock, for tools that only read (on
     Redis: without a spool, and giving up if Redis does not answer within a few seconds).
+    On Redis, ``spool=False`` suits a process that records no conversations (a memory
+    worker, the CLI) and so can run beside a bot on the same data folder; ``wait_for_redis``
+    bounds how long opening waits for an unreachable Redis (None: until it answers).
     """
     provider = make_provider(
         settings.llm_provider,
@@ -60,7 +69,10 @@ async def echo_core(settings: Settings, *, read_only: bool = False) -> AsyncIter
     )
     try:
         store = make_store(
-            settings, read_only=read_only, wait_for_redis=_READER_WAIT if read_only else None
+            settings,
+            read_only=read_only,
+            spool=spool,
+            wait_for_redis=_READER_WAIT if read_only and wait_for_redis is None else wait_for_redis,
         )
         async with (
             InMemoryConversationManager(store=store, idle_time=settings.idle_seconds) as manager,

@@ -26,6 +26,9 @@ from .common import (
 )
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
 
+_REDIS_WAIT = 5.0
+"""Seconds ``memories generate`` waits for an unreachable Redis before giving up."""
+
 # --- generate -------------------------------------------------------------------------------
 
 
@@ -71,7 +74,8 @@ def generate_command(args: argparse.Namespace) -> int:
 async def _generate(settings: Any, guild_id: str | None, idle_seconds: float | None) -> Any:
     from ..app import echo_core  # the bot's own wiring: same model, store and index
 
-    async with echo_core(settings) as core:
+    # No spool (it records no conversation), and a bounded wait: a command, not a daemon.
+    async with echo_core(settings, spool=False, wait_for_redis=_REDIS_WAIT) as core:
         if idle_seconds is not None:
             core.memories.inactivity = idle_seconds
         bar = ProgressBar()
