@@ -178,7 +178,7 @@ def _langchain(folder: Path, cls: type, convs: list[list[object]]) -> float:
 def run(quick: bool) -> Scenario:
     runs = 3 if quick else 5
     conversations, per = 200, 100
-    peer_conversations = 5 if quick else 100
+    peer_conversations = 5 if quick else 40
     always_per = 2 if quick else 10
     concurrent_per = 5 if quick else 25
 
