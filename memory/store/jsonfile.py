@@ -60,6 +60,8 @@ _HEADER_KEYS = frozenset(
     {"thread_id", "channel_id", "created_at", "updated_at", "guild_id", "requester", "participants"}
 )
 MEMORIES_FOLDER = "memories"
+# Conversations replayed and saved at once when recovering a journal.
+_RECOVERY_CONCURRENCY = 16
 
 
 class JsonFileStore(ConversationStore):
@@ -82,7 +84,9 @@ class JsonFileStore(ConversationStore):
         self.fsync = FsyncPolicy(fsync)
         kwargs = {} if journal_segment_bytes is None else {"segment_bytes": journal_segment_bytes}
         self.journal = Journal(self.data_dir / "journal", self.fsync, **kwargs)
-        self._index: dict[str, tuple[ConversationRef, Path]] = {}
+        # thread id -> where its file is. ``ref.location`` is the path as a string: a Path per
+        # file would cost more than the rest of the scan of 100,000 names (``_path``).
+        self._index: dict[str, ConversationRef] = {}
         self._lock_fd: int | None = None
         self._temp_names = itertools.count()
         # path -> ((mtime_ns, size), header): headers are re-read only for changed files.
@@ -125,9 +129,10 @@ class JsonFileStore(ConversationStore):
                 os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 
-    def _scan(self) -> dict[str, tuple[ConversationRef, Path]]:
+    def _scan(self) -> dict[str, ConversationRef]:
         """Index every conversation file by thread id, from names alone (no file is read)."""
-        index: dict[str, tuple[ConversationRef, Path]] = {}
+        index: dict[str, ConversationRef] = {}
+        match_name = _FILENAME.match
         for guild in os.scandir(self.guilds_dir):
             if not guild.is_dir() or not guild.name.isdigit():
                 continue
@@ -140,26 +145,21 @@ class JsonFileStore(ConversationStore):
                         with contextlib.suppress(OSError):
                             os.unlink(entry.path)
                     continue
-                match = _FILENAME.match(name)
+                match = match_name(name)
                 if match is None or match["guild"] != guild.name or not entry.is_file():
                     continue
-                thread_id = match["thread"]
-                ref = ConversationRef(
-                    thread_id=thread_id,
-                    guild_id=match["guild"],
-                    requester=match["requester"],
-                    created=date.fromisoformat(match["day"]),
-                    location=entry.path,
-                )
+                day, requester, guild_id, thread_id = match.groups()
                 if thread_id in index:
                     log.warning(
                         "two files for thread %s: %s and %s; using the first",
                         thread_id,
-                        index[thread_id][1],
+                        index[thread_id].location,
                         entry.path,
                     )
                     continue
-                index[thread_id] = (ref, Path(entry.path))
+                index[thread_id] = ConversationRef(
+                    thread_id, guild_id, requester, date.fromisoformat(day), entry.path
+                )
         return index
 
     # --- recording ----------------------------------------------------------------------------
@@ -201,11 +201,11 @@ class JsonFileStore(ConversationStore):
             raise StoreError(f"could not save conversation {thread_id} to {path}: {exc}") from exc
         self.journal.mark_saved(thread_id, position)
         previous = self._index.get(thread_id)
-        if previous is not None and previous[1] != path:
+        if previous is not None and previous.location != str(path):
             # Only a hand-renamed file can differ; the canonical name wins.
             with contextlib.suppress(OSError):
-                await aiofiles.os.remove(previous[1])
-        self._index[thread_id] = (_ref_for(conversation, path), path)
+                await aiofiles.os.remove(previous.location)
+        self._index[thread_id] = _ref_for(conversation, path)
 
     async def _write_atomically(self, folder: Path, path: Path, data: bytes) -> None:
         """Temp file in the same folder, fsync, rename, fsync of the folder."""
@@ -228,7 +228,7 @@ class JsonFileStore(ConversationStore):
     # --- headers (for eligibility, listings) --------------------------------------------------
 
     async def _infos(self, guild_id: str | None) -> list[ConversationInfo]:
-        paths = [path for ref, path in self._index.values() if guild_id in (None, ref.guild_id)]
+        paths = [_path(ref) for ref in self._index.values() if guild_id in (None, ref.guild_id)]
         infos, bad = await asyncio.to_thread(self._read_headers, paths)
         for path, why in bad:
             thread = _FILENAME.match(path.name)
@@ -324,7 +324,7 @@ class JsonFileStore(ConversationStore):
         entry = self._index.get(thread_id)
         if entry is None:
             return None
-        path = entry[1]
+        path = _path(entry)
         data = await self._read(thread_id, path)
         if data is None:
             return None
@@ -371,10 +371,10 @@ class JsonFileStore(ConversationStore):
         return thread_id in self._index
 
     async def _list(self, guild_id: str | None) -> list[ConversationRef]:
-        return [ref for ref, _ in self._index.values() if guild_id in (None, ref.guild_id)]
+        return [ref for ref in self._index.values() if guild_id in (None, ref.guild_id)]
 
     async def _list_guilds(self) -> list[str]:
-        return list({ref.guild_id for ref, _ in self._index.values()})
+        return list({ref.guild_id for ref in self._index.values()})
 
     async def _delete(self, thread_id: str) -> bool:
         self._writable()
@@ -385,12 +385,12 @@ class JsonFileStore(ConversationStore):
         entry = self._index.pop(thread_id, None)
         if entry is not None:
             try:
-                await aiofiles.os.remove(entry[1])
+                await aiofiles.os.remove(entry.location)
             except FileNotFoundError:
                 pass
             except OSError as exc:
                 self._index[thread_id] = entry
-                raise StoreError(f"could not delete {entry[1]}: {exc}") from exc
+                raise StoreError(f"could not delete {entry.location}: {exc}") from exc
         self.journal.mark_saved(thread_id, position)
         return entry is not None
 
@@ -419,20 +419,39 @@ class JsonFileStore(ConversationStore):
                     continue
             by_thread.setdefault(thread_id, []).append(record)
 
+        # Conversations are independent: replay and save several at once, so that their file
+        # reads, fsyncs and journal checkpoints overlap (a save's fsyncs dominate its time).
+        slots = asyncio.Semaphore(_RECOVERY_CONCURRENCY)
+
+        async def recover_one(
+            thread_id: str, records: list[JournalRecord]
+        ) -> tuple[Conversation | None, list[JournalRecord]]:
+            left: list[JournalRecord] = []
+            async with slots:
+                conversation = await self._replay(thread_id, records, left)
+                if conversation is not None:
+                    try:
+                        await self._save(conversation)
+                    except StoreError as exc:
+                        raise RecoveryError(
+                            f"recovered conversation {thread_id} from the journal but could not "
+                            f"save it ({exc}); the journal in {self.journal.directory} is kept, "
+                            "nothing is lost"
+                        ) from exc
+            return conversation, left
+
+        outcomes = await asyncio.gather(
+            *(recover_one(t, r) for t, r in by_thread.items()), return_exceptions=True
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         recovered: list[Conversation] = []
         orphans: list[JournalRecord] = []
-        for thread_id, records in by_thread.items():
-            conversation = await self._replay(thread_id, records, orphans)
-            if conversation is None:
-                continue
-            try:
-                await self._save(conversation)
-            except StoreError as exc:
-                raise RecoveryError(
-                    f"recovered conversation {thread_id} from the journal but could not save it "
-                    f"({exc}); the journal in {self.journal.directory} is kept, nothing is lost"
-                ) from exc
-            recovered.append(conversation)
+        for conversation, left in outcomes:  # type: ignore[misc]
+            orphans.extend(left)
+            if conversation is not None:
+                recovered.append(conversation)
         if orphans:
             await self._set_aside(orphans)
         self.journal.discard_leftovers()
@@ -455,8 +474,9 @@ class JsonFileStore(ConversationStore):
         base: Conversation | None = None
         pending = records
         entry = self._index.get(thread_id)
-        data = await self._read(thread_id, entry[1]) if entry else None
-        if entry is not None and data is not None:
+        path = _path(entry) if entry is not None else None
+        data = await self._read(thread_id, path) if path is not None else None
+        if path is not None and data is not None:
             digest = hashlib.sha256(data).hexdigest()
             matches = [
                 i
@@ -464,18 +484,18 @@ class JsonFileStore(ConversationStore):
                 if ops[i] == "checkpoint" and r.data.get("sha256") == digest
             ]
             if matches:
-                base = await self._parse_or_quarantine(thread_id, entry[1], data)
+                base = await self._parse_or_quarantine(thread_id, path, data)
                 if base is not None:
                     pending = records[matches[-1] + 1 :]
             elif purged:
                 # The file predates the purge (the delete was cut short): finish deleting it.
                 with contextlib.suppress(OSError):
-                    await aiofiles.os.remove(entry[1])
+                    await aiofiles.os.remove(path)
                 self._index.pop(thread_id, None)
             elif "create" in ops:
-                await self._quarantine(thread_id, entry[1], "it does not match the journal")
+                await self._quarantine(thread_id, path, "it does not match the journal")
             else:
-                base = await self._parse_or_quarantine(thread_id, entry[1], data)
+                base = await self._parse_or_quarantine(thread_id, path, data)
 
         if base is None:
             if "create" not in [r.data.get("op") for r in pending]:
@@ -547,6 +567,10 @@ async def parse(data: bytes) -> Conversation:
             await asyncio.sleep(0)
     conversation.restore_history(messages)
     return conversation
+
+
+def _path(ref: ConversationRef) -> Path:
+    return Path(ref.location)
 
 
 def _ref_for(conversation: Conversation, path: Path) -> ConversationRef:
