@@ -420,9 +420,15 @@ def draw_chart(results: list[dict[str, Any]], path: Path) -> bool:
         positive = [m for m in medians if m and m > 0]
         if positive and max(positive) / min(positive) > 50:
             ax.set_xscale("log")
-        for y, m in zip(ys, medians, strict=False):
+        for y, r in zip(ys, rows, strict=False):
+            # Beside the whisker's end, so the number never sits on it.
             ax.annotate(
-                fmt(m), (m, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7
+                fmt(r["median"]),
+                (max(r["max"], r["median"]), y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
             )
         better = "higher is better" if rows and rows[0]["higher_is_better"] else "lower is better"
         ax.set_xlabel(f"{metric} ({better})", fontsize=8)
@@ -437,7 +443,7 @@ def draw_chart(results: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def _short(label: str, width: int = 46) -> str:
+def _short(label: str, width: int = 52) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
