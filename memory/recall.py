@@ -74,6 +74,12 @@ _MAX_TERMS = 64
 _MAX_LIMIT = 100
 # The best passages grouped into conversations: at least this many, 20 per result asked for.
 _MIN_PASSAGES = 100
+# Ranking costs FTS5 about 2 us per matching passage (bm25() reads each one's positions and
+# length), so a query whose words match more passages than this (a large guild, a common word)
+# is ranked the way of Lucene's "common terms" query instead: see ``_rank_common``.
+_EXACT_MATCHES = 5_000
+# ... where the candidates are the passages holding the query's rarest words, up to this many.
+_RARE_MATCHES = 2_000
 # Errors that mean the file is not a usable database (as opposed to busy, full, ...).
 _DAMAGED = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
 # Attachment text is indexed, up to this much per message.
@@ -240,6 +246,9 @@ def _passages(conversation: Conversation, settings: RecallSettings) -> list[_Pas
     return passages
 
 
+_Rows = tuple[list[_Passage], str, str]
+
+
 def _memory_columns(memory: MemoryRecord) -> tuple[str, str, str]:
     """(searchable text, summary, topics) of a memory record."""
     text = "\n".join(str(value) for value in memory.searchable_text().values() if value)
@@ -275,15 +284,17 @@ CREATE VIRTUAL TABLE passages USING fts5(people, echo, memory, names, dates, tok
 # A conversation ranks by its best passage, so the best ``limit`` conversations are the first
 # ``limit`` distinct ones among the best passages: only the top passages are grouped (the last
 # column says how many there were; if the cut was too tight, the search runs again uncut).
+# ``hits.pid`` beside MIN() is SQLite's bare column: the passage the minimum came from.
 _SEARCH = """
 WITH hits AS MATERIALIZED (
-    SELECT rowid >> {bits} AS cid, bm25(passages, {weights}) AS rank
+    SELECT rowid AS pid, rowid >> {bits} AS cid, bm25(passages, {weights}) AS rank
     FROM passages WHERE passages MATCH ? ORDER BY rank LIMIT ?
 )
 SELECT c.id, c.thread_id, c.guild_id, c.requester, c.created_at,
        CASE WHEN c.memory_summary != '' THEN c.memory_summary ELSE c.conversation_summary END,
        c.topics,
        MIN(hits.rank) AS best,
+       hits.pid,
        (SELECT count(*) FROM hits)
 FROM hits JOIN conversations AS c ON c.id = hits.cid
 WHERE c.guild_id = ?
@@ -292,10 +303,25 @@ ORDER BY best, c.created_at DESC, c.thread_id
 LIMIT ?
 """
 
+# The rows of conversations ranked outside SQL (see ``_rank_common``).
+_CONVERSATIONS = """
+SELECT c.id, c.thread_id, c.guild_id, c.requester, c.created_at,
+       CASE WHEN c.memory_summary != '' THEN c.memory_summary ELSE c.conversation_summary END,
+       c.topics
+FROM conversations AS c WHERE c.guild_id = ? AND c.id IN ({marks})
+"""
+
+# Every passage a query matches, with its score (lower is better, as bm25() gives it).
+_SCORES = "SELECT rowid, bm25(passages, {weights}) FROM passages WHERE passages MATCH ?"
+
+# How many passages match, counted no further than the limit (reads no more of the index).
+_PROBE = "SELECT count(*) FROM (SELECT 1 FROM passages WHERE passages MATCH ? LIMIT ?)"
+
+# The snippet of the passage that ranked its conversation (bm25() is not needed to find it:
+# in FTS5 every bm25() call of a statement first counts each query word's passages).
 _SNIPPET = """
 SELECT snippet(passages, -1, '', '', '…', 24) FROM passages
-WHERE passages MATCH ? AND rowid BETWEEN ? AND ?
-ORDER BY bm25(passages, {weights}) LIMIT 1
+WHERE passages MATCH ? AND rowid = ?
 """
 
 
@@ -321,7 +347,7 @@ class RecallIndex:
         self._open = False
         weights = ", ".join(repr(float(w)) for w in self.settings.weights)
         self._search_sql = _SEARCH.format(bits=_PASSAGE_BITS, weights=weights)
-        self._snippet_sql = _SNIPPET.format(weights=weights)
+        self._scores_sql = _SCORES.format(weights=weights)
 
     @classmethod
     def in_data_dir(cls, data_dir: str | os.PathLike[str], **kwargs: Any) -> RecallIndex:
@@ -366,56 +392,98 @@ class RecallIndex:
         """
         if memory is not None:
             self._check_memory(memory, conversation.guild_id, conversation.thread_id)
+        rows = self._rows(conversation)
+        with self._lock, self._transaction(conversation.guild_id, create=True) as db:
+            self._upsert(db, conversation, memory, rows)
+
+    def upsert_many(
+        self,
+        items: Iterable[tuple[Conversation, MemoryRecord | None]],
+        *,
+        batch: int = 500,
+    ) -> int:
+        """``upsert_conversation`` for many conversations, ``batch`` of a guild per transaction
+        (a transaction per conversation costs most of indexing: FTS5 writes its pending terms
+        out at every commit). Returns how many were indexed."""
+        indexed = 0
+        pending: list[tuple[Conversation, MemoryRecord | None, _Rows]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            with self._lock, self._transaction(pending[0][0].guild_id, create=True) as db:
+                for conversation, memory, rows in pending:
+                    self._upsert(db, conversation, memory, rows)
+            pending.clear()
+
+        for conversation, memory in items:
+            if memory is not None:
+                self._check_memory(memory, conversation.guild_id, conversation.thread_id)
+            if pending and (
+                pending[0][0].guild_id != conversation.guild_id or len(pending) >= batch
+            ):
+                flush()
+            pending.append((conversation, memory, self._rows(conversation)))
+            indexed += 1
+        flush()
+        return indexed
+
+    def _rows(self, conversation: Conversation) -> _Rows:
+        """What is written of a conversation: its passages, its date in words, its names."""
         passages = _passages(conversation, self.settings)
         dates = date_words(conversation.created_at)
         names = " ".join(dict.fromkeys(n for p in passages for n in p.names.split() if n))
-        with self._lock, self._transaction(conversation.guild_id, create=True) as db:
-            row = db.execute(
-                "SELECT id, memory, memory_summary, topics FROM conversations WHERE thread_id = ?",
-                (conversation.thread_id,),
-            ).fetchone()
-            if memory is not None:
-                kept = _memory_columns(memory)
-            elif row is not None:
-                kept = (row[1], row[2], row[3])
-            else:
-                kept = ("", "", "")
-            if row is None:
-                db.execute(
-                    "INSERT INTO conversations(thread_id, guild_id) VALUES (?, ?)",
-                    (conversation.thread_id, conversation.guild_id),
-                )
-                cid = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
-            else:
-                cid = int(row[0])
+        return passages, dates, names
+
+    def _upsert(
+        self,
+        db: sqlite3.Connection,
+        conversation: Conversation,
+        memory: MemoryRecord | None,
+        rows: _Rows,
+    ) -> None:
+        passages, dates, names = rows
+        row = db.execute(
+            "SELECT id, memory, memory_summary, topics FROM conversations WHERE thread_id = ?",
+            (conversation.thread_id,),
+        ).fetchone()
+        if memory is not None:
+            kept = _memory_columns(memory)
+        elif row is not None:
+            kept = (row[1], row[2], row[3])
+        else:
+            kept = ("", "", "")
+        if row is None:
             db.execute(
-                "UPDATE conversations SET requester = ?, created_at = ?, updated_at = ?,"
-                " conversation_summary = ?, names = ?, memory = ?, memory_summary = ?,"
-                " topics = ?, passages = ? WHERE id = ?",
-                (
-                    conversation.requester,
-                    _iso(conversation.created_at),
-                    _iso(conversation.updated_at),
-                    conversation.summary,
-                    names,
-                    *kept,
-                    len(passages),
-                    cid,
-                ),
+                "INSERT INTO conversations(thread_id, guild_id) VALUES (?, ?)",
+                (conversation.thread_id, conversation.guild_id),
             )
-            base = cid << _PASSAGE_BITS
-            db.execute(
-                "DELETE FROM passages WHERE rowid BETWEEN ? AND ?", (base, base + _MAX_PASSAGES)
-            )
-            db.executemany(
-                "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
-                " VALUES (?, ?, ?, '', ?, ?)",
-                (
-                    (base + n, p.people, p.echo, p.names, dates)
-                    for n, p in enumerate(passages, start=1)
-                ),
-            )
-            self._write_memory_passage(db, cid)
+            cid = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        else:
+            cid = int(row[0])
+        db.execute(
+            "UPDATE conversations SET requester = ?, created_at = ?, updated_at = ?,"
+            " conversation_summary = ?, names = ?, memory = ?, memory_summary = ?,"
+            " topics = ?, passages = ? WHERE id = ?",
+            (
+                conversation.requester,
+                _iso(conversation.created_at),
+                _iso(conversation.updated_at),
+                conversation.summary,
+                names,
+                *kept,
+                len(passages),
+                cid,
+            ),
+        )
+        base = cid << _PASSAGE_BITS
+        db.execute("DELETE FROM passages WHERE rowid BETWEEN ? AND ?", (base, base + _MAX_PASSAGES))
+        db.executemany(
+            "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
+            " VALUES (?, ?, ?, '', ?, ?)",
+            ((base + n, p.people, p.echo, p.names, dates) for n, p in enumerate(passages, start=1)),
+        )
+        self._write_memory_passage(db, cid)
 
     def upsert_memory(self, memory: MemoryRecord) -> None:
         """Index a conversation's new memory; its passages stay. A conversation not indexed
@@ -487,11 +555,7 @@ class RecallIndex:
         with self._lock:
             for guild in self.guilds():
                 self.drop_guild(guild)
-            indexed = 0
-            for conversation, memory in conversations:
-                self.upsert_conversation(conversation, memory)
-                indexed += 1
-            return indexed
+            return self.upsert_many(conversations)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -510,16 +574,14 @@ class RecallIndex:
         with self._lock, self._transaction(guild_id, create=False) as db:
             if db is None:
                 return []
-            cut = max(_MIN_PASSAGES, limit * 20)
-            rows = db.execute(self._search_sql, (expression, cut, guild_id, limit)).fetchall()
-            if len(rows) < limit and rows and rows[0][-1] >= cut:
-                rows = db.execute(self._search_sql, (expression, -1, guild_id, limit)).fetchall()
+            rows = None
+            if len(terms) > 1 and _probe(db, expression, _EXACT_MATCHES) > _EXACT_MATCHES:
+                rows = self._rank_common(db, guild_id, terms, limit)
+            if rows is None:
+                rows = self._rank_exact(db, guild_id, expression, limit)
             hits: list[RecallHit] = []
-            for cid, thread, guild, requester, created, summary, topics, best, _ in rows:
-                base = cid << _PASSAGE_BITS
-                found = db.execute(
-                    self._snippet_sql, (expression, base, base + _MAX_PASSAGES)
-                ).fetchone()
+            for _, thread, guild, requester, created, summary, topics, best, pid in rows:
+                found = db.execute(_SNIPPET, (expression, pid)).fetchone()
                 hits.append(
                     RecallHit(
                         thread_id=thread,
@@ -533,6 +595,73 @@ class RecallIndex:
                     )
                 )
             return hits
+
+    def _rank_exact(
+        self, db: sqlite3.Connection, guild_id: str, expression: str, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """BM25 over every passage that matches; the best ``limit`` conversations."""
+        cut = max(_MIN_PASSAGES, limit * 20)
+        rows = db.execute(self._search_sql, (expression, cut, guild_id, limit)).fetchall()
+        if len(rows) < limit and rows and rows[0][-1] >= cut:
+            rows = db.execute(self._search_sql, (expression, -1, guild_id, limit)).fetchall()
+        return [row[:-1] for row in rows]
+
+    def _rank_common(
+        self, db: sqlite3.Connection, guild_id: str, terms: list[str], limit: int
+    ) -> list[tuple[Any, ...]] | None:
+        """Rank a query that matches too many passages to score them all; None: rank exactly.
+
+        The candidates are the passages holding the query's rarest words (together in at most
+        ``_RARE_MATCHES`` passages); each is scored with every word of the query, exactly as
+        ``_rank_exact`` would score it. A passage holding only common words is not a candidate:
+        BM25 gives such words little weight, and scoring the tens of thousands of passages that
+        hold them is what made a search slow. If no word is rare, the candidates are the
+        passages holding all the words. Too few conversations found either way: None.
+
+        FTS5 scores only the words of the MATCH: a candidate holding a common word is scored
+        again by ``(R) AND (C)``, which has every word once, as the query has (AND moves the
+        common words' lists only to the candidates, it does not walk them).
+        """
+        counts = {t: _probe(db, match_expression([t]), _RARE_MATCHES) for t in terms}
+        rare: list[str] = []
+        found = 0
+        for term in sorted(terms, key=counts.__getitem__):
+            if found + counts[term] > _RARE_MATCHES:
+                break
+            rare.append(term)
+            found += counts[term]
+        common = [t for t in terms if t not in rare]
+        scores: dict[int, float] = {}
+        if rare and common:
+            rare_expression = match_expression(rare)
+            scores = dict(db.execute(self._scores_sql, (rare_expression,)).fetchall())
+            both = f"({rare_expression}) AND ({match_expression(common)})"
+            scores.update(db.execute(self._scores_sql, (both,)).fetchall())
+        elif common:
+            scores = dict(
+                db.execute(
+                    self._scores_sql, (" AND ".join(match_expression([t]) for t in terms),)
+                ).fetchall()
+            )
+        # A conversation's score is its best passage's.
+        best: dict[int, tuple[float, int]] = {}
+        for pid, score in scores.items():
+            cid = pid >> _PASSAGE_BITS
+            if cid not in best or score < best[cid][0]:
+                best[cid] = (score, pid)
+        if len(best) < limit:
+            return None
+        ranked = sorted(best, key=lambda c: best[c][0])
+        # Ties are ordered as _rank_exact orders them (newest first, then by thread id): take
+        # every conversation tied with the last one kept, then sort with the tie-breaks.
+        last = best[ranked[limit - 1]][0]
+        chosen = [c for c in ranked if best[c][0] <= last]
+        marks = ", ".join("?" * len(chosen))
+        rows = db.execute(_CONVERSATIONS.format(marks=marks), (guild_id, *chosen)).fetchall()
+        rows.sort(key=lambda r: r[1])  # thread id
+        rows.sort(key=lambda r: (r[4] is not None, r[4] or ""), reverse=True)  # newest first
+        rows.sort(key=lambda r: best[r[0]][0])
+        return [(*row, *best[row[0]]) for row in rows[:limit]]
 
     def count(self, guild_id: str | None = None) -> int:
         """How many conversations are indexed (in one guild, or in all)."""
@@ -737,6 +866,11 @@ async def sync(
             await asyncio.to_thread(index.delete, thread_id, guild)
             report.removed += 1
     return report
+
+
+def _probe(db: sqlite3.Connection, expression: str, most: int) -> int:
+    """How many passages match ``expression``, counted no further than ``most + 1``."""
+    return int(db.execute(_PROBE, (expression, most + 1)).fetchone()[0])
 
 
 def _require_fts5() -> None:

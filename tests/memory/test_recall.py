@@ -417,3 +417,84 @@ def test_a_damaged_guild_file_is_set_aside_and_started_afresh(tmp_path: Path) ->
         index.upsert_conversation(conversation("951", "kites"))
         assert ids(index.search("1", "kites")) == ["951"]
     assert (folder / "1.sqlite3.corrupt").read_bytes().startswith(b"this is not")
+
+
+# --- a query matching too many passages to score them all (the "common terms" ranking) ------
+
+
+@pytest.fixture
+def crowded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A guild where "apple" and "pear" are common words: small thresholds stand in for the
+    thousands of passages of a large guild."""
+    import memory.recall as recall
+
+    monkeypatch.setattr(recall, "_EXACT_MATCHES", 8)
+    monkeypatch.setattr(recall, "_RARE_MATCHES", 5)
+    ranked: list[bool] = []  # per search: True if ranked by the rare words, False if exactly
+    rank_common = RecallIndex._rank_common
+
+    def spy(self, *args, **kwargs):
+        rows = rank_common(self, *args, **kwargs)
+        ranked.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(RecallIndex, "_rank_common", spy)
+    with RecallIndex(tmp_path / "recall") as index:
+        index.ranked = ranked  # type: ignore[attr-defined]
+        items = []
+        for n in range(30):
+            words = ["apple"] * (1 + n % 3) + ["pear"] * (n % 2) + [f"filler{n}"] * (n % 5)
+            if n in (3, 17):
+                words.append("quince")
+            if n in (4, 11, 22):
+                words.append("medlar")
+            items.append((conversation(str(700 + n), " ".join(words)), None))
+        index.upsert_many(items)
+        yield index
+
+
+def exact(index: RecallIndex, query: str, limit: int = 5):
+    import memory.recall as recall
+
+    saved = recall._EXACT_MATCHES
+    recall._EXACT_MATCHES = 10**9
+    try:
+        return index.search("1", query, limit=limit)
+    finally:
+        recall._EXACT_MATCHES = saved
+
+
+def test_rare_words_choose_the_candidates_and_every_word_scores_them(crowded: RecallIndex) -> None:
+    query = "quince medlar apple pear"
+    hits = crowded.search("1", query)
+    assert crowded.ranked == [True]  # type: ignore[attr-defined]
+    assert sorted(ids(hits)) == ["703", "704", "711", "717", "722"]
+    # Scored as the exact ranking scores them, in the same order, with the same snippets.
+    assert hits == exact(crowded, query)
+
+
+def test_when_no_word_is_rare_the_candidates_hold_every_word(crowded: RecallIndex) -> None:
+    hits = crowded.search("1", "apple pear", limit=3)
+    assert crowded.ranked == [True]  # type: ignore[attr-defined]
+    assert hits == exact(crowded, "apple pear", limit=3)
+    assert all("apple" in h.snippet and "pear" in h.snippet for h in hits)
+
+
+def test_too_few_candidates_fall_back_to_the_exact_ranking(crowded: RecallIndex) -> None:
+    hits = crowded.search("1", "quince apple", limit=5)  # two conversations hold quince
+    assert crowded.ranked == [False]  # type: ignore[attr-defined]
+    assert hits == exact(crowded, "quince apple", limit=5)
+    assert ids(hits)[:2] == ["703", "717"] or ids(hits)[:2] == ["717", "703"]
+
+
+def test_upsert_many_is_upsert_conversation_in_batches(tmp_path: Path) -> None:
+    convs = [
+        conversation(str(800 + n), f"topic{n % 4} words", guild_id=str(1 + n % 2)) for n in range(9)
+    ]
+    with RecallIndex(tmp_path / "a") as one, RecallIndex(tmp_path / "b") as many:
+        for conv in convs:
+            one.upsert_conversation(conv)
+        assert many.upsert_many(((c, None) for c in convs), batch=2) == 9
+        for guild in ("1", "2"):
+            assert one.versions(guild) == many.versions(guild)
+            assert one.search(guild, "topic1 words") == many.search(guild, "topic1 words")
