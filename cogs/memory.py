@@ -52,14 +52,16 @@ class MemoryCog(
                 await self._auto
 
     async def _periodic(self) -> None:
+        # With Redis, one bot process per interval queues the batch and the workers make the
+        # memories (MemoryService.scheduled decides); alone, the bot makes them itself.
         interval = self.settings.memory_interval_seconds
         log.info("automatic memory runs every %.0f s", interval)
         while True:
             await asyncio.sleep(interval)
             try:
-                report = await self.service.generate()
-                if report.eligible:
-                    log.info("automatic memory run: %s", report.line())
+                line = await self.service.scheduled(interval)
+                if line:
+                    log.info("automatic memory run: %s", line)
             except Exception:
                 log.exception("the automatic memory run failed; next try in %.0f s", interval)
 

@@ -3,7 +3,9 @@
 A trigger (a command, the CLI, a timer) collects every eligible conversation into one batch
 message on a queue; a worker takes it, distils each conversation on its own (one failure is
 logged and the batch goes on) and upserts its memory. The queue is in-process here, behind a
-small interface, so that a Redis Stream can take its place for several processes.
+small interface; ``memory.redis_queue`` puts it on a Redis Stream for several processes, where
+a batch a stopped worker left is taken over by another. Processing is idempotent for that: a
+conversation whose memory is already up to date is skipped, never distilled again.
 
 A conversation is eligible when it has been idle for longer than the inactivity threshold,
 is not active in memory, and has no memory yet or has changed since its memory was made.
@@ -14,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import re
+import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 from .manager import InMemoryConversationManager
 from .memories import Fact, MemoryData, MemoryRecord
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_INACTIVITY_SECONDS",
+    "BatchLease",
+    "BatchLostError",
     "BatchReport",
     "Distiller",
     "ExtractiveDistiller",
@@ -42,6 +49,7 @@ __all__ = [
     "MemoryService",
     "eligible",
     "extractive_memory",
+    "stop_task",
 ]
 
 DEFAULT_INACTIVITY_SECONDS = 7200.0
@@ -162,6 +170,24 @@ class MemoryBatch:
     conversations: tuple[tuple[str, str], ...]  # (guild_id, thread_id)
     created_at: datetime = field(default_factory=utcnow)
 
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "batch_id": self.batch_id,
+                "conversations": [list(pair) for pair in self.conversations],
+                "created_at": self.created_at.isoformat(),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> MemoryBatch:
+        data = json.loads(text)
+        return cls(
+            batch_id=str(data["batch_id"]),
+            conversations=tuple((str(g), str(t)) for g, t in data["conversations"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+        )
+
 
 @dataclass
 class BatchReport:
@@ -169,19 +195,129 @@ class BatchReport:
     generated: int = 0
     failed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (thread_id, cause)
+    # Memories already up to date when their turn came (made by a worker that stopped
+    # mid-batch, or by another batch), or being made by another worker at that moment.
+    skipped: int = 0
 
     def line(self) -> str:
-        return f"{self.eligible} eligible, {self.generated} generated, {self.failed} failed"
+        # "skipped" only when there were some, so the usual one-process line stays as it was.
+        skipped = f", {self.skipped} skipped (already up to date)" if self.skipped else ""
+        made = f"{self.eligible} eligible, {self.generated} generated"
+        return f"{made}{skipped}, {self.failed} failed"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "eligible": self.eligible,
+                "generated": self.generated,
+                "skipped": self.skipped,
+                "failed": self.failed,
+                "failures": [list(pair) for pair in self.failures],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> BatchReport:
+        data = json.loads(text)
+        return cls(
+            eligible=int(data.get("eligible", 0)),
+            generated=int(data.get("generated", 0)),
+            skipped=int(data.get("skipped", 0)),
+            failed=int(data.get("failed", 0)),
+            failures=[(str(t), str(c)) for t, c in data.get("failures", [])],
+        )
+
+
+async def stop_task(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait until it has stopped.
+
+    Unlike ``task.cancel(); with suppress(CancelledError): await task``, this never swallows
+    a cancellation of the caller itself (a worker told to stop just then keeps stopping).
+    """
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: an error of a task stopped on purpose is no news
+
+
+class BatchLostError(Exception):
+    """Another worker took this batch over (this one stalled past the claim timeout)."""
+
+
+class BatchLease:
+    """A worker's hold on a batch and on the conversation it is making a memory of.
+
+    Two runs must never make one conversation's memory at the same time (two batches can hold
+    the same conversation when a trigger fires before the last batch was done). This lease
+    keeps that true within one process; the Redis queue's lease keeps it true across
+    processes, and also keeps the batch from being taken over while it is being worked on.
+    """
+
+    def __init__(self, busy: set[str] | None = None) -> None:
+        self._busy = busy if busy is not None else set()
+        self._held: set[str] = set()
+
+    @property
+    def lost(self) -> bool:
+        """True once another worker took the batch over: stop, and do not acknowledge it."""
+        return False
+
+    async def hold(self, guild_id: str, thread_id: str) -> bool:
+        """Take the conversation for this run; False if another run is making its memory."""
+        if thread_id in self._busy:
+            return False
+        self._busy.add(thread_id)
+        self._held.add(thread_id)
+        return True
+
+    async def holds(self, guild_id: str, thread_id: str) -> bool:
+        """Whether the conversation is still this run's: checked again just before saving."""
+        return thread_id in self._held and not self.lost
+
+    async def release(self, guild_id: str, thread_id: str) -> None:
+        if thread_id in self._held:
+            self._held.discard(thread_id)
+            self._busy.discard(thread_id)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for thread_id in list(self._held):
+            await self.release("", thread_id)
 
 
 class MemoryQueue(ABC):
     """Where batches wait for a worker (in-process here; a Redis Stream for several processes)."""
 
+    #: Batches put here are processed by other processes (``python -m bot worker``), so a
+    #: scheduled trigger only enqueues.
+    shared: bool = False
+
+    @property
+    def poll_seconds(self) -> float:
+        """How long ``poll`` waits at a time where a caller also watches for something else."""
+        return 1.0
+
     @abstractmethod
     async def put(self, batch: MemoryBatch) -> None: ...
 
     @abstractmethod
-    async def get(self) -> MemoryBatch: ...
+    async def poll(self, wait: float) -> MemoryBatch | None:
+        """The next batch for this worker, or None if none came within ``wait`` seconds
+        (0: only one that is ready now)."""
+
+    async def get(self) -> MemoryBatch:
+        """The next batch, waiting as long as it takes."""
+        while True:
+            batch = await self.poll(self.poll_seconds)
+            if batch is not None:
+                return batch
 
     @abstractmethod
     async def ack(self, batch: MemoryBatch, report: BatchReport) -> None: ...
@@ -190,11 +326,27 @@ class MemoryQueue(ABC):
     async def wait_for(self, batch: MemoryBatch) -> BatchReport:
         """The report of a batch once a worker has processed it."""
 
+    def lease(self, batch: MemoryBatch) -> BatchLease:
+        """Hold ``batch`` while processing it (``async with``)."""
+        return BatchLease()
+
+    async def claim_trigger(self, interval: float) -> bool:
+        """Whether this process runs the scheduled trigger now (one of several processes)."""
+        return True
+
+    async def backlog(self) -> int:
+        """Batches put and not yet acknowledged."""
+        return 0
+
+    async def close(self) -> None:  # noqa: B027 - nothing to let go of unless shared
+        """Let go of what the queue holds for this process."""
+
 
 class InProcessMemoryQueue(MemoryQueue):
     def __init__(self) -> None:
         self._queue: asyncio.Queue[MemoryBatch] = asyncio.Queue()
         self._reports: dict[str, asyncio.Future[BatchReport]] = {}
+        self._busy: set[str] = set()
 
     def _future(self, batch: MemoryBatch) -> asyncio.Future[BatchReport]:
         future = self._reports.get(batch.batch_id)
@@ -209,6 +361,17 @@ class InProcessMemoryQueue(MemoryQueue):
     async def get(self) -> MemoryBatch:
         return await self._queue.get()
 
+    async def poll(self, wait: float) -> MemoryBatch | None:
+        if wait <= 0:
+            try:
+                return self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return None
+        try:
+            return await asyncio.wait_for(self._queue.get(), wait)
+        except TimeoutError:
+            return None
+
     async def ack(self, batch: MemoryBatch, report: BatchReport) -> None:
         future = self._future(batch)
         if not future.done():
@@ -221,6 +384,12 @@ class InProcessMemoryQueue(MemoryQueue):
         finally:
             if self._future(batch).done():
                 self._reports.pop(batch.batch_id, None)
+
+    def lease(self, batch: MemoryBatch) -> BatchLease:
+        return BatchLease(self._busy)
+
+    async def backlog(self) -> int:
+        return self._queue.qsize()
 
 
 Progress = Callable[[int, int], None]
@@ -244,7 +413,6 @@ class MemoryService:
         self.inactivity = inactivity
         self.queue = queue or InProcessMemoryQueue()
         self.listeners: list[Upserted] = []
-        self._ids = itertools.count(1)
 
     async def find_eligible(self, guild_id: str | None = None) -> list[ConversationInfo]:
         infos = await self.store.conversation_infos(guild_id)
@@ -257,10 +425,13 @@ class MemoryService:
 
     async def enqueue(self, guild_id: str | None = None) -> MemoryBatch:
         """The trigger: one batch message holding every eligible conversation."""
-        found = await self.find_eligible(guild_id)
+        return await self._put(await self.find_eligible(guild_id))
+
+    async def _put(self, found: list[ConversationInfo]) -> MemoryBatch:
+        # Unique across processes: batches of several bots and CLIs share one Redis queue.
         stamp = utcnow().strftime("%Y%m%dT%H%M%S")
         batch = MemoryBatch(
-            batch_id=f"{stamp}-{next(self._ids)}",
+            batch_id=f"{stamp}-{uuid.uuid4().hex[:8]}",
             conversations=tuple((i.guild_id, i.thread_id) for i in found),
         )
         await self.queue.put(batch)
@@ -270,46 +441,150 @@ class MemoryService:
     async def generate(
         self, guild_id: str | None = None, progress: Progress | None = None
     ) -> BatchReport:
-        """Queue a batch and process it here; for callers that want the counts back now."""
+        """Queue a batch and process it here; for callers that want the counts back now.
+
+        Works with no worker running. Batches queued before this one are processed here too
+        on the way (a queue hands them out in order); a worker that takes this one first
+        does it instead, and its report is the answer.
+        """
         batch = await self.enqueue(guild_id)
-        taken = await self.queue.get()
-        report = await self.process(taken, progress)
-        await self.queue.ack(taken, report)
-        if taken.batch_id != batch.batch_id:  # another trigger's batch was first in line
-            return await self.queue.wait_for(batch)
+        waiting = asyncio.ensure_future(self.queue.wait_for(batch))
+        try:
+            while not waiting.done():
+                taken = await self.queue.poll(self.queue.poll_seconds)
+                if taken is None:
+                    continue
+                mine = taken.batch_id == batch.batch_id
+                report = await self.handle(taken, progress if mine else None)
+                if mine and report is not None:
+                    return report
+            return waiting.result()
+        finally:
+            await stop_task(waiting)
+
+    async def scheduled(self, interval: float) -> str | None:
+        """One tick of the automatic trigger: what happened, for the log, or None if nothing.
+
+        Of several processes sharing a queue, one per ``interval`` triggers, and only
+        enqueues: the workers process. A queue of one process's own is processed right here.
+        """
+        if not await self.queue.claim_trigger(interval):
+            return None
+        if not self.queue.shared:
+            report = await self.generate()
+            return report.line() if report.eligible else None
+        found = await self.find_eligible()
+        if not found:
+            return None
+        batch = await self._put(found)
+        line = f"{len(found)} conversation(s) queued for the memory workers ({batch.batch_id})"
+        waiting = await self.queue.backlog()
+        if waiting > 1:
+            line += f"; {waiting} batches wait: is a 'python -m bot worker' running?"
+        return line
+
+    async def work(self, progress: Progress | None = None, *, once: bool = False) -> int:
+        """A worker: process batches as they come, until cancelled.
+
+        ``once``: only the batches ready now (new ones, and ones a stopped worker left past
+        the claim timeout), then return. Returns how many batches were processed.
+        """
+        handled = 0
+        while True:
+            batch = await (self.queue.poll(0) if once else self.queue.get())
+            if batch is None:
+                return handled
+            try:
+                await self.handle(batch, progress)
+            except Exception:
+                # Not acknowledged: the batch waits in the queue for a worker to take it up
+                # again (in a shared queue: this one or another, after the claim timeout).
+                log.exception("memory batch %s stopped; it stays queued", batch.batch_id)
+                if once:
+                    raise
+            handled += 1
+
+    async def handle(
+        self, batch: MemoryBatch, progress: Progress | None = None
+    ) -> BatchReport | None:
+        """Process one batch taken from the queue and acknowledge it; None if it was lost."""
+        async with self.queue.lease(batch) as lease:
+            try:
+                report = await self.process(batch, progress, lease=lease)
+            except BatchLostError:
+                log.warning(
+                    "memory batch %s: another worker took it over; leaving it to them",
+                    batch.batch_id,
+                )
+                return None
+            await self.queue.ack(batch, report)
         return report
 
-    async def work(self, progress: Progress | None = None) -> None:
-        """A worker: process batches as they come, until cancelled."""
-        while True:
-            batch = await self.queue.get()
-            report = await self.process(batch, progress)
-            await self.queue.ack(batch, report)
-
-    async def process(self, batch: MemoryBatch, progress: Progress | None = None) -> BatchReport:
+    async def process(
+        self,
+        batch: MemoryBatch,
+        progress: Progress | None = None,
+        *,
+        lease: BatchLease | None = None,
+    ) -> BatchReport:
+        lease = lease if lease is not None else BatchLease()
         report = BatchReport(eligible=len(batch.conversations))
         for done, (guild_id, thread_id) in enumerate(batch.conversations, start=1):
-            try:
-                await self.upsert(guild_id, thread_id)
-                report.generated += 1
-            except Exception as exc:
-                # One conversation's failure never stops the batch.
-                report.failed += 1
-                report.failures.append((thread_id, str(exc) or type(exc).__name__))
-                log.warning("memory of conversation %s failed: %s", thread_id, exc)
+            if lease.lost:
+                raise BatchLostError(batch.batch_id)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Told to stop, though a client library swallowed the cancellation
+                # (redis-py#2028 does, in blocking reads): stop before the next one.
+                raise asyncio.CancelledError
+            if not await lease.hold(guild_id, thread_id):
+                report.skipped += 1
+                log.info("memory of conversation %s: being made by another run", thread_id)
+            else:
+                try:
+                    made = await self.upsert(guild_id, thread_id, lease=lease)
+                    if made is None:
+                        report.skipped += 1
+                    else:
+                        report.generated += 1
+                except BatchLostError:
+                    raise
+                except Exception as exc:
+                    # One conversation's failure never stops the batch.
+                    report.failed += 1
+                    report.failures.append((thread_id, str(exc) or type(exc).__name__))
+                    log.warning("memory of conversation %s failed: %s", thread_id, exc)
+                finally:
+                    await lease.release(guild_id, thread_id)
             if progress is not None:
                 progress(done, report.eligible)
         log.info("memory batch %s: %s", batch.batch_id, report.line())
         return report
 
-    async def upsert(self, guild_id: str, thread_id: str) -> MemoryRecord:
-        """(Re)make the memory of one conversation and store it."""
+    async def upsert(
+        self,
+        guild_id: str,
+        thread_id: str,
+        *,
+        force: bool = False,
+        lease: BatchLease | None = None,
+    ) -> MemoryRecord | None:
+        """(Re)make the memory of one conversation and store it.
+
+        None, without asking the distiller, when the memory is already up to date (unless
+        ``force``): a batch taken over from a worker that stopped mid-way holds
+        conversations that worker finished, and none is made twice.
+        """
         conversation = await self.store.load(thread_id)
         if conversation is None or conversation.guild_id != guild_id:
             raise StoreError(f"conversation {thread_id} is gone or unreadable")
-        data = await self.distiller.distil(conversation)
-        generator = self.distiller.name
         previous = await self.store.load_memory(guild_id, thread_id)
+        if previous is not None and not force and not previous.is_stale(conversation.updated_at):
+            return None
+        data = await self.distiller.distil(conversation)
+        if lease is not None and not await lease.holds(guild_id, thread_id):
+            # This worker stalled and another took the conversation over: its memory is theirs.
+            raise BatchLostError(f"conversation {thread_id} was taken over")
         now = utcnow()
         record = MemoryRecord(
             thread_id=thread_id,
@@ -321,7 +596,7 @@ class MemoryService:
             updated_at=now,
             source_updated_at=conversation.updated_at,
             conversation_created_at=conversation.created_at,
-            generator=generator,
+            generator=self.distiller.name,
         )
         await self.store.save_memory(record)
         for listener in self.listeners:

@@ -223,6 +223,27 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--json", action="store_true", help="the report as JSON for scripts")
     migrate.set_defaults(handler=_handler("bot.cli.store", "migrate_command"))
 
+    worker = commands.add_parser(
+        "worker",
+        help="make memories from the batches bots queue on Redis (ECHO_STORE=redis)",
+        description="Take memory batches from the Redis queue and distil their conversations, "
+        "until SIGTERM or Ctrl-C, logging one line per batch. Run any number, anywhere that "
+        "reaches REDIS_URL. A batch whose worker died is taken over by another after "
+        "--claim-after seconds of silence; what the dead worker finished is not made again.",
+    )
+    worker.add_argument(
+        "--claim-after",
+        metavar="SECONDS",
+        type=float,
+        help="take over a batch whose worker has been silent this long (60)",
+    )
+    worker.add_argument(
+        "--once",
+        action="store_true",
+        help="process the batches waiting now, then exit (for cron and tests)",
+    )
+    worker.set_defaults(handler=_handler("bot.cli.worker", "worker_command"))
+
     chat = commands.add_parser(
         "chat",
         help="talk with Echo in this terminal (no Discord needed)",
