@@ -147,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="treat conversations idle for N seconds as eligible (default: the setting)",
     )
+    generate.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="ECHO_STORE=redis: only queue the batch for the memory workers (python -m bot "
+        "worker), print its id, and exit",
+    )
+    generate.add_argument(
+        "--wait",
+        action="store_true",
+        help="ECHO_STORE=redis: queue the batch, wait until a worker has done it, show the counts",
+    )
     generate.set_defaults(handler=_handler("bot.cli.memories", "generate_command"))
     memory_list = memory_actions.add_parser(
         "list",

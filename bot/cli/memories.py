@@ -63,8 +63,19 @@ def generate_command(args: argparse.Namespace) -> int:
     if args.idle_seconds is not None and args.idle_seconds < 0:
         raise CliError("--idle-seconds must be 0 or more", EXIT_CONFIG)
     settings = settings_or_fail()
+    if (args.enqueue or args.wait) and settings.store != "redis":
+        raise CliError(
+            "--enqueue and --wait need ECHO_STORE=redis (memory workers); with JSON files, "
+            "'memories generate' makes the memories itself",
+            EXIT_CONFIG,
+        )
     quiet_logging(settings)
-    report = run_store(_generate(settings, guild_id, args.idle_seconds))
+    if args.enqueue or args.wait:
+        report = run_store(_enqueue(settings, guild_id, args.idle_seconds, args.wait))
+        if report is None:
+            return EXIT_OK
+    else:
+        report = run_store(_generate(settings, guild_id, args.idle_seconds))
     print(report.line())
     for thread_id, cause in report.failures:
         print(f"  {thread_id}: {cause}", file=sys.stderr)
@@ -83,6 +94,26 @@ async def _generate(settings: Any, guild_id: str | None, idle_seconds: float | N
             return await core.memories.generate(guild_id, progress=bar)
         finally:
             bar.close()
+
+
+async def _enqueue(
+    settings: Any, guild_id: str | None, idle_seconds: float | None, wait: bool
+) -> Any:
+    """Queue a batch for ``python -m bot worker``; with ``wait``, its report once done."""
+    from ..app import echo_core
+
+    async with echo_core(settings, spool=False, wait_for_redis=_REDIS_WAIT) as core:
+        if idle_seconds is not None:
+            core.memories.inactivity = idle_seconds
+        batch = await core.memories.enqueue(guild_id)
+        print(
+            f"{len(batch.conversations)} conversation(s) queued for the memory workers "
+            f"(batch {batch.batch_id})",
+            flush=True,
+        )
+        if not wait:
+            return None
+        return await core.memories.queue.wait_for(batch)
 
 
 # --- list and show -------------------------------------------------------------------------

@@ -61,7 +61,8 @@ async def _work(settings: Settings, claim_after: float | None, once: bool) -> in
 
     from ..app import echo_core
 
-    async with echo_core(settings) as core:
+    # No spool: a worker records no conversation, so several can share one data folder.
+    async with echo_core(settings, spool=False) as core:
         queue = core.memories.queue
         if not isinstance(queue, RedisMemoryQueue):
             raise CliError(NEEDS_REDIS, EXIT_CONFIG)

@@ -169,23 +169,39 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(
     assert "Traceback" not in second_text and "Traceback" not in first_log.read_text()
 
 
-async def test_once_processes_what_is_queued_then_exits(
+async def test_the_cli_queues_for_workers_and_once_processes_what_is_queued(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
     async with redis_service(redis_url, redis_prefix) as bot:
         await old_conversations(bot.manager)
-        first = await bot.enqueue(GUILD)
         env = worker_env(tmp_path, "cron", redis_url, redis_prefix)
+        queued = await run_cli("memories", "generate", "--enqueue", cwd=tmp_path, env=env)
+        assert queued.code == 0, queued
+        found = re.fullmatch(
+            r"4 conversation\(s\) queued for the memory workers \(batch (\S+)\)\n", queued.stdout
+        )
+        assert found, queued.stdout
+        assert await bot.store.list_memories(GUILD) == []  # queued, not made
         started = time.monotonic()
         done = await run_cli("worker", "--once", cwd=tmp_path, env=env, timeout=60)
         assert done.code == 0, done
         assert time.monotonic() - started < 30  # it did not wait for more work
-        assert f"memory batch {first.batch_id}: 4 eligible, 4 generated, 0 failed" in done.stderr
+        assert f"memory batch {found.group(1)}: 4 eligible, 4 generated, 0 failed" in done.stderr
         assert "1 batch(es) done, none waiting" in done.stderr
         assert len(await bot.store.list_memories(GUILD)) == 4
-        assert (await bot.queue.wait_for(first)).generated == 4
 
-        # The next batch finds nothing eligible; an empty queue is a quiet exit.
+        # With a worker running, --wait shows the counts of the batch the worker did.
+        worker, log = await start_worker(tmp_path, "daemon", env)
+        try:
+            waited = await run_cli("memories", "generate", "--wait", cwd=tmp_path, env=env)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(worker.wait(), 30) == 0, log.read_text()
+        assert waited.code == 0, waited
+        assert waited.stdout.splitlines()[-1] == "0 eligible, 0 generated, 0 failed"
+        assert "memory batch" in log.read_text()
+
+        # Nothing left: an empty queue is a quiet exit.
         again = await run_cli("worker", "--once", cwd=tmp_path, env=env, timeout=60)
         assert again.code == 0 and "0 batch(es) done" in again.stderr
 
@@ -249,6 +265,9 @@ async def test_the_worker_refuses_json_files(tmp_path: Path) -> None:
     )
     bad = await run_cli("worker", "--claim-after", "0", cwd=tmp_path, env=env)
     assert bad.code == 2 and bad.error_line == "echo: --claim-after must be more than 0 seconds"
+    queue_only = await run_cli("memories", "generate", "--enqueue", cwd=tmp_path, env=env)
+    assert queue_only.code == 2
+    assert queue_only.error_line.startswith("echo: --enqueue and --wait need ECHO_STORE=redis")
 
 
 async def _consumers(queue: RedisMemoryQueue) -> list[str]:
