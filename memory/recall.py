@@ -77,7 +77,7 @@ _MIN_PASSAGES = 100
 # Ranking costs FTS5 about 2 us per matching passage (bm25() reads each one's positions and
 # length), so a query whose words match more passages than this (a large guild, a common word)
 # is ranked the way of Lucene's "common terms" query instead: see ``_rank_common``.
-_EXACT_MATCHES = 5_000
+_EXACT_MATCHES = 2_000
 # ... where the candidates are the passages holding the query's rarest words, up to this many.
 _RARE_MATCHES = 2_000
 # Errors that mean the file is not a usable database (as opposed to busy, full, ...).
@@ -256,6 +256,11 @@ def _memory_columns(memory: MemoryRecord) -> tuple[str, str, str]:
     return text, data.summary, " ".join(data.topics)
 
 
+def _memory_text(conversation_summary: str, memory: str) -> str:
+    """Passage 0: the conversation's rolling summary and its memory record."""
+    return "\n".join(part for part in (conversation_summary, memory) if part)
+
+
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment is not None else None
 
@@ -302,6 +307,10 @@ GROUP BY c.id
 ORDER BY best, c.created_at DESC, c.thread_id
 LIMIT ?
 """
+
+_INSERT_MEMORY_PASSAGE = (
+    "INSERT INTO passages(rowid, people, echo, memory, names, dates) VALUES (?, '', '', ?, ?, ?)"
+)
 
 # The rows of conversations ranked outside SQL (see ``_rank_common``).
 _CONVERSATIONS = """
@@ -477,13 +486,19 @@ class RecallIndex:
             ),
         )
         base = cid << _PASSAGE_BITS
-        db.execute("DELETE FROM passages WHERE rowid BETWEEN ? AND ?", (base, base + _MAX_PASSAGES))
+        if row is not None:  # a new conversation has no passages to delete
+            db.execute(
+                "DELETE FROM passages WHERE rowid BETWEEN ? AND ?", (base, base + _MAX_PASSAGES)
+            )
+        # Passage 0 first: FTS5 keeps a transaction's inserts in memory only while their rowids
+        # ascend (anything else writes them out as a new segment).
+        text = _memory_text(conversation.summary, kept[0])
+        db.execute(_INSERT_MEMORY_PASSAGE, (base, text, names, dates))
         db.executemany(
             "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
             " VALUES (?, ?, ?, '', ?, ?)",
             ((base + n, p.people, p.echo, p.names, dates) for n, p in enumerate(passages, start=1)),
         )
-        self._write_memory_passage(db, cid)
 
     def upsert_memory(self, memory: MemoryRecord) -> None:
         """Index a conversation's new memory; its passages stay. A conversation not indexed
@@ -806,15 +821,10 @@ class RecallIndex:
             " WHERE id = ?",
             (cid,),
         ).fetchone()
-        text = "\n".join(part for part in (summary, memory) if part)
         dates = date_words(datetime.fromisoformat(created)) if created else ""
         base = cid << _PASSAGE_BITS
         db.execute("DELETE FROM passages WHERE rowid = ?", (base,))
-        db.execute(
-            "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
-            " VALUES (?, '', '', ?, ?, ?)",
-            (base, text, names, dates),
-        )
+        db.execute(_INSERT_MEMORY_PASSAGE, (base, _memory_text(summary, memory), names, dates))
 
     @staticmethod
     def _check_memory(memory: MemoryRecord, guild_id: str, thread_id: str) -> None:
