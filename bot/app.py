@@ -102,7 +102,14 @@ async def echo_core(
             )
             if not read_only:
                 memories.listeners.append(recall.on_memory)
-            yield EchoCore(provider, manager, agent, memories, recall)
+            try:
+                yield EchoCore(provider, manager, agent, memories, recall)
+            finally:
+                # Before the store closes: a Redis queue leaves its consumer group.
+                try:
+                    await memories.queue.close()
+                except Exception as exc:
+                    log.warning("closing the memory queue failed: %s", exc)
     finally:
         await provider.aclose()
 
