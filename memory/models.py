@@ -114,6 +114,25 @@ class ToolCall(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+# pydantic keeps a set of the fields given (``__pydantic_fields_set__``, ~200 bytes) in every
+# instance: two per message, a fifth of an active conversation's memory. Frozen models never
+# change theirs in place (pydantic copies it before a ``model_copy(update=...)``), so messages
+# given the same fields share one set.
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+_MAX_FIELDS_SETS = 1024
+
+
+def _share_fields_set(model: BaseModel) -> None:
+    fields = model.__pydantic_fields_set__
+    key = frozenset(fields)
+    shared = _FIELDS_SETS.get(key)
+    if shared is None:
+        if len(_FIELDS_SETS) >= _MAX_FIELDS_SETS:  # extra meta keys past reason: keep its own
+            return
+        shared = _FIELDS_SETS.setdefault(key, set(fields))
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
+
+
 class MessageMeta(BaseModel):
     """Who and what a message relates to. Unknown keys are kept, so newer files round-trip."""
 
@@ -124,6 +143,13 @@ class MessageMeta(BaseModel):
     tools: list[ToolCall] | None = None
     tool_call_id: str | None = None
     name: str | None = None
+
+    def model_post_init(self, context: Any, /) -> None:
+        _share_fields_set(self)
+
+
+# Echo's own records mostly carry no meta: they share this one (frozen) instead of one each.
+_NO_META = MessageMeta()
 
 
 # Keyword arguments of Message that live inside ``meta`` in the stored JSON.
@@ -143,6 +169,12 @@ class Message(BaseModel):
     message_type: MessageType
     message_content: str = ""
     meta: MessageMeta = Field(default_factory=MessageMeta)
+
+    def model_post_init(self, context: Any, /) -> None:
+        meta = self.meta
+        if meta is not _NO_META and not meta.__pydantic_fields_set__ and not meta.model_extra:
+            self.__dict__["meta"] = _NO_META
+        _share_fields_set(self)
 
     @model_validator(mode="before")
     @classmethod
