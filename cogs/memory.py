@@ -130,7 +130,7 @@ class MemoryCog(
         self.bot.forget_names(user_id)
         recall = self.bot.agent.recall
         if recall is not None:  # deleted ones left the index already; drop kept memories too
-            await recall.reindex_without_memory(report.conversations_changed)
+            await recall.forget(guild_id, report.conversations_changed)
         return report
 
     async def cog_app_command_error(

@@ -553,6 +553,23 @@ class RecallIndex:
                     found = True
         return found
 
+    def scrub(self, guild_id: str) -> None:
+        """Leave no trace of deleted text in this guild's file (after a forget).
+
+        A delete only marks FTS5 index entries as gone and frees pages without clearing them,
+        so a forgotten word stays in the file's bytes until a merge. Here the index is merged
+        into one segment, the file rebuilt from live rows (VACUUM) and the write-ahead log
+        emptied: what was deleted is then in no byte of the index.
+        """
+        guild_id = validate_snowflake(guild_id, "guild_id")
+        with self._lock:
+            db = self._connection(guild_id, create=False)
+            if db is None:
+                return
+            db.execute("INSERT INTO passages(passages) VALUES ('optimize')")
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def drop_guild(self, guild_id: str) -> None:
         """Forget a guild's whole index (its file)."""
         guild_id = validate_snowflake(guild_id, "guild_id")

@@ -118,6 +118,12 @@ class RecallService:
             if conversation is not None:
                 await asyncio.to_thread(self.index.upsert_conversation, conversation, None)
 
+    async def forget(self, guild_id: str, changed: Iterable[str]) -> None:
+        """After a forget in this guild: reindex the conversations it changed, then scrub the
+        guild's index file so no deleted word is left in its bytes."""
+        await self.reindex_without_memory(changed)
+        await asyncio.to_thread(self.index.scrub, guild_id)
+
     async def refresh(self, guild_id: str) -> int:
         """On a shared store: reindex what other processes changed in this guild since the
         last refresh; returns how many conversations were reindexed."""
