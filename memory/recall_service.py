@@ -28,6 +28,8 @@ from .recall import RecallHit, RecallIndex, sync
 
 log = logging.getLogger(__name__)
 
+_SCRUB = "scrub"  # memory.store.redis.SCRUB, without importing the redis extra
+
 __all__ = ["RecallService"]
 
 
@@ -135,11 +137,15 @@ class RecallService:
             now, threads = await self._changes(guild_id, seen)
             if seen is not None and now == seen:
                 return 0
-            for thread_id in sorted(threads, key=int):
+            scrub = _SCRUB in threads
+            changed = sorted((t for t in threads if t.isdigit()), key=int)
+            for thread_id in changed:
                 await self._reindex(guild_id, thread_id)
+            if scrub and seen is not None:  # another process deleted text: none may stay here
+                await asyncio.to_thread(self.index.scrub, guild_id)
             self._seen[guild_id] = now
             await asyncio.to_thread(self._write_seen)
-            return len(threads)
+            return len(changed)
 
     async def _reindex(self, guild_id: str, thread_id: str) -> None:
         conversation = await self.store.load(thread_id)

@@ -63,13 +63,26 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..journal import FsyncPolicy, Journal, JournalError
 from ..memories import MemoryRecord
 from ..models import Conversation, Message, validate_snowflake
-from ..mutations import Append, Create, Mutation, MutationError, Purge, decode, encode
+from ..mutations import (
+    Append,
+    Create,
+    ForgetPerson,
+    Mutation,
+    MutationError,
+    Purge,
+    decode,
+    encode,
+)
 from .base import ConversationInfo, ConversationRef, ConversationStore, StoreError
 from .jsonfile import _lock_folder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RedisStore"]
+__all__ = ["SCRUB", "RedisStore"]
+
+SCRUB = "scrub"
+"""Listed among a guild's changes after a forget or a delete: caches of that guild must not
+keep the deleted text in their bytes (see ``RecallIndex.scrub``)."""
 
 # Errors that mean "Redis is not there right now", as opposed to a bad command.
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -601,6 +614,9 @@ class RedisStore(ConversationStore):
                     mutation.apply(conversation)
                     pipe.multi()
                     _write_back(pipe, keys, conversation, before, items)
+                    if isinstance(mutation, ForgetPerson):
+                        await self._changed(pipe, guild, mutation.thread_id)
+                        await self._changed(pipe, guild, SCRUB)
                     if marker:
                         pipe.hset(keys[0], marker, seq)
                     await pipe.execute()
@@ -614,6 +630,7 @@ class RedisStore(ConversationStore):
         pipe.delete(*keys)
         pipe.zrem(self.guild_key(guild, "convs"), thread_id)
         await self._changed(pipe, guild, thread_id)
+        await self._changed(pipe, guild, SCRUB)
         results = await pipe.execute()
         await self.redis.hdel(self._threads_key, thread_id)
         return bool(results[0])
@@ -821,7 +838,8 @@ class RedisStore(ConversationStore):
     @_reads
     async def changes_since(self, guild_id: str, generation: int | None) -> tuple[int, set[str]]:
         """The guild's generation now, and the threads whose conversation or memory changed
-        after ``generation`` (all that ever changed, for None).
+        after ``generation`` (all that ever changed, for None); ``SCRUB`` among them if text
+        was deleted since (a forget, a deleted conversation or memory).
 
         The recall index of each process uses it to catch up with what other processes wrote.
         """
@@ -876,7 +894,8 @@ class RedisStore(ConversationStore):
         pipe.delete(self.guild_key(guild_id, "mem", thread_id))
         pipe.srem(self.guild_key(guild_id, "mems"), thread_id)
         await self._changed(pipe, guild_id, thread_id)
-        deleted, _, _ = await pipe.execute()
+        await self._changed(pipe, guild_id, SCRUB)
+        deleted = (await pipe.execute())[0]
         return bool(deleted)
 
     def pinned_threads(self) -> set[str]:

@@ -61,6 +61,12 @@ async def test_a_search_sees_what_another_process_wrote_and_forgot(
             await writer.delete_conversation("11")
             await writer.store.delete_memory("1", "11")
             assert await service.search("1", "vermilion") == []
+            # Deleted in another process: not a byte of it stays in this one's index either.
+            files = list((tmp_path / "reader-index").iterdir())
+            assert files
+            for path in files:
+                data = path.read_bytes().lower()
+                assert b"vermilion" not in data and b"lighthouse" not in data, path
         finally:
             await service.close()
             await asyncio.to_thread(service.index.close)
