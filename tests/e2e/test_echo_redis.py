@@ -139,3 +139,69 @@ async def test_a_signal_while_waiting_for_redis_stops_cleanly(tmp_path: Path) ->
         await bot.kill()
     assert code == 0, bot.log
     assert "signal received during start-up" in bot.log
+
+
+def redis_values(url: str, prefix: str) -> str:
+    """Everything stored under the prefix, as one text (strings, lists, hashes, sets, streams)."""
+    import redis as redis_sync
+
+    client = redis_sync.Redis.from_url(url, decode_responses=True)
+    parts: list[str] = []
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            kind = client.type(key)
+            if kind == "string":
+                parts.append(client.get(key) or "")
+            elif kind == "list":
+                parts.extend(client.lrange(key, 0, -1))
+            elif kind == "hash":
+                parts.extend(f"{k}={v}" for k, v in client.hgetall(key).items())
+            elif kind in ("set", "zset"):
+                parts.extend(client.smembers(key) if kind == "set" else client.zrange(key, 0, -1))
+            elif kind == "stream":
+                parts.extend(str(e) for e in client.xrange(key))
+    finally:
+        client.close()
+    return "\n".join(parts)
+
+
+async def test_forget_on_redis_leaves_nothing_of_them_in_redis_or_the_index(
+    discord_emulator: DiscordEmulator, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    from .test_echo_memory import FAST, confirm_id, talk_and_let_idle
+
+    emu = discord_emulator
+    settings = FAST | redis_settings(redis_url, redis_prefix)
+    async with running_echo(emu, tmp_path, **settings) as echo:
+        guild = echo.world.guild.id
+        alice = echo.world.user.id
+        bob = emu.create_user("bob")
+        emu.add_member(guild, bob.id)
+        await talk_and_let_idle(echo, "My kumquat allergy is serious.")
+        await emu.post_message(echo.world.channel.id, bob.id, echo.ping("Planning a picnic."))
+        bobs = await emu.wait_for_thread(
+            echo.world.channel.id, predicate=lambda t: "picnic" in t.name.lower()
+        )
+        await echo.answer_in(bobs.id)
+        await echo.say(bobs.id, "I'll bring kumquat tarts.", author_id=alice)
+        await echo.emu.wait_for(
+            lambda: len(emu.messages_in(bobs.id)) == 3 or None, timeout=5, what="answer"
+        )
+        await echo.emu.wait_for(
+            lambda: echo.conversation(bobs.id) is None or None, timeout=5, what="idle"
+        )
+        report = await echo.bot.memories.generate()
+        assert report.generated == 2
+        assert "kumquat" in redis_values(redis_url, redis_prefix).lower()
+
+        handle = await emu.invoke_command(guild, echo.world.channel.id, alice, "memory forget")
+        warning = await handle.original()
+        click = await emu.click(int(warning["id"]), confirm_id(warning), alice)
+        done = await click.original(predicate=lambda m: m["content"].startswith("Done"))
+    assert "1 conversation(s) deleted" in done["content"]
+    stored = redis_values(redis_url, redis_prefix)
+    assert "Planning a picnic" in stored  # bob's conversation stays
+    assert "kumquat" not in stored.lower()
+    assert str(alice) not in stored
+    index = list((echo.data_dir / "index").rglob("*.sqlite3*"))
+    assert index and all(b"kumquat" not in p.read_bytes().lower() for p in index)
