@@ -167,6 +167,7 @@ class InMemoryConversationManager:
             return
         if self._closed:
             raise RuntimeError("this manager was shut down; make a new one")
+        self.store.attach_cache(self.get_all_conversations)
         if not self.store.is_open:
             await self.store.open()
             self._owns_store = True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
@@ -187,6 +188,10 @@ class ConversationStore(ABC):
     def pinned_threads(self) -> set[str]:
         """Conversations whose unsaved journal records keep old journal segments on disk."""
         return set()
+
+    def attach_cache(self, active: Callable[[], Iterable[Conversation]]) -> None:  # noqa: B027
+        """Told by the manager how to read the conversations it holds in memory. A store whose
+        server can lose data (Redis without persistence) restores them from there."""
 
     def _require_open(self) -> None:
         if not self._is_open:

@@ -45,7 +45,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -205,6 +205,10 @@ async def _release_pool(url: str, shared: _SharedPool) -> None:
     await shared.pool.aclose()
 
 
+class _Missing(StoreError):
+    """The conversation a mutation applies to is not in Redis."""
+
+
 class RedisStore(ConversationStore):
     """Conversations, memories and their listings in Redis (see the module docstring)."""
 
@@ -245,6 +249,9 @@ class RedisStore(ConversationStore):
         self._online = True
         self._reconnect: asyncio.Task[None] | None = None
         self._wake = False
+        self._epoch = ""
+        self._restore_lock = asyncio.Lock()
+        self._cache: Callable[[], Iterable[Conversation]] | None = None
         # Conversations saved (evicted) while Redis was away: a resume must find them.
         self._held: dict[str, Conversation] = {}
 
@@ -291,6 +298,7 @@ class RedisStore(ConversationStore):
         self._changed_script = self._redis.register_script(_CHANGED)
         try:
             await self._wait_until_reachable()
+            await self._adopt_epoch()
             if self.spool_dir is not None:
                 self._open_spool()
         except BaseException:
@@ -408,7 +416,7 @@ class RedisStore(ConversationStore):
             self._guild_of[mutation.thread_id] = mutation.conversation.guild_id
         if self._spool is None:
             try:
-                await self._apply(mutation, "", "")
+                await self._apply_or_restore(mutation, "", "")
             except _UNREACHABLE as exc:
                 raise StoreError(
                     f"Redis at {_shown_url(self.url)} is unreachable: {_cause(exc)}"
@@ -417,7 +425,7 @@ class RedisStore(ConversationStore):
         seq = self._next_seq()
         if self._online and not self._backlog:
             try:
-                await self._apply(mutation, self._marker, seq)
+                await self._apply_or_restore(mutation, self._marker, seq)
                 return
             except _UNREACHABLE as exc:
                 # The write may or may not have happened; its sequence number makes the
@@ -473,6 +481,7 @@ class RedisStore(ConversationStore):
             self._wake = False
             try:
                 await self.redis.ping()
+                await self._restore_if_lost(drop_backlog=True)
                 flushed += await self._flush()
             except _UNREACHABLE as exc:
                 self._went_away(exc)
@@ -538,13 +547,73 @@ class RedisStore(ConversationStore):
         marker = f"_s:{record.get('spool', self._spool_id)}"
         await self._apply(mutation, marker, str(record["seq"]))
 
+    async def _apply_or_restore(self, mutation: Mutation, marker: str, seq: str) -> None:
+        """Apply; if the conversation is gone because Redis lost its data, restore what this
+        process holds in memory first, then apply."""
+        try:
+            await self._apply(mutation, marker, seq)
+        except _Missing:
+            if not await self._restore_if_lost(drop_backlog=False):
+                raise
+            await self._apply(mutation, marker, seq)
+
+    # --- a Redis that lost its data -----------------------------------------------------------
+
+    @property
+    def _epoch_key(self) -> str:
+        return f"{self.prefix}:epoch"
+
+    async def _adopt_epoch(self) -> None:
+        """Remember the token that marks Redis's data as the data this process has seen."""
+        await self.redis.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+        value = await self.redis.get(self._epoch_key)
+        self._epoch = value.decode() if value is not None else ""
+
+    async def _restore_if_lost(self, *, drop_backlog: bool) -> bool:
+        """If Redis came back without its data (a restart with persistence off, a flush), put
+        back every conversation this process holds in memory; True if it did.
+
+        A snapshot is taken at once, with no await between reading the manager's conversations
+        and dropping the spooled records they already contain: every spooled record is applied
+        to the manager's copy in the same step it enters the backlog, so none is lost or
+        applied twice. Older conversations and memories are gone with Redis's data; the log
+        says so.
+        """
+        async with self._restore_lock:
+            current = await self.redis.get(self._epoch_key)
+            if current is not None and current.decode() == self._epoch:
+                return False
+            snapshot: dict[str, Conversation] = {}
+            for conversation in [*(self._cache() if self._cache else []), *self._held.values()]:
+                snapshot[conversation.thread_id] = conversation.model_copy(deep=True)
+            if drop_backlog and self._spool is not None:
+                kept: deque[tuple[int, str, dict[str, Any]]] = deque()
+                for position, thread_id, record in self._backlog:
+                    if thread_id in snapshot:
+                        self._spool.mark_saved(thread_id, position)
+                    else:
+                        kept.append((position, thread_id, record))
+                self._backlog = kept
+            for conversation in snapshot.values():
+                await self._put(conversation)
+            await self.redis.delete(self._epoch_key)
+            await self._adopt_epoch()
+            log.error(
+                "Redis at %s came back without Echo's data (is its persistence off? see README, "
+                "'Running on Redis'): %d conversation(s) active in this process were written "
+                "back; older conversations and memories are gone from Redis",
+                _shown_url(self.url),
+                len(snapshot),
+            )
+            return True
+
     async def _apply(self, mutation: Mutation, marker: str, seq: str) -> None:
         if isinstance(mutation, Create):
             await self._apply_create(mutation.conversation, marker, seq)
             return
         guild = await self._guild(mutation.thread_id)
         if guild is None:
-            raise StoreError(f"no conversation for thread {mutation.thread_id} in Redis")
+            raise _Missing(f"no conversation for thread {mutation.thread_id} in Redis")
         if isinstance(mutation, Append):
             await self._apply_append(guild, mutation, marker, seq)
         elif isinstance(mutation, Purge):
@@ -588,7 +657,7 @@ class RedisStore(ConversationStore):
             ],
         )
         if result == -1:
-            raise StoreError(f"no conversation for thread {mutation.thread_id} in Redis")
+            raise _Missing(f"no conversation for thread {mutation.thread_id} in Redis")
 
     async def _rewrite(self, guild: str, mutation: Mutation, marker: str, seq: str) -> None:
         """Read under WATCH, apply, write back in MULTI/EXEC; again if someone else wrote."""
@@ -604,9 +673,7 @@ class RedisStore(ConversationStore):
                             return
                     header = await pipe.hgetall(keys[0])
                     if not header:
-                        raise StoreError(
-                            f"no conversation for thread {mutation.thread_id} in Redis"
-                        )
+                        raise _Missing(f"no conversation for thread {mutation.thread_id} in Redis")
                     items = await pipe.lrange(keys[1], 0, -1)
                     people = await pipe.lrange(keys[3], 0, -1)
                     conversation = await _build(header, items, people)
@@ -900,6 +967,9 @@ class RedisStore(ConversationStore):
 
     def pinned_threads(self) -> set[str]:
         return set()
+
+    def attach_cache(self, active: Callable[[], Iterable[Conversation]]) -> None:
+        self._cache = active
 
 
 # --- encoding -----------------------------------------------------------------------------------

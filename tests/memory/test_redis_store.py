@@ -58,7 +58,7 @@ async def test_every_guild_key_carries_its_hash_tag_and_listings_never_cross(
         keys = sorted(k.decode() for k in client.scan_iter(match=f"{redis_prefix}:*"))
     finally:
         client.close()
-    shared = {f"{redis_prefix}:threads", f"{redis_prefix}:guilds"}
+    shared = {f"{redis_prefix}:threads", f"{redis_prefix}:guilds", f"{redis_prefix}:epoch"}
     by_guild: dict[str, list[str]] = {}
     for key in keys:
         if key in shared:
@@ -331,3 +331,43 @@ def test_messages_are_plain_json_in_redis(redis_url: str, redis_prefix: str) -> 
         client.close()
     assert [Message.model_validate_json(r).message_content for r in raw] == ["hello"]
     assert header[b"requester"] == b'"33"'
+
+
+@pytest.mark.parametrize("noticed", [True, False], ids=["during-outage", "between-records"])
+async def test_a_redis_that_comes_back_empty_gets_the_active_conversations_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, noticed: bool
+) -> None:
+    """Redis without persistence loses everything on a restart: what the bot holds in memory
+    is written back, nothing recorded is lost or doubled, and the operator is told why."""
+    caplog.set_level(logging.INFO, logger="memory.store.redis")
+    server = PrivateRedis(tmp_path / "volatile-redis", persist=False)
+    server.start()
+    try:
+        store = RedisStore(server.url, spool_dir=tmp_path / "spool")
+        async with InMemoryConversationManager(store=store, idle_time=60) as manager:
+            await manager.create_conversation(
+                thread_id="11", guild_id="22", requester="33", channel_id="44"
+            )
+            for n in range(5):
+                await manager.add_message_to_conversation("11", chat(f"m{n}"))
+            server.stop()
+            if noticed:  # recorded while Redis is down: spooled
+                for n in range(5, 10):
+                    await manager.add_message_to_conversation("11", chat(f"m{n}"))
+            server.start()
+            if not noticed:  # the restart went unseen: the next write finds nothing
+                for n in range(5, 10):
+                    await manager.add_message_to_conversation("11", chat(f"m{n}"))
+            deadline = time.monotonic() + 20
+            while not store.online:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            await manager.add_message_to_conversation("11", chat("after"))
+        async with RedisStore(server.url) as fresh:
+            loaded = await fresh.load("11")
+    finally:
+        server.stop()
+    assert loaded is not None
+    assert [m.message_content for m in loaded.history] == [f"m{n}" for n in range(10)] + ["after"]
+    lost = [r for r in caplog.records if "came back without Echo's data" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelno == logging.ERROR
