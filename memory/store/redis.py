@@ -55,8 +55,8 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError, WatchError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from redis.exceptions import WatchError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("RedisStore needs the 'redis' package: pip install -e '.[redis]'") from exc
 
@@ -97,24 +97,24 @@ T = TypeVar("T")
 def _reads(
     method: Callable[P, Awaitable[T]],
 ) -> Callable[P, Awaitable[T]]:
-    """An unreachable Redis becomes a ``StoreError`` saying so, as the store API promises."""
+    """Redis unreachable, or refusing (READONLY, NOREPLICAS, OOM...), becomes a ``StoreError``
+    saying so, as the store API promises."""
 
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        store = args[0]
+        url = _shown_url(store.url) if isinstance(store, RedisStore) else "?"
         try:
             return await method(*args, **kwargs)
         except _UNREACHABLE as exc:
-            store = args[0]
-            url = _shown_url(store.url) if isinstance(store, RedisStore) else "?"
             raise StoreError(f"Redis at {url} is unreachable: {_cause(exc)}") from exc
+        except ResponseError as exc:
+            raise StoreError(f"Redis at {url} refused: {_cause(exc)}") from exc
 
     call.__name__ = method.__name__
     call.__doc__ = method.__doc__
     return call
 
 
-# KEYS: hdr, log, ids, people, convs
-# ARGV: marker field ('' for none), seq, thread id, created score, participants JSON,
-#       then header field/value pairs
 _CREATE = """
 if ARGV[1] ~= '' then
   local last = redis.call('HGET', KEYS[1], ARGV[1])
@@ -249,7 +249,7 @@ class RedisStore(ConversationStore):
         self._online = True
         self._reconnect: asyncio.Task[None] | None = None
         self._wake = False
-        self._epoch = ""
+        self._epoch: str | None = None
         self._restore_lock = asyncio.Lock()
         self._cache: Callable[[], Iterable[Conversation]] | None = None
         # Conversations saved (evicted) while Redis was away: a resume must find them.
@@ -421,12 +421,16 @@ class RedisStore(ConversationStore):
                 raise StoreError(
                     f"Redis at {_shown_url(self.url)} is unreachable: {_cause(exc)}"
                 ) from exc
+            except ResponseError as exc:
+                raise StoreError(f"Redis at {_shown_url(self.url)} refused: {exc}") from exc
             return
         seq = self._next_seq()
         if self._online and not self._backlog:
             try:
                 await self._apply_or_restore(mutation, self._marker, seq)
                 return
+            except ResponseError as exc:
+                raise StoreError(f"Redis at {_shown_url(self.url)} refused: {exc}") from exc
             except _UNREACHABLE as exc:
                 # The write may or may not have happened; its sequence number makes the
                 # flush skip it if it did.
@@ -483,7 +487,7 @@ class RedisStore(ConversationStore):
                 await self.redis.ping()
                 await self._restore_if_lost(drop_backlog=True)
                 flushed += await self._flush()
-            except _UNREACHABLE as exc:
+            except (*_UNREACHABLE, ResponseError) as exc:  # away, or refusing writes for now
                 self._went_away(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -565,9 +569,12 @@ class RedisStore(ConversationStore):
 
     async def _adopt_epoch(self) -> None:
         """Remember the token that marks Redis's data as the data this process has seen."""
-        await self.redis.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+        try:
+            await self.redis.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+        except ResponseError as exc:  # a server refusing writes can still be read from
+            log.debug("could not set %s: %s", self._epoch_key, exc)
         value = await self.redis.get(self._epoch_key)
-        self._epoch = value.decode() if value is not None else ""
+        self._epoch = value.decode() if value is not None else None
 
     async def _restore_if_lost(self, *, drop_backlog: bool) -> bool:
         """If Redis came back without its data (a restart with persistence off, a flush), put
@@ -580,6 +587,9 @@ class RedisStore(ConversationStore):
         says so.
         """
         async with self._restore_lock:
+            if self._epoch is None:  # never known: nothing to compare with yet
+                await self._adopt_epoch()
+                return False
             current = await self.redis.get(self._epoch_key)
             if current is not None and current.decode() == self._epoch:
                 return False
@@ -734,6 +744,7 @@ class RedisStore(ConversationStore):
             self._went_away(exc)
             self._held[thread] = conversation
 
+    @_reads
     async def _put(self, conversation: Conversation) -> None:
         guild, thread = conversation.guild_id, conversation.thread_id
         keys = self._conv_keys(guild, thread)
@@ -759,6 +770,7 @@ class RedisStore(ConversationStore):
             raise StoreError(f"could not write conversation {thread}: {_cause(exc)}") from exc
         self._guild_of[thread] = guild
 
+    @_reads
     async def _load(self, thread_id: str) -> Conversation | None:
         held = self._held.get(thread_id)
         if held is not None:
@@ -799,6 +811,7 @@ class RedisStore(ConversationStore):
             return False
         return bool(await self.redis.exists(self._conv_keys(guild, thread_id)[0]))
 
+    @_reads
     async def _delete(self, thread_id: str) -> bool:
         self._held.pop(thread_id, None)
         guild = await self._guild(thread_id)
@@ -920,6 +933,7 @@ class RedisStore(ConversationStore):
 
     # --- memories -----------------------------------------------------------------------------
 
+    @_reads
     async def _save_memory(self, record: MemoryRecord) -> None:
         guild = record.guild_id
         try:

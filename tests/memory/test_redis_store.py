@@ -371,3 +371,23 @@ async def test_a_redis_that_comes_back_empty_gets_the_active_conversations_back(
     assert [m.message_content for m in loaded.history] == [f"m{n}" for n in range(10)] + ["after"]
     lost = [r for r in caplog.records if "came back without Echo's data" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.ERROR
+
+
+async def test_a_redis_refusing_writes_is_a_store_error_naming_why(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    async with RedisStore(private_redis.url, spool_dir=tmp_path / "spool") as store:
+        await store.record(Create(conversation("11")))
+        client = redis_sync.Redis.from_url(private_redis.url)
+        try:
+            client.config_set("min-replicas-to-write", 1)  # this server has no replica
+            with pytest.raises(StoreError, match="refused: NOREPLICAS"):
+                await store.record(Append("11", chat("refused")))
+            with pytest.raises(StoreError, match="refused: NOREPLICAS"):
+                await store.save_memory(memory("11", "22"))
+            client.config_set("min-replicas-to-write", 0)
+        finally:
+            client.close()
+        await store.record(Append("11", chat("accepted")))
+        loaded = await store.load("11")
+    assert loaded is not None and [m.message_content for m in loaded.history] == ["accepted"]
