@@ -381,9 +381,9 @@ async def test_a_redis_refusing_writes_is_a_store_error_naming_why(
         client = redis_sync.Redis.from_url(private_redis.url)
         try:
             client.config_set("min-replicas-to-write", 1)  # this server has no replica
-            with pytest.raises(StoreError, match="refused: NOREPLICAS"):
+            with pytest.raises(StoreError, match="refused: .*NOREPLICAS"):
                 await store.record(Append("11", chat("refused")))
-            with pytest.raises(StoreError, match="refused: NOREPLICAS"):
+            with pytest.raises(StoreError, match="refused: .*NOREPLICAS"):
                 await store.save_memory(memory("11", "22"))
             client.config_set("min-replicas-to-write", 0)
         finally:
