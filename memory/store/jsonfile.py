@@ -53,8 +53,6 @@ _TEMP_SUFFIX = ".tmp"
 _SLICE = 256
 # ... and files up to this size are validated in one call (see ``parse``).
 _WHOLE_FILE_BYTES = 128 * 1024
-# Hash small files inline; a thread hop costs more than hashing a few kilobytes.
-_INLINE_HASH_BYTES = 64 * 1024
 # The header of a conversation file is everything before this line (see Conversation.render).
 _HISTORY_MARKER = b',\n  "history": '
 _HEADER_PROBE = 64 * 1024
@@ -91,6 +89,8 @@ class JsonFileStore(ConversationStore):
         self._index: dict[str, ConversationRef] = {}
         self._lock_fd: int | None = None
         self._temp_names = itertools.count()
+        # Guild folders known to exist: a save does not ask again (a thread hop each time).
+        self._folders: set[Path] = set()
         # path -> ((mtime_ns, size), header): headers are re-read only for changed files.
         self._headers: dict[Path, tuple[tuple[int, int], ConversationInfo]] = {}
 
@@ -178,25 +178,25 @@ class JsonFileStore(ConversationStore):
         folder = self.guilds_dir / conversation.guild_id
         path = folder / conversation.filename
         data = await render(conversation)
-        if len(data) <= _INLINE_HASH_BYTES:
-            digest = hashlib.sha256(data).hexdigest()
-        else:
-            digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         durable = self.fsync is not FsyncPolicy.NO
         temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
         try:
-            if not await aiofiles.os.path.isdir(folder):
-                await aiofiles.os.makedirs(folder, exist_ok=True)
-                if durable:
-                    await asyncio.to_thread(_fsync_dir, self.guilds_dir)
+            if folder not in self._folders:
+                await self._make_folder(folder, durable)
             # One thread call opens, writes, fsyncs and closes: a caller cancelled half-way
             # cannot strand an open file, as separate aiofiles hops could.
-            await asyncio.to_thread(_write_file, temp, data, durable)
+            # The file's SHA-256 is taken in the same thread call: hashing on the event loop
+            # lets the worker threads take the GIL, and getting it back costs more.
+            try:
+                digest = await asyncio.to_thread(_write_file, temp, data, durable, True)
+            except FileNotFoundError:  # the folder was removed since (by hand): once more
+                self._folders.discard(folder)
+                await self._make_folder(folder, durable)
+                digest = await asyncio.to_thread(_write_file, temp, data, durable, True)
             # Unlike _write_atomically, the journal's checkpoint must sit between the two.
             position = await self.journal.checkpoint(thread_id, digest)
-            await aiofiles.os.replace(temp, path)
-            if durable:
-                await asyncio.to_thread(_fsync_dir, folder)
+            # The rename and the folder's fsync in one thread call (a hop costs as much).
+            await asyncio.to_thread(_rename, temp, path, folder if durable else None)
         except (OSError, JournalError) as exc:
             with contextlib.suppress(OSError):
                 await aiofiles.os.remove(temp)
@@ -208,6 +208,13 @@ class JsonFileStore(ConversationStore):
             with contextlib.suppress(OSError):
                 await aiofiles.os.remove(previous.location)
         self._index[thread_id] = _ref_for(conversation, path)
+
+    async def _make_folder(self, folder: Path, durable: bool) -> None:
+        if not await aiofiles.os.path.isdir(folder):
+            await aiofiles.os.makedirs(folder, exist_ok=True)
+            if durable:
+                await asyncio.to_thread(_fsync_dir, self.guilds_dir)
+        self._folders.add(folder)
 
     async def _write_atomically(self, folder: Path, path: Path, data: bytes) -> None:
         """Temp file in the same folder, fsync, rename, fsync of the folder."""
@@ -337,8 +344,15 @@ class JsonFileStore(ConversationStore):
             return None
 
     async def _read(self, thread_id: str, path: Path) -> bytes | None:
+        found = await self._read_hashed(thread_id, path, hashed=False)
+        return None if found is None else found[0]
+
+    async def _read_hashed(
+        self, thread_id: str, path: Path, *, hashed: bool = True
+    ) -> tuple[bytes, str] | None:
+        """The file's bytes and (if ``hashed``) their SHA-256, in one thread hop."""
         try:
-            return await asyncio.to_thread(path.read_bytes)  # one thread hop, not three
+            return await asyncio.to_thread(_read_file, path, hashed)
         except FileNotFoundError:
             log.warning("conversation file %s disappeared; forgetting it", path)
             self._index.pop(thread_id, None)
@@ -476,9 +490,9 @@ class JsonFileStore(ConversationStore):
         pending = records
         entry = self._index.get(thread_id)
         path = _path(entry) if entry is not None else None
-        data = await self._read(thread_id, path) if path is not None else None
-        if path is not None and data is not None:
-            digest = hashlib.sha256(data).hexdigest()
+        found = await self._read_hashed(thread_id, path) if path is not None else None
+        if path is not None and found is not None:
+            data, digest = found
             matches = [
                 i
                 for i, r in enumerate(records)
@@ -637,12 +651,25 @@ def _lock_folder(folder: Path) -> int:
     return fd
 
 
-def _write_file(path: Path, data: bytes, durable: bool) -> None:
+def _write_file(path: Path, data: bytes, durable: bool, hashed: bool = False) -> str:
+    """Write (and fsync if ``durable``) a new file; its SHA-256 if ``hashed``, else ""."""
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
         if durable:
             os.fsync(handle.fileno())
+    return hashlib.sha256(data).hexdigest() if hashed else ""
+
+
+def _read_file(path: Path, hashed: bool) -> tuple[bytes, str]:
+    data = path.read_bytes()
+    return data, hashlib.sha256(data).hexdigest() if hashed else ""
+
+
+def _rename(temp: Path, path: Path, sync_folder: Path | None) -> None:
+    os.replace(temp, path)
+    if sync_folder is not None:
+        _fsync_dir(sync_folder)
 
 
 def _fsync_dir(folder: Path) -> None:
