@@ -144,7 +144,7 @@ async def _echo(
 
 def run(quick: bool) -> Scenario:
     runs = 2 if quick else 3
-    big_count = 4 if quick else 8
+    big_count = 3 if quick else 8
     stats: dict[str, list[float]] = {}
     rates: list[float] = []
     saves: list[float] = []
@@ -157,7 +157,7 @@ def run(quick: bool) -> Scenario:
         stats.setdefault(f"{who} cpu max", []).append(max(cpu))
 
     for _ in range(runs):
-        keep("base", *asyncio.run(_baseline(3.0 if quick else 5.0)))
+        keep("base", *asyncio.run(_baseline(2.0 if quick else 5.0)))
         with scratch_dir(NAME) as folder:
             lags, cpu, info = asyncio.run(_echo(folder, big_count))
         keep("echo", lags, cpu)
