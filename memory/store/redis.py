@@ -89,6 +89,7 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _SLICE = 256
 _PIPELINE_CHUNK = 1000
 _SEQ_WIDTH = 20
+_MAX_CONNECTIONS = 64
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -170,7 +171,7 @@ _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedPo
 
 
 class _SharedPool:
-    def __init__(self, pool: aioredis.ConnectionPool) -> None:
+    def __init__(self, pool: aioredis.BlockingConnectionPool) -> None:
         self.pool = pool
         self.users = 0
 
@@ -180,8 +181,12 @@ def _pool_for(url: str) -> _SharedPool:
     pools = _pools.setdefault(loop, {})
     shared = pools.get(url)
     if shared is None:
-        pool = aioredis.ConnectionPool.from_url(
+        # Blocking: past max_connections a caller waits for a free connection. The default
+        # pool raises "Too many connections" instead, which would read as an outage.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=None,
             socket_connect_timeout=2.0,
             socket_timeout=5.0,
             health_check_interval=30,

@@ -381,9 +381,9 @@ async def test_a_redis_refusing_writes_is_a_store_error_naming_why(
         client = redis_sync.Redis.from_url(private_redis.url)
         try:
             client.config_set("min-replicas-to-write", 1)  # this server has no replica
-            with pytest.raises(StoreError, match="refused: .*NOREPLICAS"):
+            with pytest.raises(StoreError, match=r"refused: .*NOREPLICAS"):
                 await store.record(Append("11", chat("refused")))
-            with pytest.raises(StoreError, match="refused: .*NOREPLICAS"):
+            with pytest.raises(StoreError, match=r"refused: .*NOREPLICAS"):
                 await store.save_memory(memory("11", "22"))
             client.config_set("min-replicas-to-write", 0)
         finally:
@@ -391,3 +391,24 @@ async def test_a_redis_refusing_writes_is_a_store_error_naming_why(
         await store.record(Append("11", chat("accepted")))
         loaded = await store.load("11")
     assert loaded is not None and [m.message_content for m in loaded.history] == ["accepted"]
+
+
+async def test_hundreds_of_concurrent_appends_wait_for_a_connection_not_the_spool(
+    redis_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    store = RedisStore(redis_url, prefix=redis_prefix, spool_dir=tmp_path / "spool")
+    async with InMemoryConversationManager(store=store, idle_time=60) as manager:
+        threads = [str(1000 + n) for n in range(300)]
+        for thread in threads:
+            await manager.create_conversation(
+                thread_id=thread, guild_id="22", requester="33", channel_id="44"
+            )
+        await asyncio.gather(
+            *(manager.add_message_to_conversation(t, chat(f"hello {t}")) for t in threads)
+        )
+        assert store.online  # more writers than connections is not an outage
+    async with RedisStore(redis_url, prefix=redis_prefix) as fresh:
+        for thread in threads[::37]:
+            loaded = await fresh.load(thread)
+            assert loaded is not None
+            assert [m.message_content for m in loaded.history] == [f"hello {thread}"]
