@@ -294,7 +294,7 @@ class Conversation(BaseModel):
         return {m.requester: m.author_name for m in self.history if m.requester and m.author_name}
 
     def has_message_id(self, message_id: str) -> bool:
-        return message_id in self._message_ids
+        return message_id in self.__pydantic_private__["_message_ids"]  # type: ignore[index]
 
     # --- mutations (the journal replays exactly these) -------------------------------------
 
@@ -302,9 +302,11 @@ class Conversation(BaseModel):
         """Append ``message``; False (and no change) if its Discord message id is recorded."""
         message_id = message.message_id
         if message_id is not None:
-            if message_id in self._message_ids:
+            # The private dict directly: pydantic's __getattr__ costs more than the lookup.
+            ids: set[str] = self.__pydantic_private__["_message_ids"]  # type: ignore[index]
+            if message_id in ids:
                 return False
-            self._message_ids.add(message_id)
+            ids.add(message_id)
         self.history.append(message)
         # max(): replaying an old message, or importing history, never moves time backwards.
         if message.created_at > self.updated_at:
