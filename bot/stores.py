@@ -53,13 +53,6 @@ def describe_store(settings: Settings, kind: StoreKind | None = None) -> str:
     kind = kind or settings.store
     if kind == "json":
         return f"JSON files in {settings.data_dir.resolve()}"
-    return f"Redis at {_without_password(settings.redis_url)} (prefix {settings.redis_prefix!r})"
+    from memory.store.redis import shown_url  # only reached with ECHO_STORE=redis
 
-
-def _without_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user + ':***@' if user else '***@'}{host}"
+    return f"Redis at {shown_url(settings.redis_url)} (prefix {settings.redis_prefix!r})"

@@ -78,7 +78,7 @@ from .jsonfile import _lock_folder
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SCRUB", "RedisStore"]
+__all__ = ["SCRUB", "RedisStore", "shown_url"]
 
 SCRUB = "scrub"
 """Listed among a guild's changes after a forget or a delete: caches of that guild must not
@@ -103,7 +103,7 @@ def _reads(
 
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         store = args[0]
-        url = _shown_url(store.url) if isinstance(store, RedisStore) else "?"
+        url = shown_url(store.url) if isinstance(store, RedisStore) else "?"
         try:
             return await method(*args, **kwargs)
         except _UNREACHABLE as exc:
@@ -261,7 +261,7 @@ class RedisStore(ConversationStore):
         self._held: dict[str, Conversation] = {}
 
     def __repr__(self) -> str:
-        return f"RedisStore({_shown_url(self.url)!r}, prefix={self.prefix!r})"
+        return f"RedisStore({shown_url(self.url)!r}, prefix={self.prefix!r})"
 
     # --- keys ---------------------------------------------------------------------------------
 
@@ -318,20 +318,20 @@ class RedisStore(ConversationStore):
             try:
                 await self.redis.ping()
                 if time.monotonic() - started > 0.1:
-                    log.info("Redis at %s answers; starting", _shown_url(self.url))
+                    log.info("Redis at %s answers; starting", shown_url(self.url))
                 return
             except _UNREACHABLE as exc:
                 waited = time.monotonic() - started
                 if self.wait_for_redis is not None and waited >= self.wait_for_redis:
                     raise StoreError(
-                        f"Redis at {_shown_url(self.url)} is unreachable: {_cause(exc)}"
+                        f"Redis at {shown_url(self.url)} is unreachable: {_cause(exc)}"
                     ) from exc
                 pause = delay
                 if self.wait_for_redis is not None:
                     pause = min(pause, max(0.05, self.wait_for_redis - waited))
                 log.warning(
                     "Redis at %s is unreachable (%s); retrying in %.1f s",
-                    _shown_url(self.url),
+                    shown_url(self.url),
                     _cause(exc),
                     pause,
                 )
@@ -424,10 +424,10 @@ class RedisStore(ConversationStore):
                 await self._apply_or_restore(mutation, "", "")
             except _UNREACHABLE as exc:
                 raise StoreError(
-                    f"Redis at {_shown_url(self.url)} is unreachable: {_cause(exc)}"
+                    f"Redis at {shown_url(self.url)} is unreachable: {_cause(exc)}"
                 ) from exc
             except ResponseError as exc:
-                raise StoreError(f"Redis at {_shown_url(self.url)} refused: {exc}") from exc
+                raise StoreError(f"Redis at {shown_url(self.url)} refused: {exc}") from exc
             return
         seq = self._next_seq()
         if self._online and not self._backlog:
@@ -435,7 +435,7 @@ class RedisStore(ConversationStore):
                 await self._apply_or_restore(mutation, self._marker, seq)
                 return
             except ResponseError as exc:
-                raise StoreError(f"Redis at {_shown_url(self.url)} refused: {exc}") from exc
+                raise StoreError(f"Redis at {shown_url(self.url)} refused: {exc}") from exc
             except _UNREACHABLE as exc:
                 # The write may or may not have happened; its sequence number makes the
                 # flush skip it if it did.
@@ -469,7 +469,7 @@ class RedisStore(ConversationStore):
             self._online = False
             log.warning(
                 "Redis at %s is unreachable (%s); recording to the spool %s until it is back",
-                _shown_url(self.url),
+                shown_url(self.url),
                 _cause(exc),
                 self.spool_dir,
             )
@@ -506,7 +506,7 @@ class RedisStore(ConversationStore):
             if was_offline:
                 log.info(
                     "Redis at %s is back: %d spooled mutation(s) flushed",
-                    _shown_url(self.url),
+                    shown_url(self.url),
                     flushed,
                 )
                 flushed = 0
@@ -617,7 +617,7 @@ class RedisStore(ConversationStore):
                 "Redis at %s came back without Echo's data (is its persistence off? see README, "
                 "'Running on Redis'): %d conversation(s) active in this process were written "
                 "back; older conversations and memories are gone from Redis",
-                _shown_url(self.url),
+                shown_url(self.url),
                 len(snapshot),
             )
             return True
@@ -803,7 +803,7 @@ class RedisStore(ConversationStore):
                 "conversation %s in Redis (%s) does not parse, left as it is: %s",
                 thread_id,
                 keys[0],
-                _first_line(exc),
+                _cause(exc),
             )
             return None
 
@@ -1063,7 +1063,7 @@ def _memory(key: str, data: bytes) -> MemoryRecord | None:
     try:
         return MemoryRecord.from_json(data)
     except ValueError as exc:
-        log.warning("memory %s in Redis does not parse, left as it is: %s", key, _first_line(exc))
+        log.warning("memory %s in Redis does not parse, left as it is: %s", key, _cause(exc))
         return None
 
 
@@ -1078,7 +1078,8 @@ def _score(moment: datetime) -> float:
     return moment.timestamp()
 
 
-def _shown_url(url: str) -> str:
+def shown_url(url: str) -> str:
+    """The URL as logs and messages show it: any password replaced by ***."""
     scheme, sep, rest = url.partition("://")
     if "@" not in rest:
         return url
@@ -1090,7 +1091,3 @@ def _shown_url(url: str) -> str:
 def _cause(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _first_line(exc: Exception) -> str:
-    return _cause(exc)
