@@ -46,11 +46,26 @@ def _ping(url: str) -> str | None:
     return None
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_redis_package() -> None:
+    """For test modules that import redis: a missing extra fails under CI, skips on a laptop."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        why = "the 'redis' package is not installed (pip install -e '.[dev,redis]')"
+        if _in_ci():
+            pytest.fail(f"{why} (CI=true: Redis tests must run)", pytrace=False)
+        pytest.skip(why, allow_module_level=True)
+
+
 def require_redis(url: str) -> None:
     problem = _ping(url)
     if problem is None:
         return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if _in_ci():
         pytest.fail(f"{problem} (CI=true: Redis tests must run; .ci/run starts a server)")
     pytest.skip(f"{problem}; start redis-server or set REDIS_URL to run the Redis tests")
 
@@ -152,7 +167,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     """A started redis-server of this test's own (keeping its data across restarts in an
     append-only file); stopped after the test."""
     if shutil.which("redis-server") is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if _in_ci():
             pytest.fail("redis-server is not installed (CI=true: Redis tests must run)")
         pytest.skip("redis-server is not installed; install it to run this Redis test")
     server = PrivateRedis(tmp_path / "private-redis", persist=True)

@@ -1,13 +1,14 @@
 """Recall on a shared Redis store: each process's local index sees what the others wrote."""
+# ruff: noqa: E402 - the redis check runs before the imports that need the extra
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-import pytest
+from tests.redis_support import require_redis_package
 
-pytest.importorskip("redis", reason="the redis extra is not installed")
+require_redis_package()
 
 from memory import InMemoryConversationManager, RedisStore
 from memory.memories import Fact, MemoryData, MemoryRecord

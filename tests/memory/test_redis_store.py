@@ -1,4 +1,5 @@
 """RedisStore beyond the shared contract: key layout, processes sharing it, outages."""
+# ruff: noqa: E402 - the redis check runs before the imports that need the extra
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("redis", reason="the redis extra is not installed")
+from tests.redis_support import require_redis_package
+
+require_redis_package()
 
 import redis as redis_sync
 from redis.crc import key_slot
