@@ -66,6 +66,8 @@ class _Segment:
     size: int = 0
     # thread id -> position of its last record in this segment
     threads: dict[str, int] = field(default_factory=dict)
+    # threads whose last record here is not yet saved: the segment may go once it is empty
+    unsaved: set[str] = field(default_factory=set)
 
 
 class Journal:
@@ -90,6 +92,7 @@ class Journal:
         self._unsynced_fds: set[int] = set()
         self._closing_fds: set[int] = set()  # sealed segments waiting for their last fsync
         self._saved: dict[str, int] = {}  # thread id -> position it is saved through
+        self._prune_saved_at = 64  # size of _saved at which entries of gone threads are dropped
         self._sync_task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         # Collected segments waiting to be unlinked, oldest first, and the task doing it.
@@ -196,14 +199,20 @@ class Journal:
 
     def mark_saved(self, thread_id: str, position: int) -> None:
         """Everything of ``thread_id`` up to ``position`` is now in a saved file (or purged)."""
-        if position > self._saved.get(thread_id, 0):
-            self._saved[thread_id] = position
+        saved = self._saved.get(thread_id, 0)
+        if position > saved:
+            self._saved[thread_id] = saved = position
+        # Only this thread's entries change: O(segments) per call, not O(threads in them)
+        # (start-up saves a thousand recovered conversations, each calling this).
         current = self._current
-        if (
-            current is not None
-            and current.threads
-            and all(self._saved.get(t, 0) >= p for t, p in current.threads.items())
-        ):
+        for segment in (*self._sealed.values(), current):
+            if (
+                segment is not None
+                and thread_id in segment.unsaved
+                and segment.threads[thread_id] <= saved
+            ):
+                segment.unsaved.discard(thread_id)
+        if current is not None and current.threads and not current.unsaved:
             # Nothing live left in the open segment: start a new one so this one can go.
             self._seal_current()
         self._collect()
@@ -213,7 +222,7 @@ class Journal:
         oldest = next(iter(self._sealed.values()), None)
         if oldest is None:
             return set()
-        return {t for t, p in oldest.threads.items() if self._saved.get(t, 0) < p}
+        return set(oldest.unsaved)
 
     @property
     def _sync_running(self) -> bool:
@@ -244,6 +253,7 @@ class Journal:
         segment.size += len(line)
         self._position += 1
         segment.threads[thread_id] = self._position
+        segment.unsaved.add(thread_id)
         self._unsynced_fds.add(segment.fd)
         return self._position
 
@@ -280,7 +290,7 @@ class Journal:
         """Delete sealed segments, oldest first, while nothing in them is unsaved."""
         for number in list(self._sealed):
             segment = self._sealed[number]
-            if any(self._saved.get(t, 0) < p for t, p in segment.threads.items()):
+            if segment.unsaved:
                 break
             del self._sealed[number]
             if segment.size < _INLINE_UNLINK_BYTES and not self._unlinking:
@@ -290,12 +300,17 @@ class Journal:
                 self._doomed.append(segment.path)
         if self._doomed:
             self._start_unlinking()
-        live: set[str] = set()
-        for segment in [*self._sealed.values(), self._current]:
-            if segment is not None:
-                live.update(segment.threads)
-        if len(self._saved) > 2 * len(live) + 64:
+        if not self._sealed and self._current is None:
+            self._saved.clear()  # no record left anywhere: nothing to compare against
+        elif len(self._saved) > self._prune_saved_at:
+            # Forget threads with no record left in any segment; amortised by doubling the
+            # mark, so a call does not walk every segment's threads.
+            live: set[str] = set()
+            for segment in [*self._sealed.values(), self._current]:
+                if segment is not None:
+                    live.update(segment.threads)
             self._saved = {t: p for t, p in self._saved.items() if t in live}
+            self._prune_saved_at = 2 * len(self._saved) + 64
 
     @property
     def _unlinking(self) -> bool:
