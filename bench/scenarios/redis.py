@@ -327,7 +327,9 @@ def run(quick: bool) -> Scenario:
         ]
     notes.append(
         "Echo's append is one Lua script per message (dedupe by Discord id, history, "
-        "participants, updated_at, atomically); the RPUSH pipeline sends a round of "
+        "participants, updated_at, atomically), answered before the call returns: in turn, "
+        "one round trip each; at once, appends made together share round trips "
+        "(auto-pipelining). The RPUSH pipeline sends a round of "
         f"{count} bare RPUSHes per round trip."
     )
     return Scenario(NAME, TITLE, rows, targets, notes)

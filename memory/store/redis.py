@@ -20,9 +20,11 @@ mutation is one atomic script or MULTI/EXEC, and a listing of guild 1 reads only
 start with ``<prefix>:{1}:`` (never guild 12's).
 
 Appending is one Lua script: O(1), atomic, deduplicated by Discord message id; two processes
-appending to one conversation interleave and lose nothing. Rarer mutations (edit, delete,
-summary, end, forget) read the conversation under WATCH, apply the same ``Mutation.apply``
-the JSON store replays, and write back in MULTI/EXEC, retrying if another process changed it.
+appending to one conversation interleave and lose nothing. Appends made at the same moment
+(many conversations recording at once) share round trips (``autopipeline.ScriptBatcher``).
+Rarer mutations (edit, delete, summary, end, forget) read the conversation under WATCH,
+apply the same ``Mutation.apply`` the JSON store replays, and write back in MULTI/EXEC,
+retrying if another process changed it.
 ``save`` rewrites nothing (Redis already holds every mutation); it only writes a conversation
 Redis does not have yet.
 
@@ -73,6 +75,7 @@ from ..mutations import (
     decode,
     encode,
 )
+from .autopipeline import ScriptBatcher
 from .base import ConversationInfo, ConversationRef, ConversationStore, StoreError
 from .jsonfile import _lock_folder
 
@@ -243,6 +246,7 @@ class RedisStore(ConversationStore):
         self._append_script: Any = None
         self._create_script: Any = None
         self._changed_script: Any = None
+        self._appends: ScriptBatcher | None = None
         # The spool: a journal on disk for crashes, a queue in memory for the flush.
         self._spool: Journal | None = None
         self._lock_fd: int | None = None
@@ -301,6 +305,7 @@ class RedisStore(ConversationStore):
         self._append_script = self._redis.register_script(_APPEND)
         self._create_script = self._redis.register_script(_CREATE)
         self._changed_script = self._redis.register_script(_CHANGED)
+        self._appends = ScriptBatcher(self._redis)
         try:
             await self._wait_until_reachable()
             await self._adopt_epoch()
@@ -376,6 +381,9 @@ class RedisStore(ConversationStore):
             with contextlib.suppress(OSError):
                 os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
+        if self._appends is not None:
+            await self._appends.aclose()
+            self._appends = None
         if self._shared is not None:
             await _release_pool(self.url, self._shared)
             self._shared = None
@@ -659,9 +667,11 @@ class RedisStore(ConversationStore):
     async def _apply_append(self, guild: str, mutation: Append, marker: str, seq: str) -> None:
         message = mutation.message
         created = message.created_at
-        result = await self._append_script(
-            keys=self._conv_keys(guild, mutation.thread_id),
-            args=[
+        assert self._appends is not None
+        result = await self._appends.call(
+            self._append_script,
+            self._conv_keys(guild, mutation.thread_id),
+            [
                 marker,
                 seq,
                 message.to_json(),
