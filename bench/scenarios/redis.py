@@ -24,6 +24,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bench.framework import Row, Scenario, Target, package_version, redis_url
@@ -35,6 +36,8 @@ TITLE = "Redis recording (messages/s)"
 
 SEQUENTIAL = "in turn"
 CONCURRENT = "200 at once"
+# Threads the synchronous peer records with in the "at once" group (a worker pool's size).
+PEER_THREADS = 8
 
 
 class _ConcurrentFailure(Exception):
@@ -173,7 +176,22 @@ def _sequential(histories: list[Any], convs: list[list[Any]]) -> float:
     return len(order) / (time.perf_counter() - start)
 
 
-def _community(prefix: str, convs: list[list[Any]]) -> float:
+def _threaded(histories: list[Any], convs: list[list[Any]], threads: int) -> float:
+    """The conversations shared out among ``threads`` threads, each recording its own in turn:
+    how a synchronous library records many conversations at once."""
+    shares = [list(range(t, len(convs), threads)) for t in range(threads)]
+
+    def record(share: list[int]) -> None:
+        for i, message in w.round_robin([convs[i] for i in share]):
+            histories[share[i]].add_message(message)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(record, shares))
+    return sum(map(len, convs)) / (time.perf_counter() - start)
+
+
+def _community(prefix: str, convs: list[list[Any]], threads: int = 0) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from langchain_community.chat_message_histories import RedisChatMessageHistory
@@ -182,7 +200,7 @@ def _community(prefix: str, convs: list[list[Any]]) -> float:
         RedisChatMessageHistory(w.thread_id(i), url=redis_url(), key_prefix=prefix)
         for i in range(len(convs))
     ]
-    rate = _sequential(histories, convs)
+    rate = _threaded(histories, convs, threads) if threads else _sequential(histories, convs)
     if len(histories[0].messages) != len(convs[0]):
         raise AssertionError("langchain-community's RedisChatMessageHistory lost messages")
     return rate
@@ -256,6 +274,9 @@ def run(quick: bool) -> Scenario:
                         samples.pop("echo concurrent", None)
             samples.setdefault("ceiling", []).append(_ceiling(client, prefix("r") + ":", convs))
             samples.setdefault("community", []).append(_community(prefix("l") + ":", lc))
+            samples.setdefault("community threads", []).append(
+                _community(prefix("t") + ":", lc, PEER_THREADS)
+            )
             if not lr_problem:
                 p = prefix("v") + ":"
                 histories, lr_problem = _langchain_redis_histories(p, count)
@@ -315,6 +336,14 @@ def run(quick: bool) -> Scenario:
                     samples["echo concurrent"],
                     group=CONCURRENT,
                 ),
+                Row(
+                    f"langchain-community {package_version('langchain-community')} "
+                    f"RedisChatMessageHistory ({PEER_THREADS} threads)",
+                    rate,
+                    samples["community threads"],
+                    role="peer",
+                    group=CONCURRENT,
+                ),
                 Row("RPUSH pipeline", rate, samples["ceiling"], role="ceiling", group=CONCURRENT),
             ]
         echo = Row("", rate, samples["echo"]).median
@@ -322,9 +351,40 @@ def run(quick: bool) -> Scenario:
         ceiling = Row("", rate, samples["ceiling"]).median
         label = "langchain-redis" if peer_key == "langchain-redis" else "langchain-community"
         targets = [
-            Target(f"RedisStore vs {label} RedisChatMessageHistory", echo / peer, 5.0, True, "x"),
-            Target("RedisStore, share of the RPUSH pipeline", 100 * echo / ceiling, 30, True, "%"),
+            Target(
+                f"in turn: RedisStore vs {label} RedisChatMessageHistory",
+                echo / peer,
+                5.0,
+                True,
+                "x",
+            ),
+            Target(
+                "in turn: RedisStore, share of the RPUSH pipeline",
+                100 * echo / ceiling,
+                30,
+                True,
+                "%",
+            ),
         ]
+        if not concurrent_problem:
+            at_once = Row("", rate, samples["echo concurrent"]).median
+            threaded = Row("", rate, samples["community threads"]).median
+            targets += [
+                Target(
+                    f"{count} at once: RedisStore vs langchain-community ({PEER_THREADS} threads)",
+                    at_once / threaded,
+                    5.0,
+                    True,
+                    "x",
+                ),
+                Target(
+                    f"{count} at once: RedisStore, share of the RPUSH pipeline",
+                    100 * at_once / ceiling,
+                    30,
+                    True,
+                    "%",
+                ),
+            ]
     notes.append(
         "Echo's append is one Lua script per message (dedupe by Discord id, history, "
         "participants, updated_at, atomically), answered before the call returns: in turn, "

@@ -4,14 +4,15 @@ A bot records the messages of many conversations at once. Sent one by one, each 
 round trip and a pooled connection of its own, and most of its cost is the client's
 per-command work (a connection checked out and back, a timeout, a send and a read each), not
 Redis's. Here a call goes out at once when nothing else is on the wire, so a lone call waits
-for nothing; calls made while others are on the wire queue up and leave together, in one
-write, as soon as a slot frees up. This is the auto-pipelining of ioredis and Lettuce: no
-timer, no added latency, batches as big as the load makes them.
+for nothing; calls made while one is on the wire queue up and leave together, in one write,
+as soon as it is answered. This is the auto-pipelining of ioredis and Lettuce: no timer, no
+added latency, batches as big as the load makes them.
 
-Every caller still gets its own result or error. Calls that share a batch are sent in the
-order they were made, and a task waits for each of its calls before making the next, so one
-task's calls are never reordered. A batch that fails on the wire fails every call in it; each
-may or may not have run, as with a lone call whose answer was lost.
+One batch at a time is on the wire, so calls reach Redis in the order they were made: two
+messages of one conversation, recorded by two tasks, stay in the order they arrived (several
+batches in flight on several connections measured no faster, and could overtake each other).
+Every caller gets its own result or error. A batch that fails on the wire fails every call in
+it; each may or may not have run, as with a lone call whose answer was lost.
 
 Calls are packed here, and sent and read on a pooled connection, rather than through
 redis-py's ``Pipeline`` or script call: all of their arguments are strings, and packing them in
@@ -38,11 +39,10 @@ _Call = tuple[AsyncScript, Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
 class ScriptBatcher:
     """Runs ``script(keys, args)`` calls, coalescing concurrent ones into pipelines."""
 
-    def __init__(self, client: Redis, *, max_batch: int = 512, max_in_flight: int = 4) -> None:
+    def __init__(self, client: Redis, *, max_batch: int = 512) -> None:
         self._client = client
         self._max_batch = max_batch
-        self._max_in_flight = max_in_flight
-        self._in_flight = 0
+        self._busy = False  # a batch (or a lone call) is on the wire
         self._queue: list[_Call] = []
         self._kick_pending = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -52,13 +52,13 @@ class ScriptBatcher:
         """The script's reply; raises what Redis or the connection raised for this call."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         call = (script, keys, args, future)
-        if self._in_flight == 0 and not self._queue:
+        if not self._busy and not self._queue:
             # Nothing on the wire: go now, from this task (no hop through the loop).
-            self._in_flight += 1
+            self._busy = True
             try:
                 await self._run([call], reload=True)
             finally:
-                self._in_flight -= 1
+                self._busy = False
                 self._kick_soon()
         else:
             self._queue.append(call)
@@ -73,17 +73,17 @@ class ScriptBatcher:
     def _kick_soon(self) -> None:
         # call_soon, not now: every task that is ready in this turn of the loop gets to queue
         # its call first, and they all leave in one pipeline.
-        if self._queue and not self._kick_pending and self._in_flight < self._max_in_flight:
+        if self._queue and not self._kick_pending and not self._busy:
             self._kick_pending = True
             asyncio.get_running_loop().call_soon(self._kick)
 
     def _kick(self) -> None:
         self._kick_pending = False
         loop = asyncio.get_running_loop()
-        while self._queue and self._in_flight < self._max_in_flight:
+        if self._queue and not self._busy:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
-            self._in_flight += 1
+            self._busy = True
             task = loop.create_task(self._send(batch), name="echo-redis-pipeline")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -92,7 +92,7 @@ class ScriptBatcher:
         try:
             await self._run(batch, reload=True)
         finally:
-            self._in_flight -= 1
+            self._busy = False
             self._kick_soon()
 
     async def _exchange(self, batch: list[_Call]) -> list[Any]:
@@ -143,7 +143,7 @@ class ScriptBatcher:
             unknown = [c for c, result in zip(batch, results, strict=True) if _no_script(result)]
         if unknown:
             # The server forgot the scripts (a restart, SCRIPT FLUSH): nothing ran for these
-            # calls; load the scripts and send them again, once.
+            # calls; load the scripts and send them again, once, still in their order.
             try:
                 for script in {id(call[0]): call[0] for call in unknown}.values():
                     await self._client.script_load(script.script)

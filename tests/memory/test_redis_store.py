@@ -415,3 +415,41 @@ async def test_hundreds_of_concurrent_appends_wait_for_a_connection_not_the_spoo
             loaded = await fresh.load(thread)
             assert loaded is not None
             assert [m.message_content for m in loaded.history] == [f"hello {thread}"]
+
+
+async def test_messages_recorded_by_many_tasks_at_once_stay_in_arrival_order(
+    redis_url: str, redis_prefix: str
+) -> None:
+    # discord.py runs each on_message in a task of its own: a burst in one thread is many
+    # concurrent appends, and Redis must keep them in the order they arrived.
+    async with InMemoryConversationManager(
+        store=RedisStore(redis_url, prefix=redis_prefix)
+    ) as manager:
+        await manager.create_conversation(
+            thread_id="71", guild_id="22", requester="33", channel_id="44"
+        )
+        others = [str(80 + i) for i in range(5)]
+        for thread in others:
+            await manager.create_conversation(
+                thread_id=thread, guild_id="22", requester="33", channel_id="44"
+            )
+        tasks = []
+        for i in range(200):
+            tasks.append(
+                asyncio.create_task(
+                    manager.add_message_to_conversation("71", chat(f"burst {i}", str(10_000 + i)))
+                )
+            )
+            # Other conversations record at the same time, in the same batches.
+            tasks.append(
+                asyncio.create_task(
+                    manager.add_message_to_conversation(
+                        others[i % 5], chat(f"other {i}", str(20_000 + i))
+                    )
+                )
+            )
+        assert all(await asyncio.gather(*tasks))
+    async with RedisStore(redis_url, prefix=redis_prefix) as store:
+        loaded = await store.load("71")
+        assert loaded is not None
+        assert [m.message_content for m in loaded.history] == [f"burst {i}" for i in range(200)]
