@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "MESSAGE_SEPARATOR",
     "Conversation",
     "Message",
     "MessageMeta",
@@ -152,6 +153,9 @@ class MessageMeta(BaseModel):
 _NO_META = MessageMeta()
 
 
+# Between two message lines of a conversation file (see Conversation.render).
+MESSAGE_SEPARATOR = ",\n    "
+
 # Keyword arguments of Message that live inside ``meta`` in the stored JSON.
 _META_KEYS = frozenset({"requester", "message_id", "tools", "tool_call_id", "name"})
 
@@ -223,6 +227,10 @@ class Message(BaseModel):
     def to_json(self) -> str:
         """Compact JSON, one line: the form used in journal records and conversation files."""
         return self.model_dump_json(exclude_none=True)
+
+    def to_json_bytes(self) -> bytes:
+        """``to_json()`` encoded as UTF-8, straight from pydantic (no str in between)."""
+        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Message:
@@ -412,10 +420,20 @@ class Conversation(BaseModel):
 
     def render(self, message_lines: Iterable[str]) -> str:
         """The file form from already-serialised messages (lets callers serialise in chunks)."""
+        lines = MESSAGE_SEPARATOR.join(message_lines)
+        opening, closing = self.file_frame(empty=not lines)
+        return f"{opening}{lines}{closing}"
+
+    def file_frame(self, *, empty: bool) -> tuple[str, str]:
+        """What the file form has before its first message line and after its last one.
+
+        ``opening + MESSAGE_SEPARATOR.join(lines) + closing`` is ``render(lines)``: a writer
+        can then keep the lines as separate pieces instead of one string of the whole file.
+        """
         head = json.dumps(self.header(), indent=2, ensure_ascii=False)
-        lines = ",\n    ".join(message_lines)
-        body = f"[\n    {lines}\n  ]" if lines else "[]"
-        return f'{head[:-2]},\n  "history": {body}\n}}\n'
+        if empty:
+            return f'{head[:-2]},\n  "history": []\n}}\n', ""
+        return f'{head[:-2]},\n  "history": [\n    ', "\n  ]\n}\n"
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Conversation:
