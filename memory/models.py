@@ -6,8 +6,11 @@ anything else is rejected at the boundary rather than sanitised later.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -105,6 +108,44 @@ class MessageType(StrEnum):
     TOOL_CALL_RESPONSE = "tool_call_response"
 
 
+def _gc_untrack_function() -> Callable[[object], None] | None:
+    if sys.implementation.name != "cpython":
+        return None
+    try:
+        function = ctypes.pythonapi.PyObject_GC_UnTrack
+    except AttributeError:  # a build that does not export the C API
+        return None
+    function.argtypes = [ctypes.py_object]
+    function.restype = None
+    return function  # type: ignore[no-any-return]
+
+
+_gc_untrack = _gc_untrack_function()
+
+
+def _untrack(model: BaseModel) -> None:
+    """Take a record out of the cyclic garbage collector's lists (CPython; elsewhere a no-op).
+
+    An active conversation keeps all its messages, and a full (generation 2) collection walked
+    three objects for each one, holding the event loop meanwhile: 33 ms for 50,000 messages,
+    0.5 ms once they were untracked. The collector only looks for reference cycles, and a
+    record has none to find: it is frozen, made of JSON values, and nothing in it can refer
+    back to it, so reference counting frees it as it frees any object. Anything mutable a
+    record holds (a list, a dict of tool parameters) stays tracked.
+    """
+    untrack = _gc_untrack
+    if untrack is None:
+        return
+    untrack(model)
+    # A dict of plain values (most metas, their extras) was never tracked: no call for it.
+    fields = model.__dict__
+    if gc.is_tracked(fields):
+        untrack(fields)
+    extra = model.__pydantic_extra__
+    if extra is not None and gc.is_tracked(extra):
+        untrack(extra)
+
+
 class ToolCall(BaseModel):
     """One call the model asked for, as stored in ``meta.tools``."""
 
@@ -113,6 +154,9 @@ class ToolCall(BaseModel):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        _untrack(self)
 
 
 # pydantic keeps a set of the fields given (``__pydantic_fields_set__``, ~200 bytes) in every
@@ -147,6 +191,7 @@ class MessageMeta(BaseModel):
 
     def model_post_init(self, context: Any, /) -> None:
         _share_fields_set(self)
+        _untrack(self)
 
 
 # Echo's own records mostly carry no meta: they share this one (frozen) instead of one each.
@@ -179,6 +224,8 @@ class Message(BaseModel):
         if meta is not _NO_META and not meta.__pydantic_fields_set__ and not meta.model_extra:
             self.__dict__["meta"] = _NO_META
         _share_fields_set(self)
+        # Last: storing an object in an untracked dict would track the dict again.
+        _untrack(self)
 
     @model_validator(mode="before")
     @classmethod
