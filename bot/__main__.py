@@ -71,6 +71,7 @@ def configure_logging(level: str) -> None:
 
 async def run(settings: Settings, token: str) -> int:
     from memory import StoreError
+    from memory.manager import freeze_start_up_objects
 
     from .app import echo_app
 
@@ -90,6 +91,8 @@ async def run(settings: Settings, token: str) -> int:
         async with echo_app(settings) as bot:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+            # Start-up is done: full garbage collections need not walk its objects any more.
+            freeze_start_up_objects()
             return await _serve(bot, token, settings.discord_api_base)
     except StoreError as exc:
         raise FatalStartupError(str(exc)) from None
