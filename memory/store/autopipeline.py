@@ -23,6 +23,7 @@ conversations recording at once).
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,11 +107,14 @@ class ScriptBatcher:
             results: list[Any] = []
             try:
                 await conn.send_packed_command(packed, check_health=False)
-                for _ in batch:
-                    try:
-                        results.append(await conn.read_response())
-                    except ResponseError as exc:  # the reply was read whole: go on
-                        results.append(exc)
+                # One deadline for the batch, not one per reply (a timer each, a fifth of the
+                # client's time per call); math.inf tells redis-py to set none of its own.
+                async with asyncio.timeout(conn.socket_timeout):
+                    for _ in batch:
+                        try:
+                            results.append(await conn.read_response(timeout=math.inf))
+                        except ResponseError as exc:  # the reply was read whole: go on
+                            results.append(exc)
                 return results
             except RedisConnectionError:
                 await conn.disconnect(nowait=True)
