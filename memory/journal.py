@@ -191,11 +191,17 @@ class Journal:
         Always flushed (unless the policy is ``no``): the rename that follows must never be
         on disk without the record that explains it.
         """
-        line = f'{{"op":"checkpoint","thread_id":"{thread_id}","sha256":"{digest}"}}\n'
-        position = self._write(thread_id, line.encode())
+        position = self._write(thread_id, _checkpoint_line(thread_id, digest))
         if self.policy is not FsyncPolicy.NO:
             await self.sync(position)
         return position
+
+    async def checkpoint_many(self, checkpoints: list[tuple[str, str]]) -> list[int]:
+        """``checkpoint`` for several (thread id, SHA-256) pairs, flushed once for all."""
+        positions = [self._write(t, _checkpoint_line(t, d)) for t, d in checkpoints]
+        if positions and self.policy is not FsyncPolicy.NO:
+            await self.sync(positions[-1])
+        return positions
 
     def mark_saved(self, thread_id: str, position: int) -> None:
         """Everything of ``thread_id`` up to ``position`` is now in a saved file (or purged)."""
@@ -399,6 +405,10 @@ class Journal:
 
     def _segment_path(self, number: int) -> Path:
         return self.directory / f"{number:020d}{_SEGMENT_SUFFIX}"
+
+
+def _checkpoint_line(thread_id: str, digest: str) -> bytes:
+    return f'{{"op":"checkpoint","thread_id":"{thread_id}","sha256":"{digest}"}}\n'.encode()
 
 
 def _fsync_all(fds: list[int]) -> None:

@@ -14,15 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import hashlib
 import itertools
 import json
 import logging
 import os
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiofiles
 import aiofiles.os
@@ -63,8 +65,13 @@ _HEADER_KEYS = frozenset(
     {"thread_id", "channel_id", "created_at", "updated_at", "guild_id", "requester", "participants"}
 )
 MEMORIES_FOLDER = "memories"
-# Conversations replayed and saved at once when recovering a journal.
-_RECOVERY_CONCURRENCY = 16
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Worker threads reading and writing files at once when recovering a journal, and how many
+# recovered conversations are saved together.
+_RECOVERY_THREADS = 16
+_RECOVERY_SLICE = 500
 
 
 class JsonFileStore(ConversationStore):
@@ -437,39 +444,16 @@ class JsonFileStore(ConversationStore):
                     continue
             by_thread.setdefault(thread_id, []).append(record)
 
-        # Conversations are independent: replay and save several at once, so that their file
-        # reads, fsyncs and journal checkpoints overlap (a save's fsyncs dominate its time).
-        slots = asyncio.Semaphore(_RECOVERY_CONCURRENCY)
-
-        async def recover_one(
-            thread_id: str, records: list[JournalRecord]
-        ) -> tuple[Conversation | None, list[JournalRecord]]:
-            left: list[JournalRecord] = []
-            async with slots:
-                conversation = await self._replay(thread_id, records, left)
-                if conversation is not None:
-                    try:
-                        await self._save(conversation)
-                    except StoreError as exc:
-                        raise RecoveryError(
-                            f"recovered conversation {thread_id} from the journal but could not "
-                            f"save it ({exc}); the journal in {self.journal.directory} is kept, "
-                            "nothing is lost"
-                        ) from exc
-            return conversation, left
-
-        outcomes = await asyncio.gather(
-            *(recover_one(t, r) for t, r in by_thread.items()), return_exceptions=True
-        )
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
+        # Recovery does in bulk what _load and _save do one conversation at a time: with a
+        # thousand conversations to bring back, a thread hop per file cost more than the file.
+        files = await self._read_for_replay(by_thread)
         recovered: list[Conversation] = []
         orphans: list[JournalRecord] = []
-        for conversation, left in outcomes:  # type: ignore[misc]
-            orphans.extend(left)
+        for thread_id, records in by_thread.items():
+            conversation = await self._replay(thread_id, records, orphans, files.get(thread_id))
             if conversation is not None:
                 recovered.append(conversation)
+        await self._save_recovered(recovered)
         if orphans:
             await self._set_aside(orphans)
         self.journal.discard_leftovers()
@@ -479,10 +463,84 @@ class JsonFileStore(ConversationStore):
             )
         return recovered
 
+    async def _read_for_replay(
+        self, by_thread: dict[str, list[JournalRecord]]
+    ) -> dict[str, tuple[bytes, str]]:
+        """The bytes and SHA-256 of the file of every thread with journal records, read by a
+        few threads at once (a file that vanished is forgotten, as ``_read_hashed`` does)."""
+        wanted = [
+            (thread_id, _path(entry))
+            for thread_id in by_thread
+            if (entry := self._index.get(thread_id)) is not None
+        ]
+        found: dict[str, tuple[bytes, str]] = {}
+        for (thread_id, path), result in zip(
+            wanted, await _in_threads(_read_files, [p for _, p in wanted]), strict=True
+        ):
+            if isinstance(result, FileNotFoundError):
+                log.warning("conversation file %s disappeared; forgetting it", path)
+                self._index.pop(thread_id, None)
+            elif isinstance(result, OSError):
+                raise StoreError(f"cannot read conversation {thread_id} from {path}: {result}")
+            else:
+                found[thread_id] = result
+        return found
+
+    async def _save_recovered(self, conversations: list[Conversation]) -> None:
+        """``_save`` for many conversations at once, with the same steps in the same order
+        (file written and fsynced, checkpoint durable, rename, folder fsynced), each step taken
+        for all of them together: a few thread hops and one journal sync in all, and one fsync
+        per folder."""
+        # In slices: the file bytes of one slice at a time are held in memory.
+        for start in range(0, len(conversations), _RECOVERY_SLICE):
+            await self._save_slice(conversations[start : start + _RECOVERY_SLICE])
+
+    async def _save_slice(self, conversations: list[Conversation]) -> None:
+        durable = self.fsync is not FsyncPolicy.NO
+        jobs: list[tuple[Conversation, Path, Path]] = []  # conversation, final path, temp file
+        try:
+            for conversation in conversations:
+                folder = self.guilds_dir / conversation.guild_id
+                if folder not in self._folders:
+                    await self._make_folder(folder, durable)
+                path = folder / conversation.filename
+                temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
+                jobs.append((conversation, path, temp))
+            writes = [(temp, await render_chunks(c)) for c, _, temp in jobs]
+            digests = await _in_threads(functools.partial(_write_files, durable=durable), writes)
+            failed = next((d for d in digests if isinstance(d, BaseException)), None)
+            if failed is not None:
+                raise failed
+            positions = await self.journal.checkpoint_many(
+                [(c.thread_id, str(d)) for (c, _, _), d in zip(jobs, digests, strict=True)]
+            )
+            folders = sorted({path.parent for _, path, _ in jobs}) if durable else []
+            await asyncio.to_thread(_rename_all, [(t, p) for _, p, t in jobs], folders)
+        except (OSError, JournalError) as exc:
+            await asyncio.to_thread(_remove_quietly, [temp for _, _, temp in jobs])
+            raise RecoveryError(
+                f"recovered {len(conversations)} conversation(s) from the journal but could not "
+                f"save them ({exc}); the journal in {self.journal.directory} is kept, nothing "
+                "is lost"
+            ) from exc
+        for (conversation, path, _), position in zip(jobs, positions, strict=True):
+            self.journal.mark_saved(conversation.thread_id, position)
+            previous = self._index.get(conversation.thread_id)
+            if previous is not None and previous.location != str(path):
+                # Only a hand-renamed file can differ; the canonical name wins.
+                with contextlib.suppress(OSError):
+                    await aiofiles.os.remove(previous.location)
+            self._index[conversation.thread_id] = _ref_for(conversation, path)
+
     async def _replay(
-        self, thread_id: str, records: list[JournalRecord], orphans: list[JournalRecord]
+        self,
+        thread_id: str,
+        records: list[JournalRecord],
+        orphans: list[JournalRecord],
+        found: tuple[bytes, str] | None,
     ) -> Conversation | None:
-        """Rebuild one conversation from its file and its journal records; None if unchanged."""
+        """Rebuild one conversation from its file (``found``: its bytes and SHA-256, None if
+        it has none) and its journal records; None if unchanged."""
         ops = [r.data.get("op") for r in records]
         purged = "purge" in ops
         if purged:
@@ -493,7 +551,6 @@ class JsonFileStore(ConversationStore):
         pending = records
         entry = self._index.get(thread_id)
         path = _path(entry) if entry is not None else None
-        found = await self._read_hashed(thread_id, path) if path is not None else None
         if path is not None and found is not None:
             data, digest = found
             matches = [
@@ -707,6 +764,54 @@ def _write_file(path: Path, chunks: list[bytes], durable: bool, hashed: bool = F
 def _read_file(path: Path, hashed: bool) -> tuple[bytes, str]:
     data = path.read_bytes()
     return data, hashlib.sha256(data).hexdigest() if hashed else ""
+
+
+def _in_threads(
+    function: Callable[[list[T]], list[R | OSError]], items: list[T]
+) -> Awaitable[list[R | OSError]]:
+    """``function`` over slices of ``items`` in up to ``_RECOVERY_THREADS`` worker threads at
+    once (their fsyncs overlap); the results in the order of ``items``."""
+
+    async def run() -> list[R | OSError]:
+        size = max(1, -(-len(items) // _RECOVERY_THREADS))
+        slices = [items[i : i + size] for i in range(0, len(items), size)]
+        parts = await asyncio.gather(*(asyncio.to_thread(function, s) for s in slices))
+        return [result for part in parts for result in part]
+
+    return run()
+
+
+def _read_files(paths: list[Path]) -> list[tuple[bytes, str] | OSError]:
+    out: list[tuple[bytes, str] | OSError] = []
+    for path in paths:
+        try:
+            out.append(_read_file(path, True))
+        except OSError as exc:
+            out.append(exc)
+    return out
+
+
+def _write_files(writes: list[tuple[Path, list[bytes]]], *, durable: bool) -> list[str | OSError]:
+    out: list[str | OSError] = []
+    for temp, chunks in writes:
+        try:
+            out.append(_write_file(temp, chunks, durable, True))
+        except OSError as exc:
+            out.append(exc)
+    return out
+
+
+def _rename_all(moves: list[tuple[Path, Path]], sync_folders: list[Path]) -> None:
+    for temp, path in moves:
+        os.replace(temp, path)
+    for folder in sync_folders:
+        _fsync_dir(folder)
+
+
+def _remove_quietly(paths: list[Path]) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _rename(temp: Path, path: Path, sync_folder: Path | None) -> None:

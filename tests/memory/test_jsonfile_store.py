@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, StoreError
+from memory import (
+    Conversation,
+    InMemoryConversationManager,
+    JsonFileStore,
+    Message,
+    RecoveryError,
+    StoreError,
+)
 from memory.mutations import Append, Create, Purge, encode
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -264,3 +271,60 @@ async def test_read_only_reads_beside_a_running_store_and_never_writes(tmp_path:
     async with JsonFileStore(tmp_path / "missing", read_only=True) as reader:
         assert await reader.list_conversations() == []
     assert not (tmp_path / "missing").exists()
+
+
+async def test_a_recovery_that_cannot_save_keeps_the_journal_and_a_later_one_finishes(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    store = JsonFileStore(data)
+    async with store:
+        for thread, guild in (("11", "22"), ("12", "22"), ("13", "23")):
+            await store.record(Create(conversation(thread, guild)))
+            for word in ("a", "b"):
+                await store.record(Append(thread, chat(f"{word} in {thread}")))
+        # Closed without a save: what a killed bot leaves.
+    journal_before = b"".join(p.read_bytes() for p in segments(data))
+    # Guild 23's folder cannot be made: a file sits where it should be.
+    (data / "guilds" / "23").write_bytes(b"in the way")
+
+    with pytest.raises(RecoveryError, match=r"the journal in .* is kept, nothing is lost"):
+        async with JsonFileStore(data):
+            pass
+    assert b"".join(p.read_bytes() for p in segments(data)) == journal_before
+    assert list((data / "guilds").rglob("*.tmp")) == []  # no half-saved file left behind
+
+    (data / "guilds" / "23").unlink()
+    async with JsonFileStore(data) as store:
+        for thread in ("11", "12", "13"):
+            loaded = await store.load(thread)
+            assert loaded is not None
+            assert [m.message_content for m in loaded.history] == [
+                f"a in {thread}",
+                f"b in {thread}",
+            ]
+    assert segments(data) == []  # everything is saved: the journal is gone
+
+
+async def test_recovering_many_conversations_saves_each_once_with_its_checkpoint(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    async with JsonFileStore(data) as store:
+        await store.save(conversation("100", "22"))  # one that continues a file on disk
+        for n in range(100, 160):
+            thread = str(n)
+            if n != 100:
+                await store.record(Create(conversation(thread, str(20 + n % 3))))
+            await store.record(Append(thread, chat(f"hello {n}")))
+    async with JsonFileStore(data) as store:
+        refs = await store.list_conversations()
+        assert len(refs) == 60
+        for n in (100, 101, 159):
+            loaded = await store.load(str(n))
+            assert loaded is not None
+            assert [m.message_content for m in loaded.history] == [f"hello {n}"]
+    assert segments(data) == []
+    # Each recovered file sits once, under its guild, with no temp file beside it.
+    files = sorted(p.name for p in (data / "guilds").rglob("*.json"))
+    assert len(files) == 60 and list((data / "guilds").rglob("*.tmp")) == []
