@@ -262,8 +262,10 @@ def run(quick: bool) -> Scenario:
         )
     ]
     notes = [
-        "the replay saves each recovered conversation durably (fsync of the file and the "
-        "folder, journal checkpoint) before the old journal is deleted; 16 at once",
+        "the replay saves each recovered conversation durably (file written and fsynced, "
+        "journal checkpoint, rename, fsync of the folder) before the old journal is deleted; "
+        "in bulk: 16 threads write, one journal sync for all the checkpoints, one fsync per "
+        "folder",
         "the spawn row includes starting Python and importing Echo's modules",
     ]
     return Scenario(NAME, TITLE, rows, targets, notes)
