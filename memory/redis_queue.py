@@ -337,6 +337,20 @@ class RedisMemoryQueue(MemoryQueue):
         return batch
 
     async def ack(self, batch: MemoryBatch, report: BatchReport) -> None:
+        """Store the batch's report and take the batch off the queue.
+
+        A worker told to stop (SIGTERM) while acknowledging finishes the acknowledgement
+        first: two quick round trips. Cut between them, the batch would stay pending with
+        its report already out, and another worker would take it over only to skip it all.
+        """
+        acknowledging = asyncio.ensure_future(self._ack(batch, report))
+        try:
+            await asyncio.shield(acknowledging)
+        except asyncio.CancelledError:
+            await acknowledging
+            raise
+
+    async def _ack(self, batch: MemoryBatch, report: BatchReport) -> None:
         # The report first: a crash between the two leaves the batch to be taken over and
         # done again (skipping what is done), never a batch acknowledged without a report.
         await self._store_report(batch, report)

@@ -110,6 +110,26 @@ async def test_put_get_ack_and_wait_for_across_processes(redis_url: str, redis_p
         assert await worker.poll(0) is None
 
 
+async def test_a_worker_stopped_while_acknowledging_finishes_the_acknowledgement(
+    redis_url: str, redis_prefix: str
+) -> None:
+    async with client(redis_url) as redis:
+        queue = RedisMemoryQueue(redis, redis_prefix, consumer="worker")
+        batch = batch_of("11")
+        await queue.put(batch)
+        taken = await queue.get()
+        report = BatchReport(eligible=1, generated=1)
+        acking = asyncio.create_task(queue.ack(taken, report))
+        await asyncio.sleep(0)  # the report is on its way
+        acking.cancel()  # SIGTERM: the worker's task is cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await acking
+        # Stopped, but not half-way: the report is out and the batch is off the queue, so no
+        # worker takes it over to do it again.
+        assert await queue.pending() == [] and await queue.backlog() == 0
+        assert await asyncio.wait_for(queue.wait_for(batch), 5) == report
+
+
 async def test_a_dead_workers_batch_is_taken_over_after_the_timeout(
     redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
