@@ -62,6 +62,21 @@ class ConversationInfo:
     summary: str
     ended: bool
 
+    @classmethod
+    def of(cls, conversation: Conversation) -> ConversationInfo:
+        """The header of ``conversation`` (its history is not looked at)."""
+        return cls(
+            thread_id=conversation.thread_id,
+            guild_id=conversation.guild_id,
+            guild_name=conversation.guild_name,
+            requester=conversation.requester,
+            participants=tuple(conversation.participants),
+            created_at=conversation.created_at,
+            updated_at=conversation.updated_at,
+            summary=conversation.summary,
+            ended=conversation.ended,
+        )
+
 
 class ConversationStore(ABC):
     """Durable home of conversations: a journal for every mutation, a record per conversation.

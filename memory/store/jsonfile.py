@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -189,7 +189,7 @@ class JsonFileStore(ConversationStore):
         path = folder / conversation.filename
         chunks = await render_chunks(conversation)
         durable = self.fsync is not FsyncPolicy.NO
-        temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
+        temp = self._temp_for(path)
         try:
             if folder not in self._folders:
                 await self._make_folder(folder, durable)
@@ -219,6 +219,10 @@ class JsonFileStore(ConversationStore):
                 await aiofiles.os.remove(previous.location)
         self._index[thread_id] = _ref_for(conversation, path)
 
+    def _temp_for(self, path: Path) -> Path:
+        """A temp file beside ``path``, unique in this process, to be renamed onto it."""
+        return path.with_name(f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}")
+
     async def _make_folder(self, folder: Path, durable: bool) -> None:
         if not await aiofiles.os.path.isdir(folder):
             await aiofiles.os.makedirs(folder, exist_ok=True)
@@ -229,7 +233,7 @@ class JsonFileStore(ConversationStore):
     async def _write_atomically(self, folder: Path, path: Path, data: bytes) -> None:
         """Temp file in the same folder, fsync, rename, fsync of the folder."""
         durable = self.fsync is not FsyncPolicy.NO
-        temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
+        temp = self._temp_for(path)
         try:
             if not await aiofiles.os.path.isdir(folder):
                 await aiofiles.os.makedirs(folder, exist_ok=True)
@@ -504,7 +508,7 @@ class JsonFileStore(ConversationStore):
                 if folder not in self._folders:
                     await self._make_folder(folder, durable)
                 path = folder / conversation.filename
-                temp = folder / f".{path.name}.{os.getpid()}-{next(self._temp_names)}{_TEMP_SUFFIX}"
+                temp = self._temp_for(path)
                 jobs.append((conversation, path, temp))
             writes = [(temp, await render_chunks(c)) for c, _, temp in jobs]
             digests = await _in_threads(functools.partial(_write_files, durable=durable), writes)
@@ -714,18 +718,7 @@ def _read_header(path: Path) -> ConversationInfo:
             if not isinstance(raw, dict):
                 raise ValueError("the file is not a JSON object")
             raw.pop("history", None)
-    conversation = Conversation.model_validate(raw)
-    return ConversationInfo(
-        thread_id=conversation.thread_id,
-        guild_id=conversation.guild_id,
-        guild_name=conversation.guild_name,
-        requester=conversation.requester,
-        participants=tuple(conversation.participants),
-        created_at=conversation.created_at,
-        updated_at=conversation.updated_at,
-        summary=conversation.summary,
-        ended=conversation.ended,
-    )
+    return ConversationInfo.of(Conversation.model_validate(raw))
 
 
 def _lock_folder(folder: Path) -> int:
@@ -766,19 +759,15 @@ def _read_file(path: Path, hashed: bool) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest() if hashed else ""
 
 
-def _in_threads(
+async def _in_threads(
     function: Callable[[list[T]], list[R | OSError]], items: list[T]
-) -> Awaitable[list[R | OSError]]:
+) -> list[R | OSError]:
     """``function`` over slices of ``items`` in up to ``_RECOVERY_THREADS`` worker threads at
     once (their fsyncs overlap); the results in the order of ``items``."""
-
-    async def run() -> list[R | OSError]:
-        size = max(1, -(-len(items) // _RECOVERY_THREADS))
-        slices = [items[i : i + size] for i in range(0, len(items), size)]
-        parts = await asyncio.gather(*(asyncio.to_thread(function, s) for s in slices))
-        return [result for part in parts for result in part]
-
-    return run()
+    size = max(1, -(-len(items) // _RECOVERY_THREADS))
+    slices = [items[i : i + size] for i in range(0, len(items), size)]
+    parts = await asyncio.gather(*(asyncio.to_thread(function, s) for s in slices))
+    return [result for part in parts for result in part]
 
 
 def _read_files(paths: list[Path]) -> list[tuple[bytes, str] | OSError]:
@@ -792,6 +781,8 @@ def _read_files(paths: list[Path]) -> list[tuple[bytes, str] | OSError]:
 
 
 def _write_files(writes: list[tuple[Path, list[bytes]]], *, durable: bool) -> list[str | OSError]:
+    # A failure is returned, not raised: every thread has stopped writing before the caller
+    # removes the temp files.
     out: list[str | OSError] = []
     for temp, chunks in writes:
         try:

@@ -904,19 +904,7 @@ class RedisStore(ConversationStore):
                             "a conversation header of guild %s does not parse: %s", guild, exc
                         )
                         continue
-                    infos.append(
-                        ConversationInfo(
-                            thread_id=conversation.thread_id,
-                            guild_id=conversation.guild_id,
-                            guild_name=conversation.guild_name,
-                            requester=conversation.requester,
-                            participants=tuple(conversation.participants),
-                            created_at=conversation.created_at,
-                            updated_at=conversation.updated_at,
-                            summary=conversation.summary,
-                            ended=conversation.ended,
-                        )
-                    )
+                    infos.append(ConversationInfo.of(conversation))
         return infos
 
     async def _changed(self, pipe: Any, guild: str, thread: str) -> None:
