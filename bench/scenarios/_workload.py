@@ -12,7 +12,7 @@ import functools
 import random
 from datetime import UTC, datetime, timedelta
 
-from memory import Message, MessageType
+from memory import InMemoryConversationManager, Message, MessageType
 from memory.mutations import Append, encode
 
 GUILD_ID = "900000000000000001"
@@ -108,3 +108,15 @@ def round_robin(convs: list[list[Message]]) -> list[tuple[int, Message]]:
             if k < len(conv):
                 order.append((i, conv[k]))
     return order
+
+
+async def create_conversations(manager: InMemoryConversationManager, threads: list[str]) -> None:
+    """The workload's conversation for each thread (requester by position in ``threads``)."""
+    for i, thread in enumerate(threads):
+        await manager.create_conversation(
+            thread_id=thread,
+            guild_id=GUILD_ID,
+            requester=requester(i),
+            channel_id=CHANNEL_ID,
+            created_at=START,
+        )

@@ -46,14 +46,7 @@ async def _echo(folder: Path, convs: list[list[Message]]) -> float:
     """Messages/s through the manager (journal everysec), one at a time, in turn."""
     store = JsonFileStore(folder, fsync="everysec")
     async with InMemoryConversationManager(store=store) as manager:
-        for i in range(len(convs)):
-            await manager.create_conversation(
-                thread_id=w.thread_id(i),
-                guild_id=w.GUILD_ID,
-                requester=w.requester(i),
-                channel_id=w.CHANNEL_ID,
-                created_at=w.START,
-            )
+        await w.create_conversations(manager, [w.thread_id(i) for i in range(len(convs))])
         add = manager.add_message_to_conversation
         order = [(w.thread_id(i), m) for i, m in w.round_robin(convs)]
         start = time.perf_counter()
@@ -86,14 +79,7 @@ async def _always_interleaved(
     try:
         async with InMemoryConversationManager(store=store) as manager:
             threads = [w.thread_id(i) for i in range(len(convs))]
-            for i, thread in enumerate(threads):
-                await manager.create_conversation(
-                    thread_id=thread,
-                    guild_id=w.GUILD_ID,
-                    requester=w.requester(i),
-                    channel_id=w.CHANNEL_ID,
-                    created_at=w.START,
-                )
+            await w.create_conversations(manager, threads)
             add = manager.add_message_to_conversation
             for k in range(max(map(len, convs))):
                 batch = [(threads[i], c[k]) for i, c in enumerate(convs) if k < len(c)]

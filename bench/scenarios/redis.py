@@ -94,14 +94,7 @@ async def _echo(
 ) -> float:
     store = store_cls(redis_url(), prefix=prefix)
     async with InMemoryConversationManager(store=store) as manager:
-        for i in range(len(convs)):
-            await manager.create_conversation(
-                thread_id=w.thread_id(i),
-                guild_id=w.GUILD_ID,
-                requester=w.requester(i),
-                channel_id=w.CHANNEL_ID,
-                created_at=w.START,
-            )
+        await w.create_conversations(manager, [w.thread_id(i) for i in range(len(convs))])
         add = manager.add_message_to_conversation
         if concurrent:
 

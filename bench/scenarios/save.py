@@ -37,13 +37,7 @@ async def _echo(folder: Path, messages: list[Message], runs: int) -> tuple[list[
     thread = w.thread_id(0)
     times: list[float] = []
     async with InMemoryConversationManager(store=store) as manager:
-        await manager.create_conversation(
-            thread_id=thread,
-            guild_id=w.GUILD_ID,
-            requester=w.requester(0),
-            channel_id=w.CHANNEL_ID,
-            created_at=w.START,
-        )
+        await w.create_conversations(manager, [thread])
         for message in history:
             await manager.add_message_to_conversation(thread, message)
         for message in extra:

@@ -113,14 +113,7 @@ async def _echo(
         manager.add_listener(listener)
         small_ids = [w.thread_id(i) for i in range(SMALL)]
         big_ids = [w.thread_id(10_000 + j) for j in range(big_count)]
-        for i, thread in enumerate(small_ids + big_ids):
-            await manager.create_conversation(
-                thread_id=thread,
-                guild_id=w.GUILD_ID,
-                requester=w.requester(i),
-                channel_id=w.CHANNEL_ID,
-                created_at=w.START,
-            )
+        await w.create_conversations(manager, small_ids + big_ids)
         # The big conversations, recorded in turn so that none goes idle before the window.
         add = manager.add_message_to_conversation
         for k in range(BIG):
