@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
 
 from tests.redis_support import PrivateRedis, require_redis_package
 
@@ -24,57 +27,54 @@ return redis.call('RPUSH', KEYS[1], ARGV[1])
 """
 
 
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
 async def test_concurrent_calls_share_round_trips_and_keep_their_order(
-    redis_url: str, redis_prefix: str
+    client: aioredis.Redis, redis_prefix: str
 ) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        script = client.register_script(PUSH)
-        batcher = ScriptBatcher(client)
-        key = f"{redis_prefix}:list"
-        replies = await asyncio.gather(
-            *(batcher.call(script, [key], [f"v{i}"]) for i in range(300))
-        )
-        # Each caller got the reply of its own call: the list's length right after its push.
-        assert sorted(replies) == list(range(1, 301))
-        assert replies == list(range(1, 301))  # sent, and so applied, in the order made
-        values = [v.decode() for v in await client.lrange(key, 0, -1)]
-        assert values == [f"v{i}" for i in range(300)]
-        # One lone call went out at once; the rest left in a handful of batches.
-        assert batcher.round_trips <= 10
-        await batcher.aclose()
-    finally:
-        await client.aclose()
+    script = client.register_script(PUSH)
+    batcher = ScriptBatcher(client)
+    key = f"{redis_prefix}:list"
+    replies = await asyncio.gather(*(batcher.call(script, [key], [f"v{i}"]) for i in range(300)))
+    # Each caller got the reply of its own call: the list's length right after its push.
+    assert sorted(replies) == list(range(1, 301))
+    assert replies == list(range(1, 301))  # sent, and so applied, in the order made
+    values = [v.decode() for v in await client.lrange(key, 0, -1)]
+    assert values == [f"v{i}" for i in range(300)]
+    # One lone call went out at once; the rest left in a handful of batches.
+    assert batcher.round_trips <= 10
+    await batcher.aclose()
 
 
-async def test_a_lone_call_goes_out_at_once(redis_url: str, redis_prefix: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        script = client.register_script(PUSH)
-        batcher = ScriptBatcher(client)
-        for i in range(5):
-            assert await batcher.call(script, [f"{redis_prefix}:one"], ["x"]) == i + 1
-        assert batcher.round_trips == 5
-    finally:
-        await client.aclose()
+async def test_a_lone_call_goes_out_at_once(client: aioredis.Redis, redis_prefix: str) -> None:
+    script = client.register_script(PUSH)
+    batcher = ScriptBatcher(client)
+    for i in range(5):
+        assert await batcher.call(script, [f"{redis_prefix}:one"], ["x"]) == i + 1
+    assert batcher.round_trips == 5
 
 
-async def test_an_error_reply_fails_only_its_own_call(redis_url: str, redis_prefix: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        script = client.register_script(PUSH)
-        batcher = ScriptBatcher(client)
-        key = f"{redis_prefix}:mixed"
-        values = ["a", "b", "bad", "c", "d", "bad", "e"]
-        results = await asyncio.gather(
-            *(batcher.call(script, [key], [v]) for v in values), return_exceptions=True
-        )
-        errors = [i for i, r in enumerate(results) if isinstance(r, ResponseError)]
-        assert errors == [2, 5]
-        assert "refused: bad" in str(results[2])
-        assert [v.decode() for v in await client.lrange(key, 0, -1)] == ["a", "b", "c", "d", "e"]
-    finally:
-        await client.aclose()
+async def test_an_error_reply_fails_only_its_own_call(
+    client: aioredis.Redis, redis_prefix: str
+) -> None:
+    script = client.register_script(PUSH)
+    batcher = ScriptBatcher(client)
+    key = f"{redis_prefix}:mixed"
+    values = ["a", "b", "bad", "c", "d", "bad", "e"]
+    results = await asyncio.gather(
+        *(batcher.call(script, [key], [v]) for v in values), return_exceptions=True
+    )
+    errors = [i for i, r in enumerate(results) if isinstance(r, ResponseError)]
+    assert errors == [2, 5]
+    assert "refused: bad" in str(results[2])
+    assert [v.decode() for v in await client.lrange(key, 0, -1)] == ["a", "b", "c", "d", "e"]
 
 
 async def test_scripts_the_server_forgot_are_loaded_and_sent_again_once(
@@ -126,21 +126,17 @@ async def test_a_closed_connection_is_replaced_and_a_dead_server_fails_every_cal
 
 
 async def test_a_cancelled_caller_leaves_the_others_their_answers(
-    redis_url: str, redis_prefix: str
+    client: aioredis.Redis, redis_prefix: str
 ) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        script = client.register_script(PUSH)
-        batcher = ScriptBatcher(client)
-        key = f"{redis_prefix}:cancel"
-        tasks = [asyncio.ensure_future(batcher.call(script, [key], [str(i)])) for i in range(50)]
-        await asyncio.sleep(0)
-        tasks[30].cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert isinstance(results[30], asyncio.CancelledError)
-        assert all(isinstance(r, int) for i, r in enumerate(results) if i != 30)
-        await batcher.aclose()
-        # A queued call whose caller gave up may still have been sent: the list holds 49 or 50.
-        assert await client.llen(key) in (49, 50)
-    finally:
-        await client.aclose()
+    script = client.register_script(PUSH)
+    batcher = ScriptBatcher(client)
+    key = f"{redis_prefix}:cancel"
+    tasks = [asyncio.ensure_future(batcher.call(script, [key], [str(i)])) for i in range(50)]
+    await asyncio.sleep(0)
+    tasks[30].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[30], asyncio.CancelledError)
+    assert all(isinstance(r, int) for i, r in enumerate(results) if i != 30)
+    await batcher.aclose()
+    # A queued call whose caller gave up may still have been sent: the list holds 49 or 50.
+    assert await client.llen(key) in (49, 50)
