@@ -18,9 +18,10 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli import build_parser, dispatch
+from .cli import build_parser, dispatch, program_name
 
 if TYPE_CHECKING:
     from .client import EchoBot
@@ -36,7 +37,7 @@ class FatalStartupError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(program_name(sys.argv[0])).parse_args(argv)
     if args.command not in (None, "run"):
         return dispatch(args)
     from .config import ConfigError, load_settings
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"echo: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(settings.log_level)
+    announce_settings(settings)
     try:
         return asyncio.run(run(settings, token))
     except FatalStartupError as exc:
@@ -67,6 +69,19 @@ def configure_logging(level: str) -> None:
         # discord.py's INFO lines about each gateway (re)connect are worth keeping; its
         # per-request chatter is not.
         logging.getLogger("discord.http").setLevel(logging.WARNING)
+
+
+def announce_settings(settings: Settings) -> None:
+    """Where Echo keeps its data and which ``.env`` it read: run from another folder, a
+    relative ECHO_DATA_DIR is another folder, and that must never pass for a fresh start."""
+    for line in settings.notices:
+        log.warning("%s", line)
+    source = (
+        f"settings from {settings.env_file} and the environment"
+        if settings.env_file is not None
+        else f"no .env in {Path.cwd()}: settings from the environment and the defaults"
+    )
+    log.info("data folder: %s (%s)", settings.data_dir.resolve(), source)
 
 
 async def run(settings: Settings, token: str) -> int:

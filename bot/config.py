@@ -6,9 +6,10 @@ as a traceback, so every problem becomes a ``ConfigError`` with such a line.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -22,7 +23,14 @@ from .discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, resolve_di
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "ConfigError", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "ConfigError",
+    "Settings",
+    "load_settings",
+    "misspelled_settings",
+    "setting_names",
+]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are Echo, a friendly and helpful assistant in a Discord server. You talk with people "
@@ -32,6 +40,9 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+SETTING_PREFIXES = ("ECHO_", "LLM_", "DISCORD_", "REDIS_")
+"""A variable starting with one of these is meant for Echo: if it is not a setting, say so."""
 
 
 class ConfigError(Exception):
@@ -85,6 +96,12 @@ class Settings(BaseModel):
         3600.0, alias="ECHO_MEMORY_INTERVAL_SECONDS"
     )
     log_level: str = Field("INFO", alias="ECHO_LOG_LEVEL")
+
+    # Where the settings came from, for start-up to tell the operator; not settings themselves.
+    env_file: Path | None = Field(None, exclude=True)
+    """The ``.env`` that was read (absolute), or None when none was."""
+    notices: tuple[str, ...] = Field((), exclude=True)
+    """One line per variable that looks like a setting and is not one."""
 
     @field_validator("discord_api_base")
     @classmethod
@@ -154,10 +171,12 @@ def load_settings(
     Empty values count as unset, so ``LLM_MODEL=`` in a copied .env.example means "default".
     """
     values: dict[str, str] = {}
+    read_file: Path | None = None
     if env_file is not None and Path(env_file).is_file():
+        read_file = Path(env_file).resolve()
         values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     values.update(os.environ if environ is None else environ)
-    names = {field.alias for field in Settings.model_fields.values() if field.alias}
+    names = setting_names()
     given = {k: v for k, v in values.items() if k in names and v.strip() != ""}
     if "LLM_PROVIDER" not in given and ("LLM_MODEL" in given or "LLM_BASE_URL" in given):
         # Naming a model or an endpoint means wanting it: not the offline echo.
@@ -167,7 +186,31 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, given)) from None
     settings.check_llm()
-    return settings
+    return settings.model_copy(
+        update={"env_file": read_file, "notices": tuple(misspelled_settings(values))}
+    )
+
+
+def setting_names() -> frozenset[str]:
+    """Every environment variable Echo reads as a setting."""
+    return frozenset(field.alias for field in Settings.model_fields.values() if field.alias)
+
+
+def misspelled_settings(variables: Iterable[str]) -> list[str]:
+    """A line for each variable with Echo's prefixes that is no setting, naming the closest.
+
+    A typo in ``.env`` would otherwise be silently ignored and leave the default in force,
+    which is the hardest kind of mistake to see.
+    """
+    names = setting_names()
+    lines = []
+    for variable in sorted(set(variables)):
+        if not variable.startswith(SETTING_PREFIXES) or variable in names:
+            continue
+        close = difflib.get_close_matches(variable, sorted(names), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else " (see .env.example for the settings)"
+        lines.append(f"{variable} is not a setting{hint}")
+    return lines
 
 
 def _one_line(exc: ValidationError, given: Mapping[str, str]) -> str:

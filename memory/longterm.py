@@ -414,14 +414,19 @@ class MemoryService:
         self.queue = queue or InProcessMemoryQueue()
         self.listeners: list[Upserted] = []
 
-    async def find_eligible(self, guild_id: str | None = None) -> list[ConversationInfo]:
+    async def find_eligible(
+        self, guild_id: str | None = None, *, inactivity: float | None = None
+    ) -> list[ConversationInfo]:
+        """The conversations a run would distil now; ``inactivity`` overrides the threshold
+        (0: every conversation without an up-to-date memory, however recent)."""
         infos = await self.store.conversation_infos(guild_id)
         memories: dict[str, MemoryRecord] = {}
         for guild in sorted({i.guild_id for i in infos}):
             for record in await self.store.list_memories(guild):
                 memories[record.thread_id] = record
         active = {c.thread_id for c in self.manager.get_all_conversations()}
-        return eligible(infos, memories, now=utcnow(), inactivity=self.inactivity, active=active)
+        idle = self.inactivity if inactivity is None else inactivity
+        return eligible(infos, memories, now=utcnow(), inactivity=idle, active=active)
 
     async def enqueue(self, guild_id: str | None = None) -> MemoryBatch:
         """The trigger: one batch message holding every eligible conversation."""

@@ -18,15 +18,17 @@ from .errors import EXIT_CONFIG, EXIT_FAILED, CliError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_parser", "dispatch"]
+__all__ = ["build_parser", "dispatch", "program_name"]
 
 PROG = "python -m bot"
 
-_CONVERSATIONS_NOTE = """\
-These commands read the files in ECHO_DATA_DIR (default ./data) without taking the folder's
-lock, so they work while Echo runs. A conversation active in a running bot shows as of its
-last save: the bot saves it once it is idle (ECHO_IDLE_SECONDS), on /save, and when it stops.
-"""
+# One paragraph, no line breaks of its own: argparse wraps it to the terminal's width.
+_CONVERSATIONS_NOTE = (
+    "These commands read the files in ECHO_DATA_DIR (default ./data) without taking the "
+    "folder's lock, so they work while Echo runs. A conversation active in a running bot shows "
+    "as of its last save: the bot saves it once it is idle (ECHO_IDLE_SECONDS), on /save, and "
+    "when it stops."
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,11 +50,17 @@ def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return call
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str) -> str:
+    """How the operator started us, for usage lines: ``echo-bot`` or ``python -m bot``."""
+    name = os.path.basename(argv0)
+    return PROG if name in ("__main__.py", "", "-c") else name
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog=PROG,
+        prog=prog,
         description="Echo: a Discord bot with built-in conversation memory.",
-        epilog=f"With no command, Echo runs. '{PROG} COMMAND --help' tells more about each.",
+        epilog=f"With no command, Echo runs. '{prog} COMMAND --help' tells more about each.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -80,7 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="list, show or export recorded conversations",
         description="Look at the conversations Echo recorded.",
         epilog=_CONVERSATIONS_NOTE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = conversations.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser(
@@ -89,7 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="List the recorded conversations, newest first: thread id, server, "
         "requester, created, last updated, message count and the start of the summary.",
         epilog=_CONVERSATIONS_NOTE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listing.add_argument("--guild", metavar="ID", help="only this server's (guild's)")
     listing.add_argument(
@@ -103,7 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show a conversation as a transcript: who said what and when, with "
         "Echo's thinking and tool calls set apart. Times are UTC.",
         epilog=_CONVERSATIONS_NOTE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     show.add_argument("thread_id", metavar="THREAD_ID", help="the conversation's thread id")
     show.add_argument(
@@ -116,7 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a conversation's JSON",
         description="Write a conversation's JSON file, exactly as stored, to stdout or a file.",
         epilog=_CONVERSATIONS_NOTE,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("thread_id", metavar="THREAD_ID", help="the conversation's thread id")
     export.add_argument(
@@ -128,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     memories = commands.add_parser(
         "memories",
         help="generate, list, show or search long-term memories",
-        description="Long-term memories: one per ended conversation, made by a memory run.",
+        description="Long-term memories: one per conversation that has been idle for "
+        "ECHO_MEMORY_INACTIVITY_SECONDS (default 2 h), made by a memory run.",
     )
     memory_actions = memories.add_subparsers(dest="action", metavar="ACTION", required=True)
     generate = memory_actions.add_parser(

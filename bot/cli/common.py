@@ -98,10 +98,15 @@ def store_where(settings: Settings) -> str:
 
 
 def settings_or_fail() -> Settings:
+    """The settings, or ``CliError``; a variable that looks like a misspelled setting is
+    named on stderr (the command goes on: the setting it meant keeps its default)."""
     try:
-        return load_settings()
+        settings = load_settings()
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_CONFIG) from None
+    for line in settings.notices:
+        stderr_line(f"echo: warning: {line}")
+    return settings
 
 
 def quiet_logging(settings: Settings, floor: str = "WARNING") -> None:

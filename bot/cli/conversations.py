@@ -50,7 +50,6 @@ class Row:
     ref: ConversationRef
     conversation: Conversation | None
     error: str | None = None
-    is_file: bool = True
 
     def sort_key(self) -> tuple[str, str, int]:
         if self.conversation is None:
@@ -93,9 +92,9 @@ class Row:
         }
 
     def _where(self) -> dict[str, str | None]:
-        """``file``: the conversation's file (None when the store keeps no files, as Redis);
-        ``location``: where the store keeps it, whatever the store (``redis <key>``)."""
-        return {"file": self.ref.location if self.is_file else None, "location": self.ref.location}
+        """``location``: where the store keeps it, whatever the store: the file's path, or
+        ``redis <key>``. One field, so a script never has to choose between two."""
+        return {"location": self.ref.location}
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -116,11 +115,11 @@ async def _load(store: ConversationStore, ref: ConversationRef) -> Row | None:
     """A conversation of a store that keeps no files; None if it was deleted meanwhile."""
     conversation = await store.load(ref.thread_id)
     if conversation is not None:
-        return Row(ref, conversation, is_file=False)
+        return Row(ref, conversation)
     if not await store.exists(ref.thread_id):
         return None
     # The store logged why (once, as an error): the row says that it is unreadable.
-    return Row(ref, None, f"{ref.location} does not parse", is_file=False)
+    return Row(ref, None, f"{ref.location} does not parse")
 
 
 async def _rows(settings: Settings, guild_id: str | None) -> list[Row]:

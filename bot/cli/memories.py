@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from memory import ConversationStore, InMemoryConversationManager
+from memory.longterm import MemoryService
 from memory.memories import MemoryRecord
 
 from ..config import Settings
@@ -22,9 +23,11 @@ from .common import (
     run_store,
     settings_or_fail,
     snowflake_arg,
+    stderr_line,
     store_where,
 )
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from .progress import Progress
 
 _REDIS_WAIT = 5.0
 """Seconds ``memories generate`` waits for an unreachable Redis before giving up."""
@@ -32,30 +35,20 @@ _REDIS_WAIT = 5.0
 # --- generate -------------------------------------------------------------------------------
 
 
-class ProgressBar:
-    """``memories 12/40 [######....]`` on stderr, redrawn in place at a terminal."""
+class _MemoryProgress:
+    """The run reports ``(done, total)``; the bar starts once the total is known."""
 
-    def __init__(self, stream: Any = sys.stderr, width: int = 30) -> None:
-        self.stream = stream
-        self.width = width
-        self.tty = stream.isatty()
-        self.drawn = False
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        filled = self.width * done // max(total, 1)
-        bar = "#" * filled + "." * (self.width - filled)
-        line = f"memories {done}/{total} [{bar}]"
-        if self.tty:
-            self.stream.write("\r" + line)
-        elif done == total or done % 10 == 0:
-            self.stream.write(line + "\n")  # a log file gets a line now and then, not \r soup
-        self.stream.flush()
-        self.drawn = True
+        if self.bar is None:
+            self.bar = Progress("memories", total)
+        self.bar.update(done)
 
     def close(self) -> None:
-        if self.drawn and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def generate_command(args: argparse.Namespace) -> int:
@@ -72,11 +65,14 @@ def generate_command(args: argparse.Namespace) -> int:
     quiet_logging(settings)
     if args.enqueue or args.wait:
         report = run_store(_enqueue(settings, guild_id, args.idle_seconds, args.wait))
+        why = ""
         if report is None:
             return EXIT_OK
     else:
-        report = run_store(_generate(settings, guild_id, args.idle_seconds))
-    print(report.line())
+        report, why = run_store(_generate(settings, guild_id, args.idle_seconds))
+    print(report.line(), flush=True)
+    if why:
+        stderr_line(why)
     for thread_id, cause in report.failures:
         print(f"  {thread_id}: {cause}", file=sys.stderr)
     return EXIT_FAILED if report.failed else EXIT_OK
@@ -89,11 +85,36 @@ async def _generate(settings: Any, guild_id: str | None, idle_seconds: float | N
     async with echo_core(settings, spool=False, wait_for_redis=_REDIS_WAIT) as core:
         if idle_seconds is not None:
             core.memories.inactivity = idle_seconds
-        bar = ProgressBar()
+        bar = _MemoryProgress()
         try:
-            return await core.memories.generate(guild_id, progress=bar)
+            report = await core.memories.generate(guild_id, progress=bar)
         finally:
             bar.close()
+        why = "" if report.eligible else await _why_none_eligible(core.memories, guild_id)
+        return report, why
+
+
+async def _why_none_eligible(memories: MemoryService, guild_id: str | None) -> str:
+    """Why a run found nothing: right after a chat, "0 eligible" alone reads as a fault."""
+    waiting = await memories.find_eligible(guild_id, inactivity=0)
+    if waiting:
+        return (
+            f"{len(waiting)} conversation(s) will be eligible once idle for "
+            f"{_seconds(memories.inactivity)} (ECHO_MEMORY_INACTIVITY_SECONDS); "
+            "to include them now: --idle-seconds 0"
+        )
+    if await memories.store.conversation_infos(guild_id):
+        return "every conversation already has an up-to-date memory"
+    return "there are no conversations to remember yet"
+
+
+def _seconds(value: float) -> str:
+    text = f"{value:g} s"
+    if value >= 3600:
+        return f"{text} ({value / 3600:g} h)"
+    if value >= 60:
+        return f"{text} ({value / 60:g} min)"
+    return text
 
 
 async def _enqueue(
@@ -111,6 +132,8 @@ async def _enqueue(
             f"(batch {batch.batch_id})",
             flush=True,
         )
+        if not batch.conversations:
+            stderr_line(await _why_none_eligible(core.memories, guild_id))
         if not wait:
             return None
         return await core.memories.queue.wait_for(batch)
@@ -186,6 +209,12 @@ def show_command(args: argparse.Namespace) -> int:
 # --- search ---------------------------------------------------------------------------------
 
 
+STOPWORDS_ONLY = (
+    "only common words (stopwords such as 'the', 'and', 'what'), which search skips: "
+    "add a more specific word"
+)
+
+
 def search_command(args: argparse.Namespace) -> int:
     guild_id = snowflake_arg(args.guild, "--guild", "a Discord server id")
     if not 1 <= args.limit <= 100:
@@ -203,7 +232,7 @@ def search_command(args: argparse.Namespace) -> int:
 async def _search(
     settings: Settings, guild_id: str, queries: Any, limit: int, as_json: bool
 ) -> None:
-    from memory.recall import RecallIndex
+    from memory.recall import RecallIndex, query_terms
 
     index = RecallIndex.in_data_dir(settings.data_dir)
     await asyncio.to_thread(index.open)
@@ -212,12 +241,18 @@ async def _search(
             await _catch_up(index, store, guild_id)
         for query in queries:
             hits = await asyncio.to_thread(index.search, guild_id, query, limit)
+            # A query of common words only matches nothing by design: say so, not "no match".
+            unsearchable = bool(query.strip()) and not query_terms(query)
             if as_json:
-                line = {"query": query, "results": [h.to_dict() for h in hits]}
+                line: dict[str, Any] = {"query": query, "results": [h.to_dict() for h in hits]}
+                if unsearchable:
+                    line["note"] = STOPWORDS_ONLY
                 print(json.dumps(line, ensure_ascii=False), flush=True)
                 continue
             print(f"{query}:" if query else "(empty query):")
-            if not hits:
+            if unsearchable:
+                print(f"  {STOPWORDS_ONLY}")
+            elif not hits:
                 print("  no match")
             for rank, hit in enumerate(hits, start=1):
                 when = (hit.created_at or "")[:10]

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -37,6 +37,7 @@ from ..config import ConfigError, Settings
 from ..stores import StoreKind, describe_store, make_store
 from .common import quiet_logging, run_store, settings_or_fail, shown_dir, snowflake_arg
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from .progress import Progress
 
 __all__ = ["migrate_command"]
 
@@ -95,36 +96,6 @@ class Report:
 
     def line(self) -> str:
         return f"conversations: {self.conversations.line()}; memories: {self.memories.line()}"
-
-
-class Progress:
-    """``conversations 12/40 [######....]`` on stderr, redrawn in place at a terminal."""
-
-    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr, width: int = 30):
-        self.label = label
-        self.total = total
-        self.stream = stream
-        self.width = width
-        self.tty = stream.isatty()
-        # A log file gets about ten lines, not one per record.
-        self.every = max(1, total // 10)
-        self.done = 0
-
-    def step(self) -> None:
-        self.done += 1
-        if not self.tty and self.done != self.total and self.done % self.every:
-            return
-        filled = self.width * self.done // max(self.total, 1)
-        line = (
-            f"{self.label} {self.done}/{self.total} [{'#' * filled}{'.' * (self.width - filled)}]"
-        )
-        self.stream.write("\r" + line if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.done:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 # --- the command ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, load_settings, setting_names
 from memory import FsyncPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_env_example_lists_every_setting_with_its_default() -> None:
     text = (ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^([A-Z_]+)=", text, re.M))
-    assert listed == {f.alias for f in Settings.model_fields.values()}
+    assert listed == setting_names()
     from_example = load_settings({}, env_file=ROOT / ".env.example")
-    assert from_example == load_settings({}, env_file=None)  # the file shows the defaults
+    # The file shows the defaults (the values; where they were read from differs).
+    assert from_example.model_dump() == load_settings({}, env_file=None).model_dump()
 
 
 def test_defaults() -> None:
@@ -83,3 +84,30 @@ def test_naming_a_model_or_endpoint_chooses_the_openai_provider() -> None:
         load_settings({"LLM_BASE_URL": "http://127.0.0.1:11434/v1"}, env_file=None)
     explicit = load_settings({"LLM_PROVIDER": "echo", "LLM_MODEL": "x"}, env_file=None)
     assert explicit.llm_provider == "echo"
+
+
+def test_misspelled_settings_are_named_with_the_closest_setting() -> None:
+    settings = load_settings(
+        {"ECHO_MEMORY_AUTOO": "true", "LLM_MODLE": "x", "ECHO_IDLE_SECONDS": "60", "HOME": "/"},
+        env_file=None,
+    )
+    assert settings.notices == (
+        "ECHO_MEMORY_AUTOO is not a setting; did you mean ECHO_MEMORY_AUTO?",
+        "LLM_MODLE is not a setting; did you mean LLM_MODEL?",
+    )
+    assert settings.memory_auto is False  # the typo did not set it: hence the warning
+    far = load_settings({"DISCORD_SHARDS_PER_CLUSTER_X": "1"}, env_file=None).notices
+    assert far == (
+        "DISCORD_SHARDS_PER_CLUSTER_X is not a setting (see .env.example for the settings)",
+    )
+
+
+def test_typos_in_dotenv_are_named_and_the_file_read_is_known(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("ECHO_IDLE_SECONDS=30\nECHO_STOER=redis\n")
+    settings = load_settings({}, env_file=env_file)
+    assert settings.notices == ("ECHO_STOER is not a setting; did you mean ECHO_STORE?",)
+    assert settings.env_file == env_file.resolve()
+    assert load_settings({}, env_file=tmp_path / "missing.env").env_file is None
+    # Neither is a setting an operator could set, nor part of what a dump shows.
+    assert "env_file" not in settings.model_dump() and "notices" not in settings.model_dump()

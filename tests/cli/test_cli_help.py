@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 from tests.cli.helpers import cli_env, run_cli
@@ -16,6 +17,14 @@ HELPS = {
     ("conversations", "show"): ["THREAD_ID", "--full", "thinking"],
     ("conversations", "export"): ["THREAD_ID", "-o FILE", "--force"],
     ("chat",): ["--guild", "--user", "no .env", "/quit"],
+    ("memories",): ["generate", "search", "idle for ECHO_MEMORY_INACTIVITY_SECONDS"],
+    ("memories", "generate"): ["--idle-seconds N", "--enqueue", "--wait", "eligible"],
+    ("memories", "list"): ["--guild", "--json"],
+    ("memories", "show"): ["THREAD_ID", "--json"],
+    ("memories", "search"): ["--guild ID", "--limit K", "QUERY", "another server"],
+    ("store",): ["migrate"],
+    ("store", "migrate"): ["--from {json,redis}", "--to {json,redis}", "--redis-wait"],
+    ("worker",): ["--claim-after", "--once", "SIGTERM"],
 }
 
 
@@ -49,3 +58,33 @@ async def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None
         assert line.startswith("echo: ") and expected in line, (args, line)
         assert "--help" in line
         assert result.stdout == ""
+
+
+async def test_help_names_the_program_as_it_was_started(tmp_path: Path) -> None:
+    """Installed as a script, the usage line says ``echo-bot``, which is what was typed."""
+    script = Path(sys.executable).with_name("echo-bot")
+    assert script.exists(), f"{script} is missing: pip install -e . installs it"
+    process = await asyncio.create_subprocess_exec(
+        str(script),
+        "conversations",
+        "--help",
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err
+    assert out.decode().startswith("usage: echo-bot conversations "), out.decode()
+
+
+async def test_help_wraps_to_the_terminal(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, COLUMNS="60")
+    commands = [("conversations", "list"), ("conversations", "show"), ("memories", "generate")]
+    results = await asyncio.gather(
+        *(run_cli(*command, "--help", cwd=tmp_path, env=env) for command in commands)
+    )
+    for command, result in zip(commands, results, strict=True):
+        assert result.code == 0, result
+        long = [line for line in result.stdout.splitlines() if len(line) > 60]
+        assert not long, (command, long)

@@ -88,7 +88,8 @@ async def test_list_json_has_every_field_newest_first(tmp_path: Path, data: Path
     assert tools["created_at"] == "2026-11-20T10:00:00+00:00"
     assert tools["updated_at"] > tools["created_at"]
     assert tools["ended_at"] is not None and newest["ended_at"] is None
-    assert Path(tools["file"]) == the_file(data, TOOLS)
+    assert Path(tools["location"]) == the_file(data, TOOLS)
+    assert "file" not in tools  # one field for where it is kept, not two copies of it
     assert oldest["guild_id"] == OTHER_GUILD and newest["requester"] == BOB
 
 

@@ -44,7 +44,8 @@ async def test_generate_then_list_and_show(tmp_path: Path) -> None:
     first = await run_cli("memories", "generate", "--guild", "7", cwd=tmp_path, env=env)
     assert first.code == 0, first
     assert first.stdout.strip() == "2 eligible, 2 generated, 0 failed"
-    assert "memories 2/2" in first.stderr
+    assert "memories 2/2 [" in first.stderr and "/s, " in first.stderr  # the rate
+    assert " left" in first.stderr  # and the time left
     everything = await run_cli("memories", "generate", cwd=tmp_path, env=env)
     assert everything.stdout.strip() == "1 eligible, 1 generated, 0 failed"
 
@@ -106,3 +107,43 @@ async def test_search_ranks_within_one_guild_and_reads_queries_from_stdin(tmp_pa
     assert "201" in readable.stdout
     bad = await run_cli("memories", "search", "--guild", "x", "q", cwd=tmp_path, env=env)
     assert bad.code == 2
+
+
+async def test_an_empty_run_says_why_and_how_to_include_recent_conversations(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(data))
+    nothing = await run_cli("memories", "generate", cwd=tmp_path, env=env)
+    assert nothing.code == 0 and nothing.stdout.strip() == "0 eligible, 0 generated, 0 failed"
+    assert "no conversations to remember yet" in nothing.stderr
+
+    await old_conversations(data)  # their last message is old, but the files were just saved
+    recent = await run_cli(
+        "memories", "generate", cwd=tmp_path, env=env | {"ECHO_MEMORY_INACTIVITY_SECONDS": "1e9"}
+    )
+    assert recent.stdout.strip() == "0 eligible, 0 generated, 0 failed"
+    why = recent.stderr.strip()
+    assert why.startswith("3 conversation(s) will be eligible once idle for 1e+09 s"), why
+    assert "ECHO_MEMORY_INACTIVITY_SECONDS" in why and "--idle-seconds 0" in why
+
+    done = await run_cli("memories", "generate", "--idle-seconds", "0", cwd=tmp_path, env=env)
+    assert done.stdout.strip() == "3 eligible, 3 generated, 0 failed"
+    again = await run_cli("memories", "generate", "--idle-seconds", "0", cwd=tmp_path, env=env)
+    assert "every conversation already has an up-to-date memory" in again.stderr
+
+
+async def test_a_search_for_stopwords_only_says_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    await old_conversations(data)
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(data))
+    shown = await run_cli("memories", "search", "--guild", "7", "the and", cwd=tmp_path, env=env)
+    assert shown.code == 0
+    assert "stopwords" in shown.stdout and "no match" not in shown.stdout
+    as_json = await run_cli(
+        "memories", "search", "--guild", "7", "--json", "what", cwd=tmp_path, env=env
+    )
+    [line] = [json.loads(text) for text in as_json.stdout.splitlines()]
+    assert line["results"] == [] and "stopwords" in line["note"]
+    words = await run_cli("memories", "search", "--guild", "7", "ferry", cwd=tmp_path, env=env)
+    assert "101" in words.stdout and "stopwords" not in words.stdout

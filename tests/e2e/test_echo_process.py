@@ -149,7 +149,9 @@ async def test_a_run_answers_then_stops_cleanly_on_sigterm(
     emu = discord_emulator
     world = emu.world
     assert world is not None
-    bot = await start_bot(emulator_env(emu, tmp_path), tmp_path)
+    # A misspelled setting is named, with the one it meant.
+    env = emulator_env(emu, tmp_path, ECHO_MEMORY_AUTOO="true")
+    bot = await start_bot(env, tmp_path)
     try:
         await bot.wait_for_line("ready:")
         await emu.post_message(world.channel.id, world.user.id, f"<@{emu.bot_user.id}> hello there")
@@ -165,6 +167,9 @@ async def test_a_run_answers_then_stops_cleanly_on_sigterm(
     # The offline model says what it is, in the thread and in the log.
     assert "offline echo model" in answer["content"] and "hello there" in answer["content"]
     assert "LLM_PROVIDER=echo" in log
+    assert "ECHO_MEMORY_AUTOO is not a setting; did you mean ECHO_MEMORY_AUTO?" in log
+    # Where the data is and where the settings came from, so another folder is never silent.
+    assert f"data folder: {tmp_path / 'data'} (no .env in {tmp_path}:" in log
     # The invite URL has exactly the scopes and permissions Echo needs.
     url = re.search(r"invite Echo with: (\S+)", log)
     assert url is not None, log
