@@ -158,8 +158,9 @@ class Settings(BaseModel):
     def check_llm(self) -> None:
         if self.llm_provider == "openai" and not self.llm_model:
             raise ConfigError(
-                "LLM_MODEL is not set: LLM_PROVIDER=openai needs a model name "
-                "(e.g. gpt-4o-mini, or llama3.1 on Ollama)"
+                "LLM_MODEL is not set: a real model needs its name (e.g. LLM_MODEL=gpt-4o-mini "
+                "with LLM_API_KEY for OpenAI, or LLM_MODEL=llama3.1 with "
+                "LLM_BASE_URL=http://127.0.0.1:11434/v1 for a local Ollama)"
             )
 
 
@@ -178,8 +179,8 @@ def load_settings(
     values.update(os.environ if environ is None else environ)
     names = setting_names()
     given = {k: v for k, v in values.items() if k in names and v.strip() != ""}
-    if "LLM_PROVIDER" not in given and ("LLM_MODEL" in given or "LLM_BASE_URL" in given):
-        # Naming a model or an endpoint means wanting it: not the offline echo.
+    if "LLM_PROVIDER" not in given and given.keys() & {"LLM_MODEL", "LLM_BASE_URL", "LLM_API_KEY"}:
+        # Naming a model, an endpoint or a key means wanting a model: not the offline echo.
         given["LLM_PROVIDER"] = "openai"
     try:
         settings = Settings.model_validate(given)

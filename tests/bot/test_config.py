@@ -82,6 +82,9 @@ def test_naming_a_model_or_endpoint_chooses_the_openai_provider() -> None:
     assert load_settings({"LLM_MODEL": "llama3.1"}, env_file=None).llm_provider == "openai"
     with pytest.raises(ConfigError, match="LLM_MODEL is not set"):
         load_settings({"LLM_BASE_URL": "http://127.0.0.1:11434/v1"}, env_file=None)
+    # A key alone is no model either: say that a model name is needed, not nothing at all.
+    with pytest.raises(ConfigError, match="LLM_MODEL is not set: a real model needs its name"):
+        load_settings({"LLM_API_KEY": "sk-test"}, env_file=None)
     explicit = load_settings({"LLM_PROVIDER": "echo", "LLM_MODEL": "x"}, env_file=None)
     assert explicit.llm_provider == "echo"
 
