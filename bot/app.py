@@ -159,8 +159,8 @@ async def echo_app(
         if core.provider.offline:
             log.warning(
                 "LLM_PROVIDER=echo: answering with the offline echo model, which repeats what "
-                "it is told. Set LLM_PROVIDER=openai and LLM_MODEL (see .env.example) for real "
-                "answers."
+                "it is told. Set LLM_MODEL (and LLM_BASE_URL for a local server such as Ollama; "
+                "see .env.example) for real answers."
             )
         else:
             log.info("model: %s at %s", core.provider.model, settings.llm_base_url or "OpenAI")

@@ -434,8 +434,8 @@ class ChatSession:
 
     def _banner(self) -> None:
         model = (
-            "the offline echo model (it repeats you; set LLM_PROVIDER=openai and LLM_MODEL "
-            "in .env for real answers)"
+            "the offline echo model (it repeats you; set LLM_MODEL in .env, with LLM_BASE_URL "
+            "for a local server, for real answers)"
             if self.provider.offline
             else f"model {self.provider.model}"
         )

@@ -36,6 +36,7 @@ class StreamingReply:
         reference: discord.MessageReference | None = None,
         edit_interval: float = 1.2,
         show_thinking: bool = False,
+        notice: str = "",
     ) -> None:
         self.channel = channel
         self.allowed_mentions = allowed_mentions
@@ -45,6 +46,7 @@ class StreamingReply:
         self.reference = reference
         self.edit_interval = edit_interval
         self.show_thinking = show_thinking
+        self.notice = notice
         self.messages: list[discord.Message] = []
         self._text = ""
         self._earlier = ""  # the last round's text, when a new round reset it
@@ -109,8 +111,11 @@ class StreamingReply:
                 log.warning("could not update a streamed reply: %s", exc)
 
     async def _render(self, text: str) -> None:
+        text = text.strip() or "…"
+        if self.notice:  # above the answer in Discord; the record has the answer alone
+            text = f"{self.notice}\n{text}"
         async with self._lock:
-            chunks = split_message(text.strip() or "…", MESSAGE_LIMIT)
+            chunks = split_message(text, MESSAGE_LIMIT)
             for index, chunk in enumerate(chunks):
                 if index < len(self.messages):
                     if self._rendered[index] != chunk:

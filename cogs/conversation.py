@@ -345,6 +345,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
             allowed_mentions=REPLY_MENTIONS,
             reference=reference,
             show_thinking=self.settings.show_thinking,
+            notice=self.agent.provider.notice,
         )
         async with reply:
             async for event in self.agent.respond(thread_id, self.names):

@@ -123,6 +123,11 @@ class ChatProvider(ABC):
     offline: bool = False
     """True when the provider is no real model: callers then summarise extractively."""
 
+    notice: str = ""
+    """A line shown above each answer and never recorded: what this model is, when the
+    people reading should know (the offline echo). Kept out of the record so that neither
+    conversations nor the memories made from them repeat it."""
+
     @abstractmethod
     def stream_chat(
         self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None

@@ -1,7 +1,8 @@
 """The offline model: repeats the user, so a bot with only a Discord token works end to end.
 
 A newcomer can see threads open, replies stream, and conversations saved before they
-configure any LLM; the reply says plainly that it is not a real model and how to get one.
+configure any LLM; each reply is shown under a line that says it is no real model and how to
+get one (the provider's ``notice``: shown, never recorded).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ from bot.llm.base import ChatProvider, ContentDelta, ProviderEvent
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ECHO_PREFIX", "EchoProvider"]
+__all__ = ["ECHO_NOTICE", "ECHO_PREFIX", "EchoProvider"]
 
-ECHO_PREFIX = "🔁 (offline echo model — set LLM_PROVIDER=openai to use a real one) You said: "
+ECHO_NOTICE = (
+    "-# 🔁 offline echo model: for real answers the bot's operator sets LLM_MODEL "
+    "(and LLM_BASE_URL for a local server)"
+)
+ECHO_PREFIX = "You said: "
 _NOTHING = "(nothing I could read)"
 _EXTRACT_CHARS = 500
 _PIECES = 4
@@ -57,6 +62,7 @@ class EchoProvider(ChatProvider):
     """Answers without a network; never calls tools."""
 
     offline = True
+    notice = ECHO_NOTICE
 
     def __init__(self) -> None:
         self.model = "echo"

@@ -37,8 +37,12 @@ async def test_echo_streams_the_last_user_message_as_given() -> None:
     assert all(isinstance(e, ContentDelta) and e.text for e in events)
     reply = "".join(e.text for e in events if isinstance(e, ContentDelta))
     assert reply == ECHO_PREFIX + "<@123> asks: what's new with the garden today?"
-    assert "offline echo model" in reply
-    assert "LLM_PROVIDER=openai" in reply
+    # What it is and how to get a real model is a notice shown above the answer, never part of
+    # the answer: the record and the memories made from it must not repeat it.
+    assert "LLM_" not in reply and "offline" not in reply
+    notice = EchoProvider().notice
+    assert "offline echo model" in notice and "LLM_MODEL" in notice and "LLM_BASE_URL" in notice
+    assert "LLM_PROVIDER" not in notice  # alone it would fail with 'LLM_MODEL is not set'
 
 
 async def test_echo_reads_text_content_parts() -> None:

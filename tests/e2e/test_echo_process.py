@@ -190,6 +190,9 @@ async def test_a_run_answers_then_stops_cleanly_on_sigterm(
     history = json.loads(path.read_text())["history"]
     assert history[0]["message_content"] == "@Echo hello there"
     assert len(history) == 2
+    # The notice about the offline model was shown, not recorded (nor so remembered).
+    assert "offline" not in history[1]["message_content"]
+    assert "LLM_" not in history[1]["message_content"]
 
 
 async def test_a_killed_bot_loses_nothing_on_restart(
