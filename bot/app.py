@@ -19,6 +19,7 @@ from memory import ConversationStore, InMemoryConversationManager
 from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
 from memory.recall import RecallIndex
 from memory.recall_service import RecallService
+from memory.store import QueueHost
 
 from .agent import Agent
 from .client import EchoBot
@@ -119,12 +120,9 @@ _READER_WAIT = 5.0
 
 
 def _memory_queue(store: ConversationStore) -> MemoryQueue | None:
-    """Batches go through a Redis Stream when the store is Redis, so workers can share them."""
-    if type(store).__name__ != "RedisStore":  # no import: the redis extra is optional
-        return None
-    from memory.redis_queue import RedisMemoryQueue
-
-    return RedisMemoryQueue.for_store(store)
+    """Batches go through the store's own queue when it has one (Redis: a Stream that workers
+    elsewhere share); otherwise the memory service keeps them in this process."""
+    return store.memory_queue() if isinstance(store, QueueHost) else None
 
 
 @asynccontextmanager

@@ -25,6 +25,7 @@ from .manager import ConversationEvent, InMemoryConversationManager
 from .memories import MemoryRecord
 from .models import Conversation
 from .recall import RecallHit, RecallIndex, sync
+from .store import ChangeFeed
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ class RecallService:
         self.manager = manager
         self.store = manager.store
         self._catch_up: asyncio.Task[None] | None = None
+        self._feed = self.store if isinstance(self.store, ChangeFeed) else None
         self._changes: Callable[[str, int | None], Awaitable[tuple[int, set[str]]]] | None = (
-            getattr(self.store, "changes_since", None)
+            None if self._feed is None else self._feed.changes_since
         )
         self._seen: dict[str, int] = self._read_seen() if self._changes is not None else {}
         self._refresh_locks: dict[str, asyncio.Lock] = {}
@@ -48,7 +50,7 @@ class RecallService:
 
     @property
     def _seen_path(self) -> Path:
-        prefix = getattr(self.store, "prefix", "shared")
+        prefix = "shared" if self._feed is None else self._feed.prefix
         return Path(self.index.path) / f"generations-{prefix}.json"
 
     def _read_seen(self) -> dict[str, int]:

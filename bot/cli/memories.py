@@ -15,6 +15,7 @@ from typing import Any
 from memory import ConversationStore, InMemoryConversationManager
 from memory.longterm import MemoryService
 from memory.memories import MemoryRecord
+from memory.store import ChangeFeed
 
 from ..config import Settings
 from .common import (
@@ -277,7 +278,7 @@ async def _catch_up(index: Any, store: ConversationStore, guild_id: str) -> None
     from memory.recall import sync
     from memory.recall_service import RecallService
 
-    if not hasattr(store, "changes_since"):
+    if not isinstance(store, ChangeFeed):
         await sync(index, store, guild_id)
         return
     # Only .store of the manager is used: it is never started, and nothing is recorded.

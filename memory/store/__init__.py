@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from .base import (
+    ChangeFeed,
     ConversationInfo,
     ConversationRef,
     ConversationStore,
+    QueueHost,
     RecoveryError,
     StoreError,
 )
 from .jsonfile import JsonFileStore
 
 __all__ = [  # noqa: RUF022 - RedisStore is imported on first use (it needs the redis extra)
+    "ChangeFeed",
     "ConversationInfo",
     "ConversationRef",
     "ConversationStore",
     "JsonFileStore",
+    "QueueHost",
     "RedisStore",
     "RecoveryError",
     "StoreError",

@@ -12,21 +12,52 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 from ..memories import MemoryRecord
 from ..models import Conversation, validate_snowflake
 from ..mutations import Mutation
 
+if TYPE_CHECKING:
+    from ..longterm import MemoryQueue
+
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ChangeFeed",
     "ConversationInfo",
     "ConversationRef",
     "ConversationStore",
+    "QueueHost",
     "RecoveryError",
     "StoreError",
 ]
+
+
+# --- optional capabilities: what some backends have, declared so callers ask with isinstance ---
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """A store that several processes write (Redis): it tells which threads changed since a
+    generation, so each process's local recall cache can catch up with what the others wrote.
+    A store only this process writes (JSON files) has no feed: the cache compares versions."""
+
+    prefix: str
+    """Names the feed, so caches of two stores in one data folder keep their places apart."""
+
+    async def changes_since(self, guild_id: str, generation: int | None) -> tuple[int, set[str]]:
+        """The guild's generation now, and the threads changed after ``generation``."""
+        ...
+
+
+@runtime_checkable
+class QueueHost(Protocol):
+    """A store that carries a memory queue of its own, which workers elsewhere share."""
+
+    def memory_queue(self) -> MemoryQueue:
+        """The queue beside this opened store."""
+        ...
 
 
 class StoreError(Exception):

@@ -50,7 +50,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 try:
     import redis.asyncio as aioredis
@@ -78,6 +78,9 @@ from ..mutations import (
 from .autopipeline import ScriptBatcher
 from .base import ConversationInfo, ConversationRef, ConversationStore, StoreError
 from .jsonfile import _lock_folder
+
+if TYPE_CHECKING:
+    from ..redis_queue import RedisMemoryQueue
 
 log = logging.getLogger(__name__)
 
@@ -917,6 +920,12 @@ class RedisStore(ConversationStore):
             await self._changed_script(keys=keys, args=[thread])
         else:
             await self._changed_script(keys=keys, args=[thread], client=pipe)
+
+    def memory_queue(self) -> RedisMemoryQueue:
+        """The memory queue beside this store: a Redis Stream on its pool, under its prefix."""
+        from ..redis_queue import RedisMemoryQueue
+
+        return RedisMemoryQueue.for_store(self)
 
     @_reads
     async def changes_since(self, guild_id: str, generation: int | None) -> tuple[int, set[str]]:

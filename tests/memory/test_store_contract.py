@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory import Conversation, InMemoryConversationManager, Message, StoreError
+from memory.longterm import MemoryQueue
 from memory.memories import MemoryData, MemoryRecord
 from memory.mutations import Append, Create, Delete, Edit, End, ForgetPerson, Reopen, SetSummary
+from memory.store import ChangeFeed, QueueHost
 
 from .conftest import StoreFactory
 
@@ -257,3 +259,29 @@ class TestStoreContract:
         assert [m.message_content for m in loaded.history] == [f"m{n}" for n in range(5)] + [
             "after"
         ]
+
+
+class TestDeclaredCapabilities:
+    """An optional capability is declared (a protocol the store satisfies) and then kept."""
+
+    async def test_a_change_feed_reports_each_change(self, store_factory: StoreFactory) -> None:
+        async with store_factory() as store:
+            if not isinstance(store, ChangeFeed):
+                # Only this process writes such a store: recall compares versions instead.
+                assert not hasattr(store, "changes_since")
+                return
+            before, _ = await store.changes_since("22", None)
+            await store.save(conversation("11"))
+            now, changed = await store.changes_since("22", before)
+            assert now > before and changed == {"11"}
+            assert (await store.changes_since("22", now))[1] == set()
+            assert (await store.changes_since("23", None))[1] == set()  # per guild
+
+    async def test_a_queue_host_gives_a_memory_queue(self, store_factory: StoreFactory) -> None:
+        async with store_factory() as store:
+            if not isinstance(store, QueueHost):
+                assert not hasattr(store, "memory_queue")
+                return
+            queue = store.memory_queue()
+            assert isinstance(queue, MemoryQueue)
+            await queue.close()
