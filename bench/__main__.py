@@ -1,5 +1,8 @@
-"""``python -m bench [--quick] [--only NAME[,NAME...]] [--out DIR]``: every scenario of
-``bench/scenarios``, one table each, ``results.json`` and ``results.png`` (see bench/README.md).
+"""``python -m bench [--quick] [--only NAME[,NAME...]] [--out DIR] [--publish]``: every scenario
+of ``bench/scenarios``, one table each, ``results.json`` and ``results.png`` (see bench/README.md).
+
+A run writes to ``bench/out/`` (ignored by git), so measuring never dirties a clone; the tracked
+``bench/results.json`` and ``bench/results.png`` change only with ``--publish``.
 
 Not a test: nothing here runs in the test command or in CI.
 """
@@ -10,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.framework import BENCH_DIR, run_scenarios
+from bench.framework import BENCH_DIR, OUT_DIR, publish, run_scenarios
 from bench.scenarios import SCENARIOS
 
 
@@ -31,9 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=BENCH_DIR,
+        default=OUT_DIR,
         metavar="DIR",
-        help="where results.json and results.png go (default: bench/)",
+        help="where results.json and results.png go (default: bench/out/, ignored by git)",
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also copy them to bench/results.json and bench/results.png, the tracked results "
+        "that README quotes",
     )
     args = parser.parse_args(argv)
     names = list(SCENARIOS)
@@ -42,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in SCENARIOS]
         if unknown:
             parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
-    return run_scenarios(names, quick=args.quick, out_dir=args.out, merge=bool(args.only))
+    status = run_scenarios(names, quick=args.quick, out_dir=args.out, merge=bool(args.only))
+    if args.publish:
+        for path in publish(args.out, BENCH_DIR):
+            print(f"published {path}")
+    return status
 
 
 if __name__ == "__main__":

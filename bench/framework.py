@@ -46,6 +46,8 @@ __all__ = [
 ]
 
 BENCH_DIR = Path(__file__).resolve().parent
+OUT_DIR = BENCH_DIR / "out"
+"""Where a run writes (ignored by git): measuring never dirties a clone."""
 ROLES = ("echo", "peer", "ceiling", "baseline")
 # Packages whose versions go into results.json (those installed; the rest are "missing").
 PEER_PACKAGES = (
@@ -461,6 +463,17 @@ def _load(name: str) -> tuple[Any | None, str]:
         return None, f"import failed: {type(exc).__name__}: {exc}"
     except Exception as exc:
         return None, f"import failed: {type(exc).__name__}: {exc}"
+
+
+def publish(out_dir: Path, to: Path) -> list[Path]:
+    """Copy a run's results.json and results.png to ``to`` (the tracked copies)."""
+    copied = []
+    for name in ("results.json", "results.png"):
+        source = out_dir / name
+        if source.exists() and source.resolve() != (to / name).resolve():
+            shutil.copyfile(source, to / name)
+            copied.append(to / name)
+    return copied
 
 
 def run_scenarios(names: list[str], *, quick: bool, out_dir: Path, merge: bool = False) -> int:

@@ -1,7 +1,8 @@
 """``python -m bench.report [results.json]``: the tables of a run as Markdown, for the README.
 
-Reads what ``python -m bench`` wrote (default ``bench/results.json``) and prints, per scenario,
-the table, its targets and its notes, in the form the README's "Every table" block uses.
+Reads what ``python -m bench`` wrote (default: ``bench/out/results.json``, else the published
+``bench/results.json``) and prints, per scenario, the table, its targets and its notes, in the
+form bench/README.md's "Every table" block uses.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from typing import Any
 
 from bench.framework import fmt
 
-DEFAULT = Path(__file__).resolve().parent / "results.json"
+_HERE = Path(__file__).resolve().parent
+# The latest run (bench/out, ignored by git), else the published results.
+DEFAULT = next(
+    (p for p in (_HERE / "out" / "results.json", _HERE / "results.json") if p.exists()),
+    _HERE / "results.json",
+)
 
 
 def _cell(text: str) -> str:

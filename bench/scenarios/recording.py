@@ -250,11 +250,6 @@ def run(quick: bool) -> Scenario:
             "LangChain FileChatMessageHistory not measured: langchain-community is not "
             "installed (pip install -e '.[bench]')."
         )
-    ceiling = Row("", rate, samples["ceiling everysec"]).median
-    echo = Row("", rate, samples["echo everysec"]).median
-    targets.append(
-        Target("everysec, share of the os.write ceiling", 100 * echo / ceiling, 30, True, "%")
-    )
     rows += [
         Row("Echo, journal always", rate, samples["echo always"], group=ALWAYS),
         Row(
@@ -278,15 +273,7 @@ def run(quick: bool) -> Scenario:
             group=ALWAYS_CONCURRENT,
         ),
     ]
-    always_echo = Row("", rate, samples["echo always"]).median
-    always_ceiling = Row("", rate, samples["ceiling always"]).median
-    targets.append(
-        Target(
-            "always, share of the os.write + fsync ceiling",
-            100 * always_echo / always_ceiling,
-            30,
-            True,
-            "%",
-        )
-    )
+    # The ceilings (bare writes of the same bytes) stay as context rows, each Echo row showing
+    # its share of them; they are no goals: a Discord bot meets Discord's rate limits long
+    # before either.
     return Scenario(NAME, TITLE, rows, targets, notes)

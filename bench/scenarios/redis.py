@@ -341,7 +341,8 @@ def run(quick: bool) -> Scenario:
             ]
         echo = Row("", rate, samples["echo"]).median
         peer = Row("", rate, samples[peer_key]).median
-        ceiling = Row("", rate, samples["ceiling"]).median
+        # The RPUSH pipeline stays a context row (each Echo row shows its share of it), not a
+        # goal: what it measures is far beyond anything a Discord bot asks of Redis.
         label = "langchain-redis" if peer_key == "langchain-redis" else "langchain-community"
         targets = [
             Target(
@@ -350,13 +351,6 @@ def run(quick: bool) -> Scenario:
                 5.0,
                 True,
                 "x",
-            ),
-            Target(
-                "in turn: RedisStore, share of the RPUSH pipeline",
-                100 * echo / ceiling,
-                30,
-                True,
-                "%",
             ),
         ]
         if not concurrent_problem:
@@ -369,13 +363,6 @@ def run(quick: bool) -> Scenario:
                     5.0,
                     True,
                     "x",
-                ),
-                Target(
-                    f"{count} at once: RedisStore, share of the RPUSH pipeline",
-                    100 * at_once / ceiling,
-                    30,
-                    True,
-                    "%",
                 ),
             ]
     notes.append(
