@@ -35,7 +35,8 @@ Scripting (first in, first out; an empty queue answers ``default_reply``):
   to see a retry succeed. Give ``retry_after`` (e.g. 0.01) or the SDK backs off ~0.5 s+.
 - ``queue_raw(body, status=200, content_type=..., piece_size=None)``: bytes a real server
   sent, served verbatim (``raw.py``): a stream one SSE event per write, or every body in
-  ``piece_size``-byte pieces. For replaying recorded captures in their own dialect.
+  ``piece_size``-byte pieces, ``piece_delay`` seconds apart. For replaying recorded captures
+  in their own dialect.
 - ``queue_slow(text, delay)``: nothing is sent for ``delay`` seconds (client timeouts).
   The SDK retries timeouts too, so use ``max_retries=0`` or queue what the retry gets.
 
@@ -300,9 +301,16 @@ class FakeLLM:
         status: int = 200,
         content_type: str = "text/event-stream",
         piece_size: int | None = None,
+        piece_delay: float = 0.0,
     ) -> None:
         self._queue.append(
-            RawReply(body, status=status, content_type=content_type, piece_size=piece_size)
+            RawReply(
+                body,
+                status=status,
+                content_type=content_type,
+                piece_size=piece_size,
+                piece_delay=piece_delay,
+            )
         )
 
     def queue_slow(self, text: str, delay: float, *, chunk_delay: float = 0.0) -> None:
