@@ -328,3 +328,21 @@ async def test_capture_replays(
     assert [(c.id, c.name) for c in seen.calls] == [(c.id, c.name) for c in expect.calls]
     assert [json.loads(c.arguments) for c in seen.calls] == [c.arguments for c in expect.calls]
     assert seen.finish == expect.finish
+
+
+# The error bodies answered with an HTTP error status (not an error inside a stream).
+HTTP_ERRORS = ["18_openrouter_429", "33_lmstudio_400_json_object"]
+
+
+@pytest.mark.parametrize("name", HTTP_ERRORS)
+async def test_an_error_body_fails_a_streamed_request_alike(
+    name: str, fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    """An HTTP error answers a stream request before any event: same class, same words."""
+    capture = _capture(name)
+    expect = EXPECTATIONS[name]
+    fake_llm.queue_raw(capture.body, status=capture.status, content_type=capture.content_type)
+    seen = await _stream(provider)
+    assert seen.error is not None and seen.error.kind == expect.error
+    assert all(words in str(seen.error) for words in expect.log_says), str(seen.error)
+    assert (seen.text, seen.reasoning, seen.calls) == ("", "", ())
