@@ -21,7 +21,7 @@ from bot.llm.base import LLMError, LLMErrorKind
 
 log = logging.getLogger(__name__)
 
-__all__ = ["error_status", "provider_message", "to_llm_error"]
+__all__ = ["error_status", "provider_message", "stream_error", "to_llm_error"]
 
 # An upstream's own words can be long (a whole HTML page, a moderation report).
 _DETAIL_LIMIT = 400
@@ -62,7 +62,9 @@ def provider_message(exc: openai.APIError) -> str:
     if not isinstance(error, dict):
         return exc.message
     message = error.get("message")
-    parts = [message if isinstance(message, str) and message else exc.message]
+    if not (isinstance(message, str) and message):
+        message = error.get("detail")  # FastAPI-style servers
+    parts = [_short(message) if isinstance(message, str) and message else exc.message]
     code = error.get("code")
     if isinstance(code, str) and code and not code.isdigit() and code not in parts[0]:
         parts.append(f"[{code}]")
@@ -77,6 +79,18 @@ def provider_message(exc: openai.APIError) -> str:
             label = f"upstream {upstream}" if upstream else "upstream"
             parts.append(f"({label}: {_short(raw)})" if raw else f"({label})")
     return " ".join(parts)
+
+
+def stream_error(chunk: Any, request: Any) -> openai.APIError | None:
+    """An error sent as a bare event the SDK takes for a chunk (vLLM before 0.10:
+    ``{"object": "error", "message": ..., "code": 400}``, no ``error`` key)."""
+    if chunk.object != "error":
+        return None
+    body = dict(chunk.model_extra or {})
+    message = body.get("message")
+    if not isinstance(message, str) or not message:
+        message = "An error occurred during streaming"
+    return openai.APIError(message, request, body=body)
 
 
 def error_status(body: object) -> int | None:

@@ -26,7 +26,7 @@ from bot.llm.base import (
     ReasoningDelta,
     ToolCallRequest,
 )
-from bot.llm.errors import to_llm_error
+from bot.llm.errors import stream_error, to_llm_error
 from bot.llm.think import ThinkParser, ThinkPiece, split_think
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ class OpenAIProvider(ChatProvider):
             )
             try:
                 async for chunk in stream:
+                    failure = stream_error(chunk, stream.response.request)
+                    if failure is not None:
+                        raise failure
                     for event in turn.feed(chunk):
                         yield event
             finally:
@@ -230,8 +233,12 @@ class _Turn:
         if function.name and function.name != call.name:
             # OpenAI sends the name whole, once; some servers repeat it or split it.
             call.name = call.name + function.name
-        if function.arguments:
-            call.arguments.append(function.arguments)
+        if isinstance(function.arguments, str):
+            if function.arguments:
+                call.arguments.append(function.arguments)
+        elif function.arguments is not None:
+            # A few servers send the arguments as a JSON object, not a string.
+            call.arguments.append(json.dumps(function.arguments))
 
 
 def _reasoning_of(delta: Any) -> str:

@@ -25,6 +25,7 @@ from bot.llm import (
     OpenAIProvider,
     ProviderEvent,
     ReasoningDelta,
+    ToolCallRequest,
 )
 from tests.fake_llm import FakeLLM
 
@@ -217,3 +218,48 @@ async def test_cut_while_inside_a_template_opened_block_is_reasoning(
         events = await events_of(llm)
     assert answer(events) == ("Let me weigh the options", "")
     assert events[-1] == Finish("length")
+
+
+async def test_vllm_bare_error_event_mid_stream(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    """vLLM before 0.10 sent a stream error as the ErrorResponse itself, no `error` key."""
+    vllm_error = {
+        "object": "error",
+        "message": "This model's maximum context length is 4096 tokens.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+    fake_llm.queue_raw(chunk({"content": "Sure"}) + sse_event(vllm_error), piece_size=7)
+    with pytest.raises(LLMError) as caught:
+        await events_of(provider)
+    assert caught.value.kind == "bad_request"
+    assert "maximum context length is 4096" in str(caught.value)
+
+
+async def test_fastapi_style_error_detail_reaches_the_log(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    fake_llm.queue_raw(
+        b'{"detail":"Model qwen3 is not loaded"}', status=404, content_type="application/json"
+    )
+    with pytest.raises(LLMError) as caught:
+        await provider.complete(MESSAGES)
+    assert caught.value.kind == "bad_request"
+    assert "Model qwen3 is not loaded" in str(caught.value)
+
+
+async def test_tool_arguments_sent_as_an_object_are_kept_as_json(
+    fake_llm: FakeLLM, provider: OpenAIProvider
+) -> None:
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+    }
+    fake_llm.queue_raw(sse({"tool_calls": [call]}, finish="tool_calls"))
+    events = await events_of(provider)
+    [request] = [e for e in events if isinstance(e, ToolCallRequest)]
+    assert (request.name, json.loads(request.arguments)) == ("get_weather", {"city": "Paris"})
