@@ -185,6 +185,7 @@ class _Turn:
                 continue
             reasoning = _reasoning_of(delta)
             if reasoning:
+                out.extend(self.think.reasoning_elsewhere())
                 out.append(ReasoningDelta(reasoning))
             if delta.content:
                 out.extend(self.think.feed(delta.content))

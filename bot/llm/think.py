@@ -126,6 +126,14 @@ class ThinkParser:
         self.saw_tags = True
         return out
 
+    def reasoning_elsewhere(self) -> list[ThinkPiece]:
+        """The server sends this answer's reasoning in a field of its own (a reasoning
+        parser is on): no block opened it, so what was held back is the answer."""
+        if not self._implicit:
+            return []
+        self._implicit = self._thinking = False
+        return self.feed("")
+
     def finish(self, *, cut: bool = False) -> list[ThinkPiece]:
         """Flush what was held back at the end of the stream.
 

@@ -263,3 +263,19 @@ async def test_tool_arguments_sent_as_an_object_are_kept_as_json(
     events = await events_of(provider)
     [request] = [e for e in events if isinstance(e, ToolCallRequest)]
     assert (request.name, json.loads(request.arguments)) == ("get_weather", {"city": "Paris"})
+
+
+async def test_a_reasoning_field_means_no_template_block_even_when_expected(
+    fake_llm: FakeLLM,
+) -> None:
+    """Told (or having learned) that answers open inside a block, the provider still does not
+    hold back an answer whose reasoning the server parsed out into `reasoning_content`."""
+    llm = OpenAIProvider(fake_llm.base_url, None, "qwen3", timeout=5.0, reasoning_open=True)
+    async with llm:
+        fake_llm.queue_raw(
+            sse({"reasoning_content": "Greet."}, *content("Hel", "lo!"), {"content": " Bye."})
+        )
+        events = await events_of(llm)
+    assert answer(events) == ("Greet.", "Hello! Bye.")
+    # The answer streamed as it came, not held to the end.
+    assert next(e for e in events if isinstance(e, ContentDelta)) == ContentDelta("Hel")
