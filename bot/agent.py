@@ -19,7 +19,15 @@ from memory.recall_service import RecallService
 from memory.summarizer import extractive_summary
 
 from .attachments import attachment_notes
-from .llm import ChatProvider, ContentDelta, LLMError, ReasoningDelta, ToolCallRequest
+from .llm import (
+    ChatProvider,
+    ContentDelta,
+    ContentRetracted,
+    Finish,
+    LLMError,
+    ReasoningDelta,
+    ToolCallRequest,
+)
 from .tools import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,7 @@ __all__ = [
     "Final",
     "RoundStart",
     "TextDelta",
+    "TextRetracted",
     "ThinkingDelta",
     "ToolUse",
     "estimate_tokens",
@@ -41,6 +50,11 @@ FALLBACK_FAILURE = "Sorry, something went wrong on my side. Please try again."
 RECORD_FAILURE = "Sorry, I couldn't save this conversation just now, so I'm not answering yet."
 EMPTY_ANSWER = "The model came back with an empty answer. Please try rephrasing."
 TOOLS_FAILURE = "I couldn't finish looking things up for this one. Please try rephrasing it."
+# finish_reason "length": the server stopped the answer at its token limit.
+CUT_NOTE = "*(The answer was cut off here: the model reached its length limit.)*"
+CUT_WHILE_THINKING = (
+    "The model ran out of room while still thinking. Please try again, or ask for less at once."
+)
 # The share of the context budget kept free for the model's answer.
 ANSWER_RESERVE = 0.25
 # At most this many folds per reply: each may take a model call.
@@ -60,6 +74,12 @@ class TextDelta:
 @dataclass(frozen=True, slots=True)
 class ThinkingDelta:
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextRetracted:
+    """The text shown so far this round was the model's reasoning (it follows as
+    ``ThinkingDelta``): stop showing it as the answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +107,7 @@ class Failure:
     user_message: str
 
 
-AgentEvent = TextDelta | ThinkingDelta | RoundStart | ToolUse | Final | Failure
+AgentEvent = TextDelta | TextRetracted | ThinkingDelta | RoundStart | ToolUse | Final | Failure
 
 
 def estimate_tokens(text: str) -> int:
@@ -199,6 +219,7 @@ class Agent:
             content: list[str] = []
             reasoning: list[str] = []
             calls: list[ToolCallRequest] = []
+            cut = False
             stream = self.provider.stream_chat(
                 window.messages, tools=self.tools.schemas() if may_use_tools else None
             )
@@ -213,6 +234,11 @@ class Agent:
                         yield ThinkingDelta(event.text)
                     elif isinstance(event, ToolCallRequest):
                         calls.append(event)
+                    elif isinstance(event, ContentRetracted):
+                        content.clear()
+                        yield TextRetracted()
+                    elif isinstance(event, Finish):
+                        cut = event.cut
             text = "".join(content).strip()
             thinking = "".join(reasoning).strip()
             if thinking:
@@ -239,8 +265,22 @@ class Agent:
                     thread_id,
                 )
             if not text:
-                log.warning("thread %s: the model gave an empty answer", thread_id)
-                yield Failure(EMPTY_ANSWER)
+                log.warning("thread %s: the model gave an empty answer (cut=%s)", thread_id, cut)
+                yield Failure(CUT_WHILE_THINKING if cut else EMPTY_ANSWER)
+                return
+            if cut:
+                # The record keeps the model's words and says they were cut; the people
+                # in the thread are told with one line under the answer.
+                log.warning("thread %s: the answer was cut at the model's length limit", thread_id)
+                await self.manager.add_message_to_conversation(
+                    thread_id,
+                    Message(
+                        message_type=MessageType.CHAT,
+                        message_content=text,
+                        meta={**_turn_meta(turn), "cut": "length"},
+                    ),
+                )
+                yield Final(f"{text}\n\n{CUT_NOTE}", thinking)
                 return
             await self._record(thread_id, MessageType.CHAT, text, turn)
             yield Final(text, thinking)

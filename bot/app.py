@@ -67,6 +67,7 @@ async def echo_core(
         api_key=settings.llm_api_key,
         model=settings.llm_model,
         timeout=settings.llm_timeout_seconds,
+        reasoning_open=settings.llm_reasoning_open,
     )
     try:
         store = make_store(

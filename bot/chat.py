@@ -31,7 +31,16 @@ from typing import Any, TextIO
 
 from memory import InMemoryConversationManager, Message, MessageType, StoreError
 
-from .agent import Agent, Failure, Final, RoundStart, TextDelta, ThinkingDelta, ToolUse
+from .agent import (
+    Agent,
+    Failure,
+    Final,
+    RoundStart,
+    TextDelta,
+    TextRetracted,
+    ThinkingDelta,
+    ToolUse,
+)
 from .app import echo_core
 from .cli.common import (
     EXIT_CONFIG,
@@ -394,6 +403,12 @@ class ChatSession:
                 self._write(self.style.tool(f"  → using {names}") + "\n")
             elif isinstance(event, RoundStart):
                 self._end_line()
+                started = thinking = False
+            elif isinstance(event, TextRetracted):
+                # A terminal cannot take text back: say what it was, and answer anew.
+                if started:
+                    self._end_line()
+                    self._write(self.style.italic_dim("(that was the model's thinking)") + "\n")
                 started = thinking = False
             elif isinstance(event, Final):
                 if not started and event.text:

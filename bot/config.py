@@ -71,6 +71,7 @@ class Settings(BaseModel):
     llm_api_key: str | None = Field(None, alias="LLM_API_KEY")
     llm_model: str | None = Field(None, alias="LLM_MODEL")
     llm_timeout_seconds: Annotated[float, Field(gt=0)] = Field(60.0, alias="LLM_TIMEOUT_SECONDS")
+    llm_reasoning_open: bool = Field(False, alias="LLM_REASONING_OPEN")
 
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, alias="ECHO_SYSTEM_PROMPT")
     max_context_tokens: Annotated[int, Field(ge=500)] = Field(8000, alias="ECHO_MAX_CONTEXT_TOKENS")

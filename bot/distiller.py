@@ -5,6 +5,11 @@ whom a fact is about and which messages it came from; ids it invents are dropped
 forgetting a person relies on them. The model sees what people said and what tools
 returned: never Echo's thinking, nor Echo's own answers (a memory of what Echo said would be
 the model's words remembered as facts).
+
+JSON mode (``response_format: json_object``) is asked for, but not every server has it: LM
+Studio answers 400 (``'response_format.type' must be 'json_schema' or 'text'``). A refused
+JSON-mode request is asked again without it (the instructions already ask for JSON, and the
+reply is validated all the same), and the refusal is remembered for the process.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import re
+import weakref
+from typing import Any
 
 from pydantic import ValidationError
 
 from memory import Conversation, MessageType
 from memory.memories import Fact, MemoryData
 
-from .llm import ChatProvider
+from .llm import ChatProvider, LLMError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +41,9 @@ Answer with one JSON object and nothing else, with exactly these keys:
 Use only what the transcript says. Ids are the digits shown in the transcript."""
 
 _FENCED = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.S)
+# Providers whose server refused JSON mode, for the rest of the process (one provider per
+# configured model and endpoint).
+_NO_JSON_MODE: weakref.WeakSet[ChatProvider] = weakref.WeakSet()
 
 
 class MemoryGenerationError(Exception):
@@ -53,7 +63,7 @@ class ModelDistiller:
             {"role": "system", "content": INSTRUCTIONS},
             {"role": "user", "content": self.transcript(conversation)},
         ]
-        reply = await self.provider.complete(messages, json_mode=True)
+        reply = await self._complete(messages)
         try:
             data = _parse(reply)
         except (ValidationError, ValueError) as first:
@@ -71,7 +81,7 @@ class ModelDistiller:
                     "object, exactly as described.",
                 },
             ]
-            reply = await self.provider.complete(messages, json_mode=True)
+            reply = await self._complete(messages)
             try:
                 data = _parse(reply)
             except (ValidationError, ValueError) as second:
@@ -79,6 +89,27 @@ class ModelDistiller:
                     f"the model's memory JSON was invalid twice: {_problem(second)}"
                 ) from None
         return _clean(data, conversation)
+
+    async def _complete(self, messages: list[dict[str, Any]]) -> str:
+        """The model's reply, in JSON mode unless the server is known to refuse it."""
+        if self.provider in _NO_JSON_MODE:
+            return await self.provider.complete(messages)
+        try:
+            return await self.provider.complete(messages, json_mode=True)
+        except LLMError as exc:
+            if exc.kind != "bad_request":
+                raise
+            refused = exc
+        # If this fails too, the request itself was at fault, not JSON mode: its error
+        # goes up and nothing is remembered.
+        reply = await self.provider.complete(messages)
+        _NO_JSON_MODE.add(self.provider)
+        log.warning(
+            "model %s refused JSON mode (%s); asking for JSON in the instructions only from now on",
+            self.name,
+            refused,
+        )
+        return reply
 
     def transcript(self, conversation: Conversation) -> str:
         lines = [f"Conversation started {conversation.created_at:%Y-%m-%d %H:%M} UTC."]

@@ -72,6 +72,12 @@ class StreamingReply:
         if self._text.strip():
             self._dirty.set()
 
+    def retract(self) -> None:
+        """What was shown this round was the model's reasoning: take it off the screen."""
+        self._text = ""
+        if self.messages:
+            self._dirty.set()
+
     def reset(self) -> None:
         """A new model round: what was shown so far is replaced by what comes next."""
         if self._text.strip():

@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.agent import Failure, Final, RoundStart, TextDelta, ToolUse
+from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.attachments import is_text
 from bot.limits import Cooldown
 from bot.streaming import StreamingReply
@@ -351,6 +351,8 @@ class ConversationCog(commands.Cog, name="Conversation"):
             async for event in self.agent.respond(thread_id, self.names):
                 if isinstance(event, TextDelta):
                     reply.add(event.text)
+                elif isinstance(event, TextRetracted):
+                    reply.retract()
                 elif isinstance(event, RoundStart):
                     reply.reset()
                 elif isinstance(event, ToolUse):

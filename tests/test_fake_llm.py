@@ -19,6 +19,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from tests.fake_llm import DEFAULT_REPLY, FakeLLM, ToolCall
+from tests.fake_llm.raw import sse_events
 
 MODEL = "echo-test-model"
 MESSAGES: list[Any] = [
@@ -525,3 +526,44 @@ async def test_wait_for_requests_names_what_did_arrive(
     with pytest.raises(TimeoutError, match=r"expected 1 requests.*GET /v1/models"):
         await fake_llm.wait_for_requests(1, timeout=0.1)
     assert len(await fake_llm.wait_for_requests(1, timeout=0.1, path=None)) == 1
+
+
+# --- raw replay ------------------------------------------------------------------------------
+
+RAW_STREAM = (
+    b": keep-alive comment\n\n"
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":"caf\xc3\xa9 "},"finish_reason":null}]}\r\n\r\n'
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":"ol\xc3\xa9"},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+def test_sse_events_cut_after_each_blank_line_and_lose_nothing() -> None:
+    events = sse_events(RAW_STREAM + b"data: tail")
+    assert len(events) == 5
+    assert events[0] == b": keep-alive comment\n\n"
+    assert events[1].endswith(b"\r\n\r\n")
+    assert b"".join(events) == RAW_STREAM + b"data: tail"
+
+
+@pytest.mark.parametrize("piece_size", [None, 1, 7])
+async def test_raw_stream_reaches_the_sdk_byte_for_byte(
+    fake_llm: FakeLLM, piece_size: int | None
+) -> None:
+    fake_llm.queue_raw(RAW_STREAM, piece_size=piece_size)
+    async with fake_llm.client(max_retries=0) as client:
+        stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "café olé"
+
+
+async def test_raw_error_body_keeps_its_status_and_bytes(fake_llm: FakeLLM) -> None:
+    fake_llm.queue_raw(
+        b'{"error":"plain words"}', status=400, content_type="application/json", piece_size=3
+    )
+    async with fake_llm.client(max_retries=0) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert caught.value.body == "plain words"

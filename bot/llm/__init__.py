@@ -12,6 +12,8 @@ from bot.llm.base import (
     USER_MESSAGES,
     ChatProvider,
     ContentDelta,
+    ContentRetracted,
+    Finish,
     LLMError,
     LLMErrorKind,
     ProviderEvent,
@@ -29,7 +31,9 @@ __all__ = [
     "USER_MESSAGES",
     "ChatProvider",
     "ContentDelta",
+    "ContentRetracted",
     "EchoProvider",
+    "Finish",
     "LLMError",
     "LLMErrorKind",
     "OpenAIProvider",
@@ -52,6 +56,7 @@ def make_provider(
     model: str | None,
     timeout: float,
     max_retries: int = 2,
+    reasoning_open: bool = False,
 ) -> ChatProvider:
     """The provider named by ``LLM_PROVIDER``; errors name the setting to fix."""
     name = (provider or "").strip().lower()
@@ -69,5 +74,6 @@ def make_provider(
             model=model,
             timeout=timeout,
             max_retries=max_retries,
+            reasoning_open=reasoning_open,
         )
     raise ValueError(f"unknown LLM_PROVIDER {provider!r}: use one of {', '.join(PROVIDERS)}")

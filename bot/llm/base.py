@@ -20,6 +20,8 @@ __all__ = [
     "USER_MESSAGES",
     "ChatProvider",
     "ContentDelta",
+    "ContentRetracted",
+    "Finish",
     "LLMError",
     "LLMErrorKind",
     "ProviderEvent",
@@ -56,7 +58,36 @@ class ToolCallRequest:
     arguments: str
 
 
-ProviderEvent = ReasoningDelta | ContentDelta | ToolCallRequest
+@dataclass(frozen=True, slots=True)
+class ContentRetracted:
+    """The content streamed so far in this answer was reasoning after all.
+
+    Some servers start the answer inside a think block whose ``<think>`` sits in the prompt
+    template, so the first sign of it is a ``</think>`` with no opening tag. Until a model
+    is known to do that, its text streams as content; at the orphan tag the provider sends
+    this (take back what was shown), then the same ``text`` again as a ``ReasoningDelta``.
+    """
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The last event of a complete answer: why the model stopped.
+
+    ``reason`` is the server's ``finish_reason`` (``"stop"``, ``"tool_calls"``,
+    ``"length"``: cut at the token limit, ``"content_filter"``), None if it sent none.
+    """
+
+    reason: str | None
+
+    @property
+    def cut(self) -> bool:
+        """The answer was cut short by the server, not ended by the model."""
+        return self.reason == "length"
+
+
+ProviderEvent = ReasoningDelta | ContentDelta | ContentRetracted | ToolCallRequest | Finish
 
 LLMErrorKind = Literal["timeout", "rate_limited", "unavailable", "auth", "bad_request", "empty"]
 
@@ -132,7 +163,8 @@ class ChatProvider(ABC):
     def stream_chat(
         self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None
     ) -> AsyncIterator[ProviderEvent]:
-        """Yield reasoning and content deltas as they arrive, then every tool call, complete.
+        """Yield reasoning and content deltas as they arrive, then every tool call, complete,
+        then one ``Finish`` (a provider without a stop reason may leave it out).
 
         Raises ``LLMError`` on any failure, mid-stream included; an answer with no content,
         no reasoning and no tool call is ``LLMError(kind="empty")``. Implementations are

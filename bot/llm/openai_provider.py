@@ -1,8 +1,9 @@
 """Any OpenAI-compatible Chat Completions endpoint, through the official ``openai`` SDK.
 
 One provider serves OpenAI, Ollama, vLLM, llama.cpp, LM Studio and OpenRouter: they
-differ only in where reasoning arrives (``reasoning_content``, ``reasoning`` or
-``<think>`` tags in the content), all of which are read here.
+differ in where reasoning arrives (``reasoning_content``, ``reasoning``, ``<think>`` tags
+in the content, or a ``</think>`` whose opening tag was in the prompt template), all of
+which are read here, and in how they word errors (``bot.llm.errors``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import openai
 
 from bot.llm.base import (
     ChatProvider,
+    ContentDelta,
+    Finish,
     LLMError,
     ProviderEvent,
     ReasoningDelta,
     ToolCallRequest,
 )
-from bot.llm.think import ThinkParser, split_think
+from bot.llm.errors import stream_error, to_llm_error
+from bot.llm.think import ThinkParser, ThinkPiece, split_think
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +45,9 @@ class OpenAIProvider(ChatProvider):
 
     ``timeout`` bounds connecting and each read (a stream that keeps sending is never cut
     off); ``max_retries`` is the SDK's own retry of 408/409/429/5xx and timeouts, which
-    honours ``retry-after``.
+    honours ``retry-after``. ``reasoning_open`` says the model's answers begin inside a
+    think block opened by its prompt template (``LLM_REASONING_OPEN``); otherwise the
+    provider learns it from the first answer that closes a block it never opened.
     """
 
     offline = False
@@ -53,6 +59,8 @@ class OpenAIProvider(ChatProvider):
         model: str,
         timeout: float,
         max_retries: int = 2,
+        *,
+        reasoning_open: bool = False,
     ) -> None:
         if not model:
             raise ValueError("OpenAIProvider needs a model name")
@@ -66,6 +74,8 @@ class OpenAIProvider(ChatProvider):
             max_retries=max_retries,
         )
         self._closed = False
+        # One provider talks to one model, so this is remembered per model, for the process.
+        self.reasoning_open = reasoning_open
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(model={self.model!r}, base_url={self.base_url!r})"
@@ -74,30 +84,36 @@ class OpenAIProvider(ChatProvider):
         self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None
     ) -> AsyncIterator[ProviderEvent]:
         extra: dict[str, Any] = {"tools": tools} if tools else {}
-        turn = _Turn()
+        turn = _Turn(ThinkParser(opens_inside=self.reasoning_open))
         try:
             stream = await self._client.chat.completions.create(
                 model=self.model, messages=messages, stream=True, **extra
             )
             try:
                 async for chunk in stream:
+                    failure = stream_error(chunk, stream.response.request)
+                    if failure is not None:
+                        raise failure
                     for event in turn.feed(chunk):
                         yield event
             finally:
                 await stream.close()
         except openai.OpenAIError as exc:
-            raise to_llm_error(exc, self) from exc
+            raise self._error(exc) from exc
         except json.JSONDecodeError as exc:
             # A proxy or a half-compatible server sent an event that is not JSON.
             raise LLMError("unavailable", f"{self!r}: malformed stream event: {exc}") from exc
-        for event in turn.finish():
-            yield event
+        events = turn.finish()
+        self._learn(turn.think)
         if not turn.substantive:
             raise LLMError(
                 "empty",
                 f"{self!r}: the model sent no content, reasoning or tool call "
                 f"(finish_reason={turn.finish_reason!r})",
             )
+        for event in events:
+            yield event
+        yield Finish(turn.finish_reason)
 
     async def complete(self, messages: list[dict[str, Any]], *, json_mode: bool = False) -> str:
         extra: dict[str, Any] = {"response_format": {"type": "json_object"}} if json_mode else {}
@@ -106,11 +122,13 @@ class OpenAIProvider(ChatProvider):
                 model=self.model, messages=messages, **extra
             )
         except openai.OpenAIError as exc:
-            raise to_llm_error(exc, self) from exc
+            raise self._error(exc) from exc
         if not completion.choices:
             raise LLMError("empty", f"{self!r}: completion without choices")
         choice = completion.choices[0]
-        _, content = split_think(choice.message.content or "")
+        parser = ThinkParser(opens_inside=self.reasoning_open)
+        _, content = split_think(choice.message.content or "", parser=parser)
+        self._learn(parser)
         content = content.strip()
         if not content:
             raise LLMError(
@@ -118,6 +136,19 @@ class OpenAIProvider(ChatProvider):
                 f"{self!r}: completion without content (finish_reason={choice.finish_reason!r})",
             )
         return content
+
+    def _learn(self, parser: ThinkParser) -> None:
+        if parser.saw_orphan_close and not self.reasoning_open:
+            self.reasoning_open = True
+            log.info(
+                "LLM: %s closes a think block its prompt template opens; its answers are now "
+                "read as starting inside one (LLM_REASONING_OPEN=true says so from the start)",
+                self.model,
+            )
+
+    def _error(self, exc: openai.OpenAIError) -> LLMError:
+        where = f"{self.base_url or 'api.openai.com'} (model {self.model})"
+        return to_llm_error(exc, where=where, timeout=self.timeout)
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -135,8 +166,8 @@ class _PartialCall:
 class _Turn:
     """One streamed assistant turn: deltas out as they come, tool calls assembled by index."""
 
-    def __init__(self) -> None:
-        self._think = ThinkParser()
+    def __init__(self, think: ThinkParser | None = None) -> None:
+        self.think = think or ThinkParser()
         self._calls: dict[int, _PartialCall] = {}
         self._last_index = -1
         self.substantive = False
@@ -154,16 +185,17 @@ class _Turn:
                 continue
             reasoning = _reasoning_of(delta)
             if reasoning:
+                out.extend(self.think.reasoning_elsewhere())
                 out.append(ReasoningDelta(reasoning))
             if delta.content:
-                out.extend(self._think.feed(delta.content))
+                out.extend(self.think.feed(delta.content))
             for fragment in delta.tool_calls or []:
                 self._add_fragment(fragment)
         self._note(out)
         return out
 
     def finish(self) -> list[ProviderEvent]:
-        out: list[ProviderEvent] = list(self._think.finish())
+        out: list[ProviderEvent] = list(self.think.finish(cut=self.finish_reason == "length"))
         for index in sorted(self._calls):
             call = self._calls[index]
             out.append(
@@ -178,9 +210,11 @@ class _Turn:
             log.warning("model stopped early: finish_reason=%s", self.finish_reason)
         return out
 
-    def _note(self, events: list[ProviderEvent]) -> None:
+    def _note(self, events: list[ProviderEvent] | list[ThinkPiece]) -> None:
         for event in events:
-            if isinstance(event, ToolCallRequest) or event.text.strip():
+            if isinstance(event, ToolCallRequest) or (
+                isinstance(event, ReasoningDelta | ContentDelta) and event.text.strip()
+            ):
                 self.substantive = True
                 return
 
@@ -200,8 +234,12 @@ class _Turn:
         if function.name and function.name != call.name:
             # OpenAI sends the name whole, once; some servers repeat it or split it.
             call.name = call.name + function.name
-        if function.arguments:
-            call.arguments.append(function.arguments)
+        if isinstance(function.arguments, str):
+            if function.arguments:
+                call.arguments.append(function.arguments)
+        elif function.arguments is not None:
+            # A few servers send the arguments as a JSON object, not a string.
+            call.arguments.append(json.dumps(function.arguments))
 
 
 def _reasoning_of(delta: Any) -> str:
@@ -211,45 +249,3 @@ def _reasoning_of(delta: Any) -> str:
         if isinstance(value, str) and value:
             return value  # servers in transition send both fields with the same text
     return ""
-
-
-def _provider_message(exc: openai.APIError) -> str:
-    """The server's own words, not the SDK's ``Error code: 429 - {...}`` dump."""
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if isinstance(message, str) and message:
-            return message
-    return exc.message
-
-
-def to_llm_error(exc: openai.OpenAIError, provider: OpenAIProvider) -> LLMError:
-    """The one place an SDK exception becomes an ``LLMError``."""
-    where = f"{provider.base_url or 'api.openai.com'} (model {provider.model})"
-    if isinstance(exc, openai.APITimeoutError):
-        return LLMError("timeout", f"no answer within {provider.timeout:g}s from {where}")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        detail = f"{type(cause).__name__}: {cause}" if cause else exc.message
-        if type(cause).__name__ in {"RemoteProtocolError", "ReadError"}:
-            # The connection was up and broke: "cannot connect" would send the operator
-            # looking at the wrong thing.
-            return LLMError("unavailable", f"connection to {where} lost mid-answer: {detail}")
-        return LLMError("unavailable", f"cannot connect to {where}: {detail}")
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        cause = f"HTTP {status} from {where}: {_provider_message(exc)}"
-        if isinstance(exc, openai.RateLimitError) or status == 429:
-            return LLMError("rate_limited", cause, status_code=status)
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return LLMError("auth", cause, status_code=status)
-        if status == 408:
-            return LLMError("timeout", cause, status_code=status)
-        if status >= 500:
-            return LLMError("unavailable", cause, status_code=status)
-        return LLMError("bad_request", cause, status_code=status)
-    if isinstance(exc, openai.APIError):
-        # An error event inside an otherwise successful stream.
-        return LLMError("unavailable", f"error from {where} mid-stream: {_provider_message(exc)}")
-    return LLMError("unavailable", f"{type(exc).__name__} from {where}: {exc}")

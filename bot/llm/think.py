@@ -4,20 +4,31 @@ Ollama, llama.cpp and many Qwen/DeepSeek deployments put the model's reasoning i
 the content, between think tags. Tokens can split a tag anywhere (``"<th"`` + ``"ink>"``),
 so the parser holds back only the few characters that could still become a tag and
 emits everything else at once: the user sees the answer stream without delay.
+
+Some chat templates (DeepSeek-V3.1, Qwen3 thinking models on llama.cpp; vLLM without a
+reasoning parser) put the opening ``<think>`` in the *prompt*: the answer then arrives as
+``reasoning</think>answer``. A ``</think>`` before any opening tag therefore ends a
+reasoning block that began with the answer. Not knowing it in advance, the parser streams
+such text as content and, at the orphan tag, takes it back (``ContentRetracted``) and gives
+it again as reasoning; told that the model opens inside a block (``opens_inside``), it holds
+the text back as reasoning from the start, and if no ``</think>`` ever comes, the model did
+not reason this time and the text is the answer.
 """
 
 from __future__ import annotations
 
 import logging
 
-from bot.llm.base import ContentDelta, ReasoningDelta
+from bot.llm.base import ContentDelta, ContentRetracted, ReasoningDelta
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CLOSE_TAG", "OPEN_TAG", "ThinkParser", "split_think"]
+__all__ = ["CLOSE_TAG", "OPEN_TAG", "ThinkParser", "ThinkPiece", "split_think"]
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
+
+ThinkPiece = ReasoningDelta | ContentDelta | ContentRetracted
 
 
 def _partial_tag_suffix(text: str, tag: str) -> int:
@@ -34,12 +45,18 @@ class ThinkParser:
     Tags are recognised anywhere, and any number of think blocks may appear. Whatever is
     left when the stream ends is flushed by ``finish()``: an unclosed think block is
     reasoning (the model ran out of tokens while thinking), a dangling ``"<thi"`` is text.
+    A ``</think>`` before any other tag closes a block the prompt template opened.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, opens_inside: bool = False) -> None:
         self._buffer = ""
-        self._thinking = False
+        self._thinking = opens_inside
+        # Inside a block whose <think> was in the prompt: held back until it closes.
+        self._implicit = opens_inside
+        self._shown: list[str] = []  # content given before any tag, for a retraction
         self.saw_tags = False
+        self.saw_orphan_close = False
+        """A ``</think>`` came with no opening tag: this model opens inside a block."""
 
     @property
     def thinking(self) -> bool:
@@ -47,23 +64,35 @@ class ThinkParser:
         return self._thinking
 
     def _piece(self, text: str) -> ReasoningDelta | ContentDelta:
-        return ReasoningDelta(text) if self._thinking else ContentDelta(text)
+        if self._thinking:
+            return ReasoningDelta(text)
+        if not self.saw_tags:
+            self._shown.append(text)
+        return ContentDelta(text)
 
-    def feed(self, chunk: str) -> list[ReasoningDelta | ContentDelta]:
+    def _tags(self) -> tuple[str, ...]:
+        if self._implicit:
+            return (CLOSE_TAG, OPEN_TAG)  # an explicit <think> may follow the template's
+        if self._thinking:
+            return (CLOSE_TAG,)
+        return (OPEN_TAG,) if self.saw_tags else (OPEN_TAG, CLOSE_TAG)
+
+    def feed(self, chunk: str) -> list[ThinkPiece]:
         """Pieces that are certain now; never an empty piece."""
         self._buffer += chunk
-        out: list[ReasoningDelta | ContentDelta] = []
+        out: list[ThinkPiece] = []
         while self._buffer:
-            tag = CLOSE_TAG if self._thinking else OPEN_TAG
-            at = self._buffer.find(tag)
-            if at >= 0:
-                if at:
-                    out.append(self._piece(self._buffer[:at]))
+            tags = self._tags()
+            found = [(at, tag) for tag in tags if (at := self._buffer.find(tag)) >= 0]
+            if found:
+                at, tag = min(found)
+                before = self._buffer[:at]
                 self._buffer = self._buffer[at + len(tag) :]
-                self._thinking = not self._thinking
-                self.saw_tags = True
+                out.extend(self._tag(tag, before))
                 continue
-            keep = _partial_tag_suffix(self._buffer, tag)
+            if self._implicit:
+                break  # held until the block closes (or the stream ends)
+            keep = max(_partial_tag_suffix(self._buffer, tag) for tag in tags)
             ready = self._buffer[: len(self._buffer) - keep]
             if ready:
                 out.append(self._piece(ready))
@@ -71,9 +100,50 @@ class ThinkParser:
             break
         return out
 
-    def finish(self) -> list[ReasoningDelta | ContentDelta]:
-        """Flush what was held back at the end of the stream."""
-        out: list[ReasoningDelta | ContentDelta] = []
+    def _tag(self, tag: str, before: str) -> list[ThinkPiece]:
+        out: list[ThinkPiece] = []
+        if tag == CLOSE_TAG and not self._thinking:
+            # An orphan </think>: all the content so far was reasoning.
+            shown = "".join(self._shown)
+            self._shown.clear()
+            if shown:
+                out.append(ContentRetracted(shown))
+            if shown + before:
+                out.append(ReasoningDelta(shown + before))
+            self.saw_orphan_close = True
+        elif tag == OPEN_TAG and self._implicit:
+            # The model wrote the <think> itself after all: one block, not two.
+            if before.strip():
+                out.append(ReasoningDelta(before))
+            self._implicit = False
+        else:
+            if before:
+                out.append(self._piece(before))
+            if self._implicit:
+                self.saw_orphan_close = True  # the template's block closed, as expected
+            self._thinking = not self._thinking
+            self._implicit = False
+        self.saw_tags = True
+        return out
+
+    def reasoning_elsewhere(self) -> list[ThinkPiece]:
+        """The server sends this answer's reasoning in a field of its own (a reasoning
+        parser is on): no block opened it, so what was held back is the answer."""
+        if not self._implicit:
+            return []
+        self._implicit = self._thinking = False
+        return self.feed("")
+
+    def finish(self, *, cut: bool = False) -> list[ThinkPiece]:
+        """Flush what was held back at the end of the stream.
+
+        ``cut``: the server stopped the answer at its length limit, so a block the template
+        opened and never closed is reasoning cut short, not an answer without reasoning.
+        """
+        out: list[ThinkPiece] = []
+        if self._implicit and not cut:
+            log.debug("no </think> in an answer expected to open inside one: it is the answer")
+            self._thinking = self._implicit = False
         if self._buffer:
             out.append(self._piece(self._buffer))
             self._buffer = ""
@@ -82,10 +152,19 @@ class ThinkParser:
         return out
 
 
-def split_think(text: str) -> tuple[str, str]:
-    """``(reasoning, content)`` of a whole, non-streamed answer."""
-    parser = ThinkParser()
-    pieces = parser.feed(text) + parser.finish()
-    reasoning = "".join(p.text for p in pieces if isinstance(p, ReasoningDelta))
-    content = "".join(p.text for p in pieces if isinstance(p, ContentDelta))
-    return reasoning, content
+def split_think(
+    text: str, *, opens_inside: bool = False, parser: ThinkParser | None = None
+) -> tuple[str, str]:
+    """``(reasoning, content)`` of a whole, non-streamed answer; pass a fresh ``parser`` to
+    read afterwards what it saw (``saw_orphan_close``)."""
+    parser = parser or ThinkParser(opens_inside=opens_inside)
+    reasoning: list[str] = []
+    content: list[str] = []
+    for piece in parser.feed(text) + parser.finish():
+        if isinstance(piece, ContentRetracted):
+            content.clear()
+        elif isinstance(piece, ReasoningDelta):
+            reasoning.append(piece.text)
+        else:
+            content.append(piece.text)
+    return "".join(reasoning), "".join(content)

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from bot.distiller import MemoryGenerationError, ModelDistiller
-from bot.llm import OpenAIProvider
+from bot.llm import LLMError, OpenAIProvider
 from memory import InMemoryConversationManager, JsonFileStore, Message
 from memory.longterm import MemoryService
 from memory.models import Conversation
+from tests.fake_llm.captures import Capture, CapturesMissing, captures
 from tests.fake_llm.server import FakeLLM
 
 T0 = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
@@ -133,3 +134,48 @@ async def test_a_broken_reply_fails_one_conversation_not_the_batch(
     assert (report.eligible, report.generated, report.failed) == (3, 2, 1)
     assert [m.thread_id for m in memories] == ["11", "13"]
     assert all(m.generator == "fake-model" for m in memories)
+
+
+def lmstudio_refusal() -> Capture:
+    """LM Studio's own answer to `response_format: json_object`, as recorded."""
+    try:
+        return captures()["33_lmstudio_400_json_object"]
+    except CapturesMissing as exc:
+        pytest.fail(str(exc))
+
+
+async def test_a_server_refusing_json_mode_is_asked_again_without_it_and_remembered(
+    fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
+) -> None:
+    refusal = lmstudio_refusal()
+    fake_llm.queue_raw(refusal.body, status=refusal.status, content_type=refusal.content_type)
+    fake_llm.queue_text(json.dumps(GOOD))
+    fake_llm.queue_text(json.dumps(GOOD))
+    model = provider(fake_llm)
+    try:
+        first = await ModelDistiller(model).distil(conversation())
+        # Another distiller on the same provider (the next batch) does not ask again.
+        second = await ModelDistiller(model).distil(conversation())
+    finally:
+        await model.aclose()
+    assert first.summary == second.summary == GOOD["summary"]
+    formats = [r.body.get("response_format") for r in fake_llm.chat_requests]
+    assert formats == [{"type": "json_object"}, None, None]
+    [warning] = [r for r in caplog.records if "refused JSON mode" in r.getMessage()]
+    assert "'response_format.type' must be 'json_schema' or 'text'" in warning.getMessage()
+
+
+async def test_a_bad_request_without_json_mode_too_is_not_blamed_on_it(
+    fake_llm: FakeLLM,
+) -> None:
+    fake_llm.queue_error(400, "This model's maximum context length is 8192 tokens.", times=2)
+    fake_llm.queue_text(json.dumps(GOOD))
+    model = provider(fake_llm)
+    try:
+        with pytest.raises(LLMError, match="maximum context length"):
+            await ModelDistiller(model).distil(conversation())
+        await ModelDistiller(model).distil(conversation())
+    finally:
+        await model.aclose()
+    formats = [r.body.get("response_format") for r in fake_llm.chat_requests]
+    assert formats == [{"type": "json_object"}, None, {"type": "json_object"}]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import load_settings
 from bot.llm import (
     ChatProvider,
     ContentDelta,
@@ -101,6 +102,24 @@ async def test_make_provider_openai() -> None:
         assert isinstance(llm, OpenAIProvider)
         assert llm.model == "llama3.2"
         assert llm.offline is False
+        assert llm.reasoning_open is False
+    finally:
+        await llm.aclose()
+
+
+async def test_make_provider_reasoning_open_setting() -> None:
+    settings = load_settings({"LLM_MODEL": "qwen3", "LLM_REASONING_OPEN": "true"}, env_file=None)
+    llm = make_provider(
+        "openai",
+        base_url="http://127.0.0.1:9/v1",
+        api_key=None,
+        model="qwen3",
+        timeout=30.0,
+        reasoning_open=settings.llm_reasoning_open,
+    )
+    try:
+        assert isinstance(llm, OpenAIProvider)
+        assert llm.reasoning_open is True
     finally:
         await llm.aclose()
 

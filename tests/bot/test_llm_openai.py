@@ -20,6 +20,7 @@ from openai.types.chat import ChatCompletionChunk
 from bot.llm import (
     USER_MESSAGES,
     ContentDelta,
+    Finish,
     LLMError,
     OpenAIProvider,
     ProviderEvent,
@@ -56,8 +57,12 @@ async def provider(fake_llm: FakeLLM) -> AsyncIterator[OpenAIProvider]:
 
 
 async def collect(llm: OpenAIProvider, **kwargs: Any) -> list[ProviderEvent]:
-    async with aclosing(llm.stream_chat(MESSAGES, **kwargs)) as events:
-        return [event async for event in events]
+    """The events before the stream's one closing ``Finish`` (checked to be last)."""
+    async with aclosing(llm.stream_chat(MESSAGES, **kwargs)) as stream:
+        events = [event async for event in stream]
+    assert isinstance(events[-1], Finish), events[-1:]
+    assert not any(isinstance(e, Finish) for e in events[:-1])
+    return events[:-1]
 
 
 def texts(events: list[ProviderEvent], kind: type[ReasoningDelta | ContentDelta]) -> str:
@@ -101,7 +106,7 @@ async def test_deltas_are_yielded_as_they_arrive(
         done_at = time.monotonic()
 
     assert first == ContentDelta("first...")
-    assert rest == [ContentDelta("second..")]
+    assert rest == [ContentDelta("second.."), Finish("stop")]
     # The first piece came out while the server was still sleeping before the second.
     assert done_at - first_at > 0.2
 

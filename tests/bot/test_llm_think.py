@@ -7,27 +7,45 @@ import re
 
 import pytest
 
-from bot.llm import ContentDelta, ReasoningDelta, ThinkParser, split_think
+from bot.llm import ContentDelta, ContentRetracted, ReasoningDelta, ThinkParser, split_think
+from bot.llm.think import ThinkPiece
 
 SAMPLE = "Sure! <think>User wants X; answer briefly.</think>Here is X.<think>more</think> Bye"
 SAMPLE_REASONING = "User wants X; answer briefly.more"
 SAMPLE_CONTENT = "Sure! Here is X. Bye"
 
 
-def run(chunks: list[str]) -> tuple[str, str, list[ReasoningDelta | ContentDelta]]:
-    parser = ThinkParser()
-    pieces = [p for chunk in chunks for p in parser.feed(chunk)] + parser.finish()
-    reasoning = "".join(p.text for p in pieces if isinstance(p, ReasoningDelta))
-    content = "".join(p.text for p in pieces if isinstance(p, ContentDelta))
-    return reasoning, content, pieces
+def run(
+    chunks: list[str], *, opens_inside: bool = False, cut: bool = False
+) -> tuple[str, str, list[ThinkPiece]]:
+    """What a consumer ends with: a retraction takes back the content given so far."""
+    parser = ThinkParser(opens_inside=opens_inside)
+    pieces = [p for chunk in chunks for p in parser.feed(chunk)] + parser.finish(cut=cut)
+    reasoning: list[str] = []
+    content: list[str] = []
+    for piece in pieces:
+        if isinstance(piece, ContentRetracted):
+            assert "".join(content) == piece.text, "a retraction names what was shown"
+            content.clear()
+        elif isinstance(piece, ReasoningDelta):
+            reasoning.append(piece.text)
+        else:
+            content.append(piece.text)
+    return "".join(reasoning), "".join(content), pieces
 
 
 def reference(text: str) -> tuple[str, str]:
-    """An independent whole-string split: tokens of a regex, toggling on the expected tag."""
-    reasoning, content, thinking = [], [], False
+    """An independent whole-string split: tokens of a regex, toggling on the expected tag;
+    a ``</think>`` before any tag makes everything before it reasoning."""
+    reasoning, content, thinking, seen = [], [], False, False
     for token in re.split(r"(<think>|</think>)", text):
-        if token == ("</think>" if thinking else "<think>"):
+        if token == "</think>" and not seen:
+            reasoning += content
+            content = []
+            seen = True
+        elif token == ("</think>" if thinking else "<think>"):
             thinking = not thinking
+            seen = True
         else:
             (reasoning if thinking else content).append(token)
     return "".join(reasoning), "".join(content)
@@ -101,7 +119,13 @@ def test_dangling_tag_start_at_the_end_is_content() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["a <thinker> b", "<Think>x</Think>", "</think> stray close", "<<think>>"],
+    [
+        "a <thinker> b",
+        "<Think>x</Think>",
+        "</think> stray close",
+        "<<think>>",
+        "a</think>b</think>",
+    ],
 )
 def test_only_exact_tags_count(text: str) -> None:
     assert run([text])[:2] == reference(text)
@@ -110,3 +134,59 @@ def test_only_exact_tags_count(text: str) -> None:
 def test_split_think() -> None:
     assert split_think('<think>plan</think>{"a": 1}') == ("plan", '{"a": 1}')
     assert split_think("no tags") == ("", "no tags")
+
+
+# --- a think block opened by the prompt template -------------------------------------------
+
+TEMPLATE_OPENED = "The user greets me; greet back.</think>Hello! <think>x</think>How can I help?"
+
+
+def test_orphan_close_takes_back_what_was_shown_as_the_answer() -> None:
+    """DeepSeek-V3.1 / Qwen3 on llama.cpp: `<think>` was in the prompt. The text streams at
+    once (no holding back an ordinary answer), and the orphan tag turns it into reasoning."""
+    parser = ThinkParser()
+    assert parser.feed("The user greets me;") == [ContentDelta("The user greets me;")]
+    assert parser.feed(" greet back.</thi") == [ContentDelta(" greet back.")]
+    assert parser.feed("nk>Hello!") == [
+        ContentRetracted("The user greets me; greet back."),
+        ReasoningDelta("The user greets me; greet back."),
+        ContentDelta("Hello!"),
+    ]
+    assert parser.saw_orphan_close
+
+
+def test_orphan_close_at_every_split_position() -> None:
+    expected = ("The user greets me; greet back.x", "Hello! How can I help?")
+    for at in range(len(TEMPLATE_OPENED) + 1):
+        assert run([TEMPLATE_OPENED[:at], TEMPLATE_OPENED[at:]])[:2] == expected, at
+        assert run([TEMPLATE_OPENED[:at], TEMPLATE_OPENED[at:]], opens_inside=True)[:2] == (
+            expected
+        ), at
+    assert run(list(TEMPLATE_OPENED))[:2] == expected
+
+
+def test_opening_inside_holds_reasoning_back_until_it_closes() -> None:
+    parser = ThinkParser(opens_inside=True)
+    assert parser.feed("Plan: greet") == []
+    assert parser.feed(".</think>Hi") == [ReasoningDelta("Plan: greet."), ContentDelta("Hi")]
+
+
+def test_opening_inside_but_never_closed_is_the_answer_unless_cut() -> None:
+    assert run(["Just an ", "answer."], opens_inside=True)[:2] == ("", "Just an answer.")
+    assert run(["Still thinking wh"], opens_inside=True, cut=True)[:2] == (
+        "Still thinking wh",
+        "",
+    )
+
+
+def test_opening_inside_with_the_model_writing_its_own_open_tag() -> None:
+    """DeepSeek-R1 on Together writes `<think>` itself: one block, not a stray tag."""
+    assert run(["<think>\nplan", "</think>answer"], opens_inside=True)[:2] == ("\nplan", "answer")
+
+
+def test_split_think_orphan_close() -> None:
+    assert split_think("reasoning here</think>\n\nThe answer.") == (
+        "reasoning here",
+        "\n\nThe answer.",
+    )
+    assert split_think("plain", opens_inside=True) == ("", "plain")

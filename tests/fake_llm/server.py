@@ -33,6 +33,10 @@ Scripting (first in, first out; an empty queue answers ``default_reply``):
   OpenAI's error body. The SDK retries 408/409/429/5xx ``max_retries`` times (default 2),
   and a retry pops the *next* entry: queue ``times=3`` to see the error raised, ``times=1``
   to see a retry succeed. Give ``retry_after`` (e.g. 0.01) or the SDK backs off ~0.5 s+.
+- ``queue_raw(body, status=200, content_type=..., piece_size=None)``: bytes a real server
+  sent, served verbatim (``raw.py``): a stream one SSE event per write, or every body in
+  ``piece_size``-byte pieces, ``piece_delay`` seconds apart. For replaying recorded captures
+  in their own dialect.
 - ``queue_slow(text, delay)``: nothing is sent for ``delay`` seconds (client timeouts).
   The SDK retries timeouts too, so use ``max_retries=0`` or queue what the retry gets.
 
@@ -75,6 +79,7 @@ import openai
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from tests.fake_llm.raw import RawReply, serve_raw
 from tests.fake_llm.replies import (
     JSON,
     ErrorReply,
@@ -156,7 +161,7 @@ class FakeLLM:
         # Off by default: local servers (Ollama, llama.cpp) ignore the key, and so may tests.
         self.require_api_key = require_api_key
         self.requests: list[RecordedRequest] = []
-        self._queue: deque[Reply] = deque()
+        self._queue: deque[Reply | RawReply] = deque()
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -289,6 +294,25 @@ class FakeLLM:
         reply = ErrorReply(status, message, retry_after=retry_after, type=error_type, code=code)
         self._queue.extend([reply] * times)
 
+    def queue_raw(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "text/event-stream",
+        piece_size: int | None = None,
+        piece_delay: float = 0.0,
+    ) -> None:
+        self._queue.append(
+            RawReply(
+                body,
+                status=status,
+                content_type=content_type,
+                piece_size=piece_size,
+                piece_delay=piece_delay,
+            )
+        )
+
     def queue_slow(self, text: str, delay: float, *, chunk_delay: float = 0.0) -> None:
         self.queue_text(text, delay=delay, chunk_delay=chunk_delay)
 
@@ -377,7 +401,7 @@ class FakeLLM:
             )
         return None
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self) -> Reply | RawReply:
         if self._queue:
             return self._queue.popleft()
         log.info("fake LLM: queue empty, sending the default reply")
@@ -390,6 +414,8 @@ class FakeLLM:
             return rejection
         body = recorded.body or {}
         reply = self._next_reply()
+        if isinstance(reply, RawReply):
+            return await serve_raw(request, reply)
         if isinstance(reply, ErrorReply):
             return _error_response(
                 reply.status,
