@@ -7,6 +7,8 @@ from .base import (
     ConversationRef,
     ConversationStore,
     RecoveryError,
+    Spooling,
+    StoreConfigError,
     StoreError,
 )
 from .jsonfile import JsonFileStore
@@ -18,6 +20,8 @@ __all__ = [  # noqa: RUF022 - RedisStore is imported on first use (it needs the 
     "JsonFileStore",
     "RedisStore",
     "RecoveryError",
+    "Spooling",
+    "StoreConfigError",
     "StoreError",
 ]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, runtime_checkable
 
 from ..memories import MemoryRecord
 from ..models import Conversation, validate_snowflake
@@ -25,12 +25,35 @@ __all__ = [
     "ConversationRef",
     "ConversationStore",
     "RecoveryError",
+    "Spooling",
+    "StoreConfigError",
     "StoreError",
 ]
 
 
 class StoreError(Exception):
     """A storage operation failed; the message says what and why."""
+
+
+class StoreConfigError(StoreError):
+    """The store's settings are wrong (a password, a permission, an address that is not the
+    server): retrying cannot help, so the process stops with this one line."""
+
+
+@runtime_checkable
+class Spooling(Protocol):
+    """A store whose server can be away for a while: it still records every mutation (to a
+    local spool, flushed in order once the server is back) though it cannot read meanwhile."""
+
+    @property
+    def records_while_away(self) -> bool:
+        """True if a mutation is accepted even while stored conversations cannot be read."""
+        ...
+
+    @property
+    def caught_up(self) -> bool:
+        """The server answers and holds every mutation recorded so far (the spool is empty)."""
+        ...
 
 
 class RecoveryError(StoreError):

@@ -297,6 +297,16 @@ class RedisStore(ConversationStore):
         """False while Redis is unreachable and mutations go to the spool."""
         return self._online
 
+    @property
+    def records_while_away(self) -> bool:
+        """With a spool, a mutation is accepted while Redis cannot be read (``Spooling``)."""
+        return self._spool is not None
+
+    @property
+    def caught_up(self) -> bool:
+        """Redis answers and holds every mutation recorded so far (``Spooling``)."""
+        return self._online and not self._backlog
+
     # --- life cycle ---------------------------------------------------------------------------
 
     async def _open(self) -> None:
