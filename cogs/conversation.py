@@ -314,7 +314,11 @@ class ConversationCog(commands.Cog, name="Conversation"):
     async def _conversation_of(self, channel_id: int, message_id: int) -> str | None:
         """The conversation a message belongs to: its thread's, or the one it started."""
         for candidate in (str(channel_id), str(message_id)):
-            conversation = await self.manager.get_or_resume(candidate)
+            try:
+                conversation = await self.manager.get_or_resume(candidate)
+            except StoreError as exc:  # the store is away and this process does not hold it
+                log.error("cannot record a change of message %s: %s", message_id, exc)
+                return None
             if conversation is not None and conversation.has_message_id(str(message_id)):
                 return candidate
         return None
