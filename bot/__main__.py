@@ -102,6 +102,7 @@ async def run(settings: Settings, token: str) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop_start_up)
+    said_why = False
     try:
         async with echo_app(settings) as bot:
             for signum in (signal.SIGINT, signal.SIGTERM):
@@ -110,6 +111,7 @@ async def run(settings: Settings, token: str) -> int:
             freeze_start_up_objects()
             return await _serve(bot, token, settings.discord_api_base)
     except StoreError as exc:
+        said_why = True  # its one line is all the operator needs
         raise FatalStartupError(str(exc)) from None
     except asyncio.CancelledError:
         if not interrupted.is_set():
@@ -119,7 +121,8 @@ async def run(settings: Settings, token: str) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
-        log.info("stopped")
+        if not said_why:
+            log.info("stopped")
 
 
 async def _serve(bot: EchoBot, token: str, api_base: str) -> int:

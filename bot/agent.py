@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memory import Conversation, InMemoryConversationManager, Message, MessageType
+from memory import Conversation, InMemoryConversationManager, Message, MessageType, StoreError
 from memory.recall_service import RecallService
 from memory.summarizer import extractive_summary
 
@@ -356,6 +356,9 @@ class Agent:
         try:
             hits = await self.recall.search(conversation.guild_id, question, 4) if question else []
             records = await self.manager.store.list_memories(conversation.guild_id)
+        except StoreError as exc:  # the store is away: answer without memories, one line
+            log.warning("thread %s: answering without memories: %s", thread_id, exc)
+            return
         except Exception:
             log.exception("recalling memories for thread %s failed", thread_id)
             return

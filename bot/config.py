@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from memory import FsyncPolicy
 from memory.models import validate_snowflake
+from memory.store.redis_urls import check_redis_url, shown_url
 
 from .discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, resolve_discord_endpoints
 
@@ -131,8 +132,7 @@ class Settings(BaseModel):
     @classmethod
     def _redis_url(cls, value: str) -> str:
         value = value.strip()
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        check_redis_url(value)
         return value
 
     @field_validator("redis_prefix")
@@ -223,5 +223,7 @@ def _one_line(exc: ValidationError, given: Mapping[str, str]) -> str:
     value = given.get(name, "")
     why = str(error["msg"]).removeprefix("Value error, ")
     shown = "" if name in {"DISCORD_TOKEN", "LLM_API_KEY"} else f"={value!r}"
+    if name == "REDIS_URL":
+        shown = f"={shown_url(value)!r}"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"invalid setting {name}{shown}: {why}{more}"

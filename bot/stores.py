@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from memory import ConversationStore, JsonFileStore
+from memory.store.redis_urls import shown_url
 
 from .config import ConfigError, Settings
 
@@ -53,6 +54,4 @@ def describe_store(settings: Settings, kind: StoreKind | None = None) -> str:
     kind = kind or settings.store
     if kind == "json":
         return f"JSON files in {settings.data_dir.resolve()}"
-    from memory.store.redis import shown_url  # only reached with ECHO_STORE=redis
-
     return f"Redis at {shown_url(settings.redis_url)} (prefix {settings.redis_prefix!r})"

@@ -79,12 +79,44 @@ class ConversationCog(commands.Cog, name="Conversation"):
         try:
             conversation = await self.manager.get_or_resume(thread_id)
         except StoreError as exc:
-            log.error("cannot read the conversation of thread %s: %s", thread_id, exc)
-            return
+            conversation = await self._unreadable(message, exc)
         if conversation is not None:
             await self._in_conversation(message, conversation, mentioned)
         elif mentioned:
             await self._start(message)
+
+    async def _unreadable(self, message: discord.Message, exc: StoreError) -> Conversation | None:
+        """The stored conversation of this channel cannot be read (its store is away): in a
+        thread Echo opened, answer with what this process holds, recording as usual (a store
+        that spools merges it all into the stored conversation once it is back)."""
+        channel = message.channel
+        me = self.bot.user
+        if not (
+            isinstance(channel, discord.Thread) and me is not None and channel.owner_id == me.id
+        ):
+            # Not a thread of Echo's: a mention starts a conversation; anything else is not ours.
+            log.debug("cannot tell whether %s holds a conversation: %s", channel.id, exc)
+            return None
+        assert message.guild is not None
+        try:
+            conversation = await self.manager.create_conversation(
+                thread_id=str(channel.id),
+                guild_id=str(message.guild.id),
+                guild_name=message.guild.name,
+                requester=str(message.author.id),
+                channel_id=str(channel.parent_id),
+            )
+        except (StoreError, OSError) as again:
+            log.error("cannot read the conversation of thread %s: %s", channel.id, again)
+            return None
+        log.warning(
+            "cannot read the conversation of thread %s (%s); answering with what this process "
+            "holds (%d message(s)) until the store is back",
+            channel.id,
+            exc,
+            len(conversation.history),
+        )
+        return conversation
 
     async def _in_conversation(
         self, message: discord.Message, conversation: Conversation, mentioned: bool
@@ -108,7 +140,12 @@ class ConversationCog(commands.Cog, name="Conversation"):
         elif isinstance(channel, discord.TextChannel):
             # A thread started from a message has the message's id: if that conversation
             # exists, this mention was handled already and is a gateway replay.
-            if await self.manager.get_or_resume(str(message.id)) is not None:
+            try:
+                handled = await self.manager.get_or_resume(str(message.id)) is not None
+            except StoreError as exc:  # cannot tell: Discord refuses a second thread anyway
+                log.debug("cannot tell whether mention %s was handled: %s", message.id, exc)
+                handled = False
+            if handled:
                 log.debug("mention %s was handled already (replayed event)", message.id)
                 return
             name = thread_name(message.content, f"Chat with {author.display_name}")
@@ -277,7 +314,11 @@ class ConversationCog(commands.Cog, name="Conversation"):
     async def _conversation_of(self, channel_id: int, message_id: int) -> str | None:
         """The conversation a message belongs to: its thread's, or the one it started."""
         for candidate in (str(channel_id), str(message_id)):
-            conversation = await self.manager.get_or_resume(candidate)
+            try:
+                conversation = await self.manager.get_or_resume(candidate)
+            except StoreError as exc:  # the store is away and this process does not hold it
+                log.error("cannot record a change of message %s: %s", message_id, exc)
+                return None
             if conversation is not None and conversation.has_message_id(str(message_id)):
                 return candidate
         return None

@@ -16,7 +16,14 @@ from __future__ import annotations
 from .journal import FsyncPolicy, JournalError
 from .manager import IDLE_TIME, ConversationEvent, InMemoryConversationManager
 from .models import Conversation, Message, MessageMeta, MessageType, ToolCall
-from .store import ConversationRef, ConversationStore, JsonFileStore, RecoveryError, StoreError
+from .store import (
+    ConversationRef,
+    ConversationStore,
+    JsonFileStore,
+    RecoveryError,
+    StoreConfigError,
+    StoreError,
+)
 
 __all__ = [
     "IDLE_TIME",
@@ -33,6 +40,7 @@ __all__ = [
     "MessageType",
     "RecoveryError",
     "RedisStore",
+    "StoreConfigError",
     "StoreError",
     "ToolCall",
 ]

@@ -34,7 +34,7 @@ from .mutations import (
     Reopen,
     SetSummary,
 )
-from .store.base import ConversationStore, StoreError
+from .store.base import ConversationStore, Spooling, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,9 @@ class InMemoryConversationManager:
         self._clock = IdleClock(self.idle_time)
         self._active: dict[str, Conversation] = {}
         self._dirty: set[str] = set()
+        # Started while the store could not be read (its server away): what this process
+        # holds, perhaps not all of it; read whole again once the store has caught up.
+        self._partial: set[str] = set()
         self._locks = _LockTable()
         self._listeners: list[Listener] = []
         self._save_slots = asyncio.Semaphore(save_concurrency)
@@ -225,7 +228,7 @@ class InMemoryConversationManager:
         """The active conversation, else the stored one (made active again), else None."""
         thread_id = validate_snowflake(thread_id, "thread_id")
         active = self._active.get(thread_id)
-        if active is not None:
+        if active is not None and thread_id not in self._partial:
             return active
         async with self._locks.hold(thread_id):
             return await self._active_or_resume(thread_id)
@@ -242,7 +245,13 @@ class InMemoryConversationManager:
         guild_name: str = "",
         created_at: datetime | None = None,
     ) -> Conversation:
-        """Start the conversation of a thread; an existing one (active or stored) is returned."""
+        """Start the conversation of a thread; an existing one (active or stored) is returned.
+
+        If the stored one cannot be read because the store's server is away, and the store
+        records while away (``Spooling``), the conversation starts from this process's copy:
+        its creation and every later change wait in the spool, which merges them into the
+        stored conversation (never over it) once the server is back.
+        """
         now = created_at or utcnow()
         conversation = Conversation(
             thread_id=thread_id,
@@ -255,7 +264,14 @@ class InMemoryConversationManager:
         )
         thread_id = conversation.thread_id
         async with self._locks.hold(thread_id):
-            existing = await self._active_or_resume(thread_id)
+            try:
+                existing = await self._active_or_resume(thread_id)
+            except StoreError as exc:
+                if not (isinstance(self.store, Spooling) and self.store.records_while_away):
+                    raise
+                log.debug("thread %s: the store cannot be read (%s); starting here", thread_id, exc)
+                existing = None
+                self._partial.add(thread_id)
             if existing is not None:
                 if existing.guild_id != conversation.guild_id:
                     raise ValueError(
@@ -392,6 +408,7 @@ class InMemoryConversationManager:
         async with self._locks.hold(thread_id):
             was_active = thread_id in self._active
             self._deactivate(thread_id)
+            self._partial.discard(thread_id)
             removed = await self.store.delete(thread_id)
         if was_active or removed:
             await self._emit("deleted", thread_id, None)
@@ -403,12 +420,39 @@ class InMemoryConversationManager:
 
     async def _active_or_resume(self, thread_id: str) -> Conversation | None:
         conversation = self._active.get(thread_id)
+        if conversation is not None and thread_id in self._partial and self._caught_up():
+            conversation = await self._read_whole(thread_id, conversation)
         if conversation is None:
             conversation = await self.store.load(thread_id)
             if conversation is not None:
                 log.debug("resumed conversation %s from the store", thread_id)
+                if self._caught_up():
+                    self._partial.discard(thread_id)
                 self._activate(thread_id, conversation, dirty=False)
         return conversation
+
+    def _caught_up(self) -> bool:
+        return not isinstance(self.store, Spooling) or self.store.caught_up
+
+    async def _read_whole(self, thread_id: str, partial: Conversation) -> Conversation:
+        """The store's copy of a conversation started while it could not be read: once the
+        spool is flushed it holds the history from before the outage, then what came since."""
+        try:
+            whole = await self.store.load(thread_id)
+        except StoreError as exc:
+            log.debug("thread %s: still cannot read the stored conversation: %s", thread_id, exc)
+            return partial
+        self._partial.discard(thread_id)
+        if whole is None:
+            return partial
+        log.info(
+            "thread %s: read whole from the store again (%d messages, %d held here)",
+            thread_id,
+            len(whole.history),
+            len(partial.history),
+        )
+        self._active[thread_id] = whole
+        return whole
 
     def _activate(self, thread_id: str, conversation: Conversation, *, dirty: bool) -> None:
         self._active[thread_id] = conversation

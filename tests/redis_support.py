@@ -107,16 +107,41 @@ def free_port() -> int:
 class PrivateRedis:
     """A redis-server of one test's own, on loopback, which the test may stop and restart."""
 
-    def __init__(self, directory: Path, *, persist: bool = False) -> None:
-        """``persist``: an append-only file in ``directory``, so a restart keeps the data."""
+    def __init__(
+        self, directory: Path, *, persist: bool = False, password: str | None = None
+    ) -> None:
+        """``persist``: an append-only file in ``directory``, so a restart keeps the data.
+        ``password``: the server wants it (``--requirepass``); ``url`` carries it."""
         self.directory = directory
         self.persist = persist
+        self.password = password
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """A URL that gets in (with the password, if the server wants one)."""
+        return self.url_as(None, self.password)
+
+    def url_as(self, user: str | None, password: str | None) -> str:
+        """The URL of this server with these credentials (none: ``redis://host:port/0``)."""
+        if password is None:
+            return f"redis://{user + '@' if user else ''}{self.address}/0"
+        return f"redis://{user or ''}:{password}@{self.address}/0"
+
+    def add_user(self, name: str, password: str, *rules: str) -> None:
+        """An ACL user (``ACL SETUSER name on >password rules...``)."""
+        import redis
+
+        client = redis.Redis.from_url(self.url)
+        try:
+            client.execute_command("ACL", "SETUSER", name, "on", f">{password}", *rules)
+        finally:
+            client.close()
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -140,6 +165,7 @@ class PrivateRedis:
                 str(self.directory),
                 "--logfile",
                 str(self.directory / "redis.log"),
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

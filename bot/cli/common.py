@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from memory import ConversationStore, StoreError
+from memory import ConversationStore, StoreConfigError, StoreError
 from memory.models import validate_snowflake
 
 from ..config import ConfigError, Settings, load_settings
@@ -56,9 +56,12 @@ def snowflake_arg(value: str | None, name: str, what: str) -> str | None:
 
 
 def run_store(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; a store that cannot be read becomes a one-line error."""
+    """Run a command's coroutine; a store that cannot be read becomes a one-line error (exit
+    2 if its settings are wrong)."""
     try:
         return asyncio.run(coro)
+    except StoreConfigError as exc:  # a password, a permission: the settings, exit 2
+        raise CliError(str(exc), EXIT_CONFIG) from None
     except StoreError as exc:
         raise CliError(str(exc)) from None
 

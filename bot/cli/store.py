@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from memory import ConversationStore, JsonFileStore, StoreError
+from memory import ConversationStore, JsonFileStore, StoreConfigError, StoreError
 from memory.memories import MemoryRecord
 from memory.store.jsonfile import MEMORIES_FOLDER
 
@@ -255,6 +255,8 @@ async def _opened(
         opening.setLevel(logging.ERROR)
     try:
         await store.open()
+    except StoreConfigError as exc:  # credentials, a permission: no wait helps
+        raise CliError(str(exc), EXIT_CONFIG) from None
     except StoreError as exc:
         raise CliError(_cannot_open(settings, kind, exc, redis_wait)) from None
     finally:

@@ -36,10 +36,12 @@ def worker_command(args: argparse.Namespace) -> int:
     if settings.store != "redis":
         raise CliError(NEEDS_REDIS, EXIT_CONFIG)
     _logging(settings.log_level)
-    from memory import StoreError
+    from memory import StoreConfigError, StoreError
 
     try:
         return asyncio.run(_work(settings, args.claim_after, args.once))
+    except StoreConfigError as exc:  # a password, a permission: the settings, exit 2
+        raise CliError(str(exc), EXIT_CONFIG) from None
     except StoreError as exc:
         raise CliError(str(exc)) from None
 

@@ -9,6 +9,8 @@ from .base import (
     ConversationStore,
     QueueHost,
     RecoveryError,
+    Spooling,
+    StoreConfigError,
     StoreError,
 )
 from .jsonfile import JsonFileStore
@@ -22,6 +24,8 @@ __all__ = [  # noqa: RUF022 - RedisStore is imported on first use (it needs the 
     "QueueHost",
     "RedisStore",
     "RecoveryError",
+    "Spooling",
+    "StoreConfigError",
     "StoreError",
 ]
 

@@ -30,6 +30,8 @@ __all__ = [
     "ConversationStore",
     "QueueHost",
     "RecoveryError",
+    "Spooling",
+    "StoreConfigError",
     "StoreError",
 ]
 
@@ -62,6 +64,27 @@ class QueueHost(Protocol):
 
 class StoreError(Exception):
     """A storage operation failed; the message says what and why."""
+
+
+class StoreConfigError(StoreError):
+    """The store's settings are wrong (a password, a permission, an address that is not the
+    server): retrying cannot help, so the process stops with this one line."""
+
+
+@runtime_checkable
+class Spooling(Protocol):
+    """A store whose server can be away for a while: it still records every mutation (to a
+    local spool, flushed in order once the server is back) though it cannot read meanwhile."""
+
+    @property
+    def records_while_away(self) -> bool:
+        """True if a mutation is accepted even while stored conversations cannot be read."""
+        ...
+
+    @property
+    def caught_up(self) -> bool:
+        """The server answers and holds every mutation recorded so far (the spool is empty)."""
+        ...
 
 
 class RecoveryError(StoreError):

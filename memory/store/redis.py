@@ -33,7 +33,9 @@ Redis does not have yet.
 then the spool is flushed in order. Each spooled mutation carries a sequence number that the
 write itself records in the conversation's hash, so a flush cut short (or a write whose answer
 was lost) is never applied twice. One warning is logged when Redis goes away, one line when it
-is back. Opening waits for an unreachable Redis, retrying with backoff and saying so.
+is back. Opening waits for an unreachable Redis, retrying with backoff and saying so; a Redis
+that refuses Echo (a password, an ACL) or a server that is not Redis is a ``StoreConfigError``
+at once (``redis_refusals``), since no wait helps.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import ResponseError, WatchError
+    from redis.exceptions import NoPermissionError, RedisError, ResponseError, WatchError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("RedisStore needs the 'redis' package: pip install -e '.[redis]'") from exc
@@ -78,6 +80,8 @@ from ..mutations import (
 from .autopipeline import ScriptBatcher
 from .base import ConversationInfo, ConversationRef, ConversationStore, StoreError
 from .jsonfile import _lock_folder
+from .redis_refusals import refusal
+from .redis_urls import shown_url
 
 if TYPE_CHECKING:
     from ..redis_queue import RedisMemoryQueue
@@ -300,6 +304,16 @@ class RedisStore(ConversationStore):
         """False while Redis is unreachable and mutations go to the spool."""
         return self._online
 
+    @property
+    def records_while_away(self) -> bool:
+        """With a spool, a mutation is accepted while Redis cannot be read (``Spooling``)."""
+        return self._spool is not None
+
+    @property
+    def caught_up(self) -> bool:
+        """Redis answers and holds every mutation recorded so far (``Spooling``)."""
+        return self._online and not self._backlog
+
     # --- life cycle ---------------------------------------------------------------------------
 
     async def _open(self) -> None:
@@ -314,6 +328,12 @@ class RedisStore(ConversationStore):
             await self._adopt_epoch()
             if self.spool_dir is not None:
                 self._open_spool()
+        except RedisError as exc:  # not an outage (that waits above): a refusal, a non-Redis
+            await self._close()
+            refused = refusal(exc, self.url)
+            if refused is not None:
+                raise refused from None
+            raise StoreError(f"Redis at {shown_url(self.url)} refused: {_cause(exc)}") from exc
         except BaseException:
             await self._close()
             raise
@@ -329,6 +349,8 @@ class RedisStore(ConversationStore):
                     log.info("Redis at %s answers; starting", shown_url(self.url))
                 return
             except _UNREACHABLE as exc:
+                if (refused := refusal(exc, self.url)) is not None:
+                    raise refused from None
                 waited = time.monotonic() - started
                 if self.wait_for_redis is not None and waited >= self.wait_for_redis:
                     raise StoreError(
@@ -587,6 +609,9 @@ class RedisStore(ConversationStore):
         """Remember the token that marks Redis's data as the data this process has seen."""
         try:
             await self.redis.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+        except NoPermissionError:
+            if self.spool_dir is not None:  # a process that records: it must be let write
+                raise
         except ResponseError as exc:  # a server refusing writes can still be read from
             log.debug("could not set %s: %s", self._epoch_key, exc)
         value = await self.redis.get(self._epoch_key)
@@ -1083,16 +1108,6 @@ def _micros(moment: datetime) -> str:
 
 def _score(moment: datetime) -> float:
     return moment.timestamp()
-
-
-def shown_url(url: str) -> str:
-    """The URL as logs and messages show it: any password replaced by ***."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user + ':***@' if user else '***@'}{host}"
 
 
 def _cause(exc: BaseException) -> str:

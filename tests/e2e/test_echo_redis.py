@@ -205,3 +205,77 @@ async def test_forget_on_redis_leaves_nothing_of_them_in_redis_or_the_index(
     assert str(alice) not in stored
     index = list((echo.data_dir / "index").rglob("*.sqlite3*"))
     assert index and all(b"kumquat" not in p.read_bytes().lower() for p in index)
+
+
+async def test_an_outage_answers_idle_threads_and_new_mentions_and_lands_them_merged(
+    discord_emulator: DiscordEmulator,
+    tmp_path: Path,
+    private_redis: PrivateRedis,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With Redis stopped, a message in a thread whose conversation was evicted and a new
+    mention are both answered; once Redis is back, both land in it exactly once, in order,
+    after the history Redis held."""
+    caplog.set_level(logging.INFO)
+    emu = discord_emulator
+    settings = redis_settings(private_redis.url) | {"ECHO_IDLE_SECONDS": "0.3"}
+    async with running_echo(emu, tmp_path, **settings) as echo:
+        old = await echo.mention("the old question")
+        await echo.answer_in(old.id)
+        await echo.say(old.id, "the old follow-up")
+        await echo.answer_in(old.id, lambda m: "old follow-up" in m["content"])
+        await emu.wait_for(
+            lambda: echo.conversation(old.id) is None or None, timeout=5, what="idle eviction"
+        )
+        private_redis.stop()
+
+        await echo.say(old.id, "back in the old thread while Redis is away")
+        await echo.answer_in(old.id, lambda m: "while Redis is away" in m["content"])
+        await echo.say(old.id, "and once more")
+        await echo.answer_in(old.id, lambda m: "once more" in m["content"])
+        await emu.post_message(echo.world.channel.id, echo.world.user.id, echo.ping("brand new"))
+        new = await emu.wait_for_thread(
+            echo.world.channel.id, predicate=lambda t: "brand new" in t.name
+        )
+        await echo.answer_in(new.id, lambda m: "brand new" in m["content"])
+        await echo.say(new.id, "second in the new thread")
+        await echo.answer_in(new.id, lambda m: "second in the new" in m["content"])
+
+        private_redis.start()
+        store = echo.bot.manager.store
+        assert isinstance(store, RedisStore)
+        deadline = time.monotonic() + 20
+        while not store.online:
+            assert time.monotonic() < deadline, "the spool was never flushed"
+            await asyncio.sleep(0.05)
+        # Back online, the thread is answered with its whole history again.
+        await echo.say(old.id, "after Redis came back")
+        await echo.answer_in(old.id, lambda m: "came back" in m["content"])
+
+    async with RedisStore(private_redis.url) as fresh:
+        kept_old = await fresh.load(str(old.id))
+        kept_new = await fresh.load(str(new.id))
+    assert kept_old is not None and kept_new is not None
+    said_old = [m.message_content for m in kept_old.history if m.requester is not None]
+    assert [s.removeprefix("@Echo ") for s in said_old] == [
+        "the old question",
+        "the old follow-up",
+        "back in the old thread while Redis is away",
+        "and once more",
+        "after Redis came back",
+    ]
+    assert len(kept_old.history) == 10  # each answered once, nothing twice
+    ids = [m.message_id for m in kept_old.history if m.message_id]
+    assert len(ids) == len(set(ids))
+    assert kept_old.requester == str(echo.world.user.id)
+    said_new = [m.message_content for m in kept_new.history if m.requester is not None]
+    assert [s.removeprefix("@Echo ") for s in said_new] == [
+        "brand new",
+        "second in the new thread",
+    ]
+    assert len(kept_new.history) == 4
+    lines = [r.getMessage() for r in caplog.records]
+    holding = [line for line in lines if "answering with what this process holds" in line]
+    assert len(holding) == 1 and str(old.id) in holding[0], lines
+    silent = [x for x in lines if "cannot read the conversation" in x and "holds" not in x]
+    assert not silent, silent
