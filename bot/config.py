@@ -104,6 +104,7 @@ class Settings(BaseModel):
         3600.0, alias="ECHO_MEMORY_INTERVAL_SECONDS"
     )
     log_level: str = Field("INFO", alias="ECHO_LOG_LEVEL")
+    catch_up_hours: Annotated[float, Field(ge=0)] = Field(24.0, alias="ECHO_CATCH_UP_HOURS")
     shard_count: Annotated[int, Field(ge=1)] | None = Field(None, alias="ECHO_SHARD_COUNT")
     shard_ids: tuple[int, ...] | None = Field(None, alias="ECHO_SHARD_IDS")
 
