@@ -541,9 +541,10 @@ async def test_offline_the_context_budget_folds_extractively(
     )
     assert conversation.summary in window.messages[0]["content"]
     assert "ZEPHYR" not in json.dumps(window.messages[1:])
+    # The model gets the answer as recorded: without the offline model's notice shown above it.
     assert window.messages[-2:] == [
         {"role": "user", "content": "[Alice] what did we plan?"},
-        {"role": "assistant", "content": last["content"]},
+        {"role": "assistant", "content": "You said: what did we plan?"},
     ]
     saved = json.loads(echo.files()[0].read_text())
     assert saved["summary"] == conversation.summary
