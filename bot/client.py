@@ -55,8 +55,13 @@ def intents() -> discord.Intents:
     return value
 
 
-class EchoBot(commands.Bot):
-    """The Echo client. Construct with the resources built by the entry point."""
+class EchoBot(commands.AutoShardedBot):
+    """The Echo client. Construct with the resources built by the entry point.
+
+    Always the sharded client, on Discord's own sharding: with ECHO_SHARD_COUNT and
+    ECHO_SHARD_IDS unset it runs every shard of the count Discord recommends (one for a small
+    bot), so a bot that outgrows one shard needs no other code, only settings.
+    """
 
     def __init__(
         self,
@@ -70,6 +75,9 @@ class EchoBot(commands.Bot):
     ) -> None:
         options.setdefault("intents", intents())
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        options.setdefault("shard_count", settings.shard_count)
+        if settings.shard_ids is not None:
+            options.setdefault("shard_ids", list(settings.shard_ids))
         # No prefix commands (see on_message): Echo is driven by mentions and slash commands.
         super().__init__(command_prefix=commands.when_mentioned, help_command=None, **options)
         self.settings = settings
@@ -92,13 +100,15 @@ class EchoBot(commands.Bot):
         """Echo has no prefix commands: mentions are conversation, handled by the cog."""
 
     async def on_ready(self) -> None:
-        # Fires again after every reconnect that is not a resume; the line says so.
+        # Fires once every shard of this process is ready, and again after a reconnect that
+        # is not a resume; the line says so.
         assert self.user is not None
         log.info(
-            "ready: logged in as %s (id %s) in %d server(s)",
+            "ready: logged in as %s (id %s) in %d server(s) on %d shard(s)",
             self.user,
             self.user.id,
             len(self.guilds),
+            len(self.shards),
         )
 
     async def setup_hook(self) -> None:
@@ -106,7 +116,14 @@ class EchoBot(commands.Bot):
             await self.load_extension(extension)
         if self.application_id is not None:
             log.info("invite Echo with: %s", invite_url(self.application_id))
-        if self.sync_on_start:
+        if self.settings.shard_ids is not None:
+            log.info(
+                "running shard(s) %s of %d",
+                ",".join(map(str, self.settings.shard_ids)),
+                self.settings.shard_count,
+            )
+        # Once per bot, not once per process: the process of shard 0 syncs.
+        if self.sync_on_start and self.settings.runs_shard_zero:
             await self._sync_commands()
 
     async def _sync_commands(self) -> None:

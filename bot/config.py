@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from memory import FsyncPolicy
 from memory.models import validate_snowflake
@@ -98,6 +105,9 @@ class Settings(BaseModel):
         3600.0, alias="ECHO_MEMORY_INTERVAL_SECONDS"
     )
     log_level: str = Field("INFO", alias="ECHO_LOG_LEVEL")
+    catch_up_hours: Annotated[float, Field(ge=0)] = Field(24.0, alias="ECHO_CATCH_UP_HOURS")
+    shard_count: Annotated[int, Field(ge=1)] | None = Field(None, alias="ECHO_SHARD_COUNT")
+    shard_ids: tuple[int, ...] | None = Field(None, alias="ECHO_SHARD_IDS")
 
     # Where the settings came from, for start-up to tell the operator; not settings themselves.
     env_file: Path | None = Field(None, exclude=True)
@@ -142,6 +152,44 @@ class Settings(BaseModel):
         if not value or any(c in value for c in "{}: \t\n*?[]"):
             raise ValueError("must be a non-empty word without spaces, ':', '{', '}' or globs")
         return value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_ids(cls, value: Any) -> Any:
+        return parse_shard_ids(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError(
+                "ECHO_SHARD_IDS needs ECHO_SHARD_COUNT, the total number of shards, the same in "
+                "every process"
+            )
+        beyond = [i for i in self.shard_ids if i >= self.shard_count]
+        if beyond:
+            raise ValueError(
+                f"ECHO_SHARD_IDS names shard {beyond[0]}, but ECHO_SHARD_COUNT={self.shard_count} "
+                f"numbers them 0 to {self.shard_count - 1}"
+            )
+        if self.store != "redis" and not self.runs_every_shard:
+            raise ValueError(
+                f"ECHO_SHARD_IDS runs {len(self.shard_ids)} of {self.shard_count} shards, so other "
+                "processes run the rest, and processes share conversations only through Redis: "
+                "set ECHO_STORE=redis (see README, 'Running on Redis')"
+            )
+        return self
+
+    @property
+    def runs_every_shard(self) -> bool:
+        """This process serves every shard (the only process of the bot)."""
+        return self.shard_ids is None or set(self.shard_ids) == set(range(self.shard_count or 1))
+
+    @property
+    def runs_shard_zero(self) -> bool:
+        """Once-per-bot duties (syncing slash commands) belong to the process of shard 0."""
+        return self.shard_ids is None or 0 in self.shard_ids
 
     @field_validator("journal_fsync", "llm_provider", "thread_replies", "store", mode="before")
     @classmethod
@@ -193,6 +241,24 @@ def load_settings(
     )
 
 
+def parse_shard_ids(text: str) -> tuple[int, ...]:
+    """``0,1`` or ``0-3`` (or both, ``0-1,4``): the shards this process runs, sorted, once each."""
+    ids: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"must be shard numbers like 0,1 or 0-3, got {text!r}")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"the range {part!r} runs backwards")
+        ids.update(range(first, last + 1))
+    if not ids:
+        raise ValueError(f"must name at least one shard, got {text!r}")
+    return tuple(sorted(ids))
+
+
 def setting_names() -> frozenset[str]:
     """Every environment variable Echo reads as a setting."""
     return frozenset(field.alias for field in Settings.model_fields.values() if field.alias)
@@ -217,7 +283,9 @@ def misspelled_settings(variables: Iterable[str]) -> list[str]:
 
 def _one_line(exc: ValidationError, given: Mapping[str, str]) -> str:
     error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else "setting"
+    if not error["loc"]:  # a check across settings: its message names them
+        return f"invalid settings: {str(error['msg']).removeprefix('Value error, ')}"
+    field = str(error["loc"][0])
     name = Settings.model_fields[field].alias if field in Settings.model_fields else field
     name = name or field
     value = given.get(name, "")

@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.attachments import is_text
+from bot.catch_up import CatchUp
 from bot.limits import Cooldown
 from bot.streaming import StreamingReply
 from bot.text import split_message, thread_name
@@ -57,6 +58,15 @@ class ConversationCog(commands.Cog, name="Conversation"):
         self._cooldown = Cooldown(self.settings.user_cooldown_seconds)
         # One model call per slot, across every thread: a busy bot queues rather than piles on.
         self._model_slots = asyncio.Semaphore(self.settings.max_concurrent_replies)
+        # What was said while Echo was away is read back after each fresh IDENTIFY.
+        self.catch_up = CatchUp(
+            bot,
+            self.manager,
+            record=self._record,
+            should_answer=self._should_answer,
+            schedule=self._schedule,
+            hours=self.settings.catch_up_hours,
+        )
 
     async def cog_unload(self) -> None:
         for task in self._workers.values():
@@ -76,6 +86,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
         me = self.bot.user
         mentioned = me is not None and me.id in message.raw_mentions
         thread_id = str(message.channel.id)
+        await self.catch_up.gate(message.guild.shard_id, thread_id)
         try:
             conversation = await self.manager.get_or_resume(thread_id)
         except StoreError as exc:
@@ -248,6 +259,20 @@ class ConversationCog(commands.Cog, name="Conversation"):
         if mode == "all" or mentioned:
             return True
         return mode == "requester" and str(message.author.id) == conversation.requester
+
+    # --- the gateway session: catch up after a fresh IDENTIFY -------------------------------
+
+    @commands.Cog.listener()
+    async def on_shard_ready(self, shard_id: int) -> None:
+        await self.catch_up.shard_ready(shard_id)
+
+    @commands.Cog.listener()
+    async def on_shard_resumed(self, shard_id: int) -> None:
+        self.catch_up.resumed(shard_id)
+
+    @commands.Cog.listener()
+    async def on_shard_disconnect(self, shard_id: int) -> None:
+        self.catch_up.disconnected(shard_id)
 
     # --- edits and deletes: keep the record true to the thread -----------------------------
 

@@ -114,3 +114,36 @@ def test_typos_in_dotenv_are_named_and_the_file_read_is_known(tmp_path: Path) ->
     assert load_settings({}, env_file=tmp_path / "missing.env").env_file is None
     # Neither is a setting an operator could set, nor part of what a dump shows.
     assert "env_file" not in settings.model_dump() and "notices" not in settings.model_dump()
+
+
+def test_shards_are_a_count_and_the_ids_this_process_runs() -> None:
+    redis = {"ECHO_STORE": "redis"}
+    settings = load_settings(
+        {"ECHO_SHARD_COUNT": "8", "ECHO_SHARD_IDS": "0-2, 5", **redis}, env_file=None
+    )
+    assert settings.shard_ids == (0, 1, 2, 5) and settings.runs_shard_zero
+    assert not load_settings(
+        {"ECHO_SHARD_COUNT": "4", "ECHO_SHARD_IDS": "2,3", **redis}, env_file=None
+    ).runs_shard_zero
+    unset = load_settings({}, env_file=None)
+    assert unset.shard_count is None and unset.shard_ids is None and unset.runs_shard_zero
+    # Every shard in one process: JSON files are fine.
+    assert load_settings({"ECHO_SHARD_COUNT": "2", "ECHO_SHARD_IDS": "0-1"}, env_file=None)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ECHO_SHARD_IDS": "0"}, "ECHO_SHARD_IDS needs ECHO_SHARD_COUNT"),
+        ({"ECHO_SHARD_COUNT": "2", "ECHO_SHARD_IDS": "1,2"}, "names shard 2, but"),
+        ({"ECHO_SHARD_COUNT": "2", "ECHO_SHARD_IDS": "one"}, "ECHO_SHARD_IDS='one': must be"),
+        ({"ECHO_SHARD_COUNT": "4", "ECHO_SHARD_IDS": "3-1"}, "runs backwards"),
+        ({"ECHO_SHARD_COUNT": "0"}, "ECHO_SHARD_COUNT='0'"),
+        # Other processes run the other shards: they can share conversations only on Redis.
+        ({"ECHO_SHARD_COUNT": "4", "ECHO_SHARD_IDS": "0,1"}, "set ECHO_STORE=redis"),
+    ],
+)
+def test_bad_shard_settings_are_one_line(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)) as caught:
+        load_settings(env, env_file=None)
+    assert "\n" not in str(caught.value)

@@ -132,6 +132,10 @@ class DiscordWorld:
         self.requests: list[RequestRecord] = []
         self.faults: list[RouteFault] = []
         self.message_rate: ChannelRateLimit | None = None
+        # What /gateway/bot advertises. Above 1, an IDENTIFY without a shard is refused with
+        # 4011 (sharding required), as Discord does for a bot past 2,500 servers.
+        self.recommended_shards = 1
+        self.max_concurrency = 1
         self.command_registry = CommandRegistry(self.store, self.application_id, self.notify)
         self.interactions = InteractionService(self)
         self.url_base = "http://127.0.0.1:0"

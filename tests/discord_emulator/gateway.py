@@ -66,6 +66,7 @@ CLOSE_NOT_AUTHENTICATED = 4003
 CLOSE_AUTHENTICATION_FAILED = 4004
 CLOSE_ALREADY_AUTHENTICATED = 4005
 CLOSE_INVALID_SHARD = 4010
+CLOSE_SHARDING_REQUIRED = 4011
 CLOSE_INVALID_API_VERSION = 4012
 CLOSE_INVALID_INTENTS = 4013
 CLOSE_DISALLOWED_INTENTS = 4014
@@ -193,6 +194,8 @@ class Gateway:
         self.connections: list[GatewayConnection] = []
         self.log: list[GatewayFrame] = []
         self.identify_count = 0
+        # The shard ([id, count], or None unsharded) of every IDENTIFY that opened a session.
+        self.identified: list[tuple[int, int] | None] = []
         self.resume_count = 0
         self._conn_ids = itertools.count(1)
 
@@ -410,6 +413,9 @@ class Gateway:
                 await self._close(conn, CLOSE_INVALID_SHARD, "Invalid shard.")
                 return
             shard = (shard_id, count)
+        elif self.emu.recommended_shards > 1:
+            await self._close(conn, CLOSE_SHARDING_REQUIRED, "Sharding required.")
+            return
         session = GatewaySession(
             session_id=secrets.token_hex(16),
             user_id=self.emu.bot_user.id,
@@ -417,6 +423,7 @@ class Gateway:
             shard=shard,
         )
         self.sessions[session.session_id] = session
+        self.identified.append(shard)
         conn.session = session
         async with session.lock:
             session.connection = conn

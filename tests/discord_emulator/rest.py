@@ -353,12 +353,12 @@ class RestApi:
     async def get_gateway_bot(self, request: ApiRequest) -> Any:
         return {
             "url": self.world.gateway_url,
-            "shards": 1,
+            "shards": self.world.recommended_shards,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 1000 - self.world.gateway.identify_count,
                 "reset_after": 14400000,
-                "max_concurrency": 1,
+                "max_concurrency": self.world.max_concurrency,
             },
         }
 

@@ -174,3 +174,17 @@ async def test_without_guild_messages_intent_no_message_events(
     async with running_bot(bot, emu):
         await emu.post_message(world.channel.id, world.user.id, f"<@{emu.bot_user.id}> hi")
     assert emu.gateway_frames("MESSAGE_CREATE") == []
+
+
+async def test_a_bot_that_ignores_recommended_sharding_is_refused(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    """What Discord does past 2,500 servers: an IDENTIFY without a shard is closed, 4011."""
+    emu = discord_emulator
+    emu.recommended_shards = 2
+    bot = make_bot()
+    try:
+        async with running_bot(bot, emu):
+            raise AssertionError("an unsharded bot got in")
+    except discord.ConnectionClosed as exc:
+        assert exc.code == 4011
