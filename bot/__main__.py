@@ -72,10 +72,15 @@ def configure_logging(level: str) -> None:
 
 
 def announce_settings(settings: Settings) -> None:
-    """Where Echo keeps its data and which ``.env`` it read: run from another folder, a
-    relative ECHO_DATA_DIR is another folder, and that must never pass for a fresh start."""
+    """Variables that look like misspelled settings: said first, as they may explain the rest."""
     for line in settings.notices:
         log.warning("%s", line)
+
+
+def announce_where(settings: Settings) -> None:
+    """Where Echo keeps its data and which ``.env`` it read: run from another folder, a
+    relative ECHO_DATA_DIR is another folder, and that must never pass for a fresh start.
+    Said once the store is open, so that a start that fails there stays one line."""
     source = (
         f"settings from {settings.env_file} and the environment"
         if settings.env_file is not None
@@ -105,6 +110,7 @@ async def run(settings: Settings, token: str) -> int:
     said_why = False
     try:
         async with echo_app(settings) as bot:
+            announce_where(settings)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             # Start-up is done: full garbage collections need not walk its objects any more.

@@ -220,7 +220,8 @@ async def test_a_restarted_bot_resumes_the_thread_in_the_same_file(
         thread = await echo.mention("remember me")
         await echo.answer_in(thread.id)
     [saved] = echo.files()
-    async with running_echo(emu, tmp_path, llm=fake_llm) as echo:
+    # No catch-up (it would read the thread back at start): a new message resumes it from disk.
+    async with running_echo(emu, tmp_path, llm=fake_llm, ECHO_CATCH_UP_HOURS="0") as echo:
         assert echo.conversation(thread.id) is None  # nothing active after a restart
         fake_llm.queue_text("second run")
         await echo.say(thread.id, "still there?")
