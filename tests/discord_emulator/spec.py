@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,7 +87,9 @@ class SpecViolation:
     message: str
 
     def __str__(self) -> str:
-        where = "request body" if self.direction == "request" else f"{self.status} response body"
+        where = f"{self.status} response body"
+        if self.direction == "request":
+            where = "request" if self.field.startswith("query.") else "request body"
         return (
             f"{self.operation_id} ({self.method} {self.template}, path {self.path}): "
             f"{where} at {self.field}: {self.message}"
@@ -192,6 +194,24 @@ class Operation:
             )
         return self._validators[key]
 
+    def query_validator(self, name: str) -> Draft202012Validator | None:
+        """A declared query parameter's validator (None: the operation has no such one)."""
+        key = ("query", name)
+        if key not in self._validators:
+            params = self.body.get("parameters") or []
+            index = next(
+                (i for i, p in enumerate(params) if p.get("in") == "query" and p["name"] == name),
+                None,
+            )
+            self._validators[key] = (
+                None
+                if index is None
+                else self._validator(
+                    _REQUEST_URI, self._pointer("parameters", str(index), "schema")
+                )
+            )
+        return self._validators[key]
+
     def request_required(self) -> bool:
         return bool((self.body.get("requestBody") or {}).get("required"))
 
@@ -263,6 +283,7 @@ class OpenApiSpec:
         status: int,
         response_body: Any,
         stats: SpecStats,
+        query: Mapping[str, str] | None = None,
     ) -> list[SpecViolation]:
         """Violations of one exchange; an unknown operation is one itself."""
         op = self.operation(method, path)
@@ -274,6 +295,7 @@ class OpenApiSpec:
                 )
             ]  # fmt: skip
         found = list(self._check_request(op, path, content_type, request_body, has_files, status))
+        found += self._check_query(op, path, query or {}, status)
         stats.requests += 1
         stats.requests_valid += not found
         if 200 <= status < 300:
@@ -304,6 +326,34 @@ class OpenApiSpec:
             yield violation("$", "this operation takes no JSON request body")
             return
         yield from (violation(at, msg) for at, msg in _errors(validator, body))
+
+    @staticmethod
+    def _check_query(
+        op: Operation, path: str, query: Mapping[str, str], status: int
+    ) -> list[SpecViolation]:
+        found = []
+        for name, raw in query.items():
+            validator = op.query_validator(name)
+            if validator is None:
+                errors = [("", f"Discord's spec has no query parameter {name!r} here")]
+            else:
+                # A query string carries text: try it as the number it spells, and as a
+                # boolean the way Discord reads one ("true", "True" or "1" is true, anything
+                # else false: "Boolean Query Strings" in Discord's API reference).
+                candidates: list[Any] = []
+                if re.fullmatch(r"-?\d+", raw):
+                    candidates.append(int(raw))
+                candidates += [raw in ("true", "True", "1"), raw]
+                tried = [list(_errors(validator, value)) for value in candidates]
+                errors = [] if any(not e for e in tried) else tried[0]
+            found += [
+                SpecViolation(
+                    op.operation_id, op.method, op.template, path, "request", status,
+                    f"query.{name}{at[1:]}", message,
+                )
+                for at, message in errors
+            ]  # fmt: skip
+        return found
 
     def _check_response(
         self, op: Operation, path: str, status: int, body: Any
@@ -403,6 +453,7 @@ class SpecMonitor:
             status=record.status,
             response_body=record.response,
             stats=stats,
+            query=record.query,
         )
         stats.seconds = time.perf_counter() - started
         self.stats.add(stats)

@@ -3,6 +3,8 @@
 Every test that uses the emulator checks each request the bot sends against its
 operation's request schema and each 2xx answer against the response schema
 (``tests/discord_emulator/spec.py``); these tests show a bad body is caught and named.
+They provoke bad traffic on purpose, so they live outside ``tests/e2e``, whose traffic
+is all meant to be valid.
 """
 
 from __future__ import annotations
@@ -156,6 +158,39 @@ def test_a_union_is_explained_down_to_the_alternative_meant() -> None:
     assert [(v.field, v.message.split(" is not valid")[0]) for v in found] == [
         ("$.resource", "{'type': 5}")
     ]
+
+
+async def test_query_parameters_are_checked_as_discord_reads_them(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    assert emu.world is not None
+    url = f"{emu.api_base}/channels/{emu.world.channel.id}/messages"
+    async with aiohttp.ClientSession() as http:
+        for query in ("limit=50", "limit=500", "limit=5&sort=new"):
+            async with http.get(f"{url}?{query}", headers=_auth(emu)) as resp:
+                assert resp.status == 200
+
+    assert [(v.operation_id, v.field, v.message) for v in emu.spec.take()] == [
+        ("list_messages", "query.limit", "500 is greater than the maximum of 100"),
+        ("list_messages", "query.sort", "Discord's spec has no query parameter 'sort' here"),
+    ]
+
+
+async def test_a_missing_spec_fails_the_emulator_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    nowhere = tmp_path / "discord-openapi.json"
+    monkeypatch.setenv(SPEC_ENV, str(nowhere))
+    load_spec.cache_clear()
+    try:
+        with pytest.raises(SpecMissingError) as caught:
+            async with emulated_discord():
+                pass
+    finally:
+        load_spec.cache_clear()  # the next emulator reads the real spec again
+    assert f"{nowhere} does not exist" in str(caught.value)
+    assert SPEC_ENV in str(caught.value)
 
 
 def test_a_missing_spec_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
