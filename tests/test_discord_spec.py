@@ -160,6 +160,38 @@ def test_a_union_is_explained_down_to_the_alternative_meant() -> None:
     ]
 
 
+async def test_timestamps_and_urls_in_answers_are_checked(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    assert emu.world is not None
+    good = await emu.post_message(emu.world.channel.id, emu.world.user.id, "hi")
+    bad = {**good, "timestamp": "2026-12-04 13:00", "author": {**good["author"]}}
+    bad["attachments"] = [
+        {"id": "1", "filename": "a.txt", "size": 1, "url": "a.txt", "proxy_url": "a.txt"}
+    ]
+
+    def check(body: dict[str, Any]) -> list[tuple[str, str]]:
+        found = load_spec().check(
+            "GET",
+            f"/channels/{good['channel_id']}/messages/{good['id']}",
+            content_type="",
+            request_body=None,
+            has_files=False,
+            status=200,
+            response_body=body,
+            stats=SpecStats(),
+        )
+        return [(v.field, v.message) for v in found]
+
+    assert check(good) == []
+    assert sorted(check(bad)) == [
+        ("$.attachments[0].proxy_url", "'a.txt' is not a 'uri'"),
+        ("$.attachments[0].url", "'a.txt' is not a 'uri'"),
+        ("$.timestamp", "'2026-12-04 13:00' is not a 'date-time'"),
+    ]
+
+
 async def test_query_parameters_are_checked_as_discord_reads_them(
     discord_emulator: DiscordEmulator,
 ) -> None:

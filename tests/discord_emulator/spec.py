@@ -14,6 +14,7 @@ else ``<repo>/../shared/data/discord-openapi.json``, else ``/work/shared/data/..
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 import json
 import logging
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
@@ -45,6 +46,30 @@ _FALLBACK = Path("/work/shared/data") / SPEC_NAME
 _REQUEST_URI = "urn:discord-openapi:request"
 _RESPONSE_URI = "urn:discord-openapi:response"
 _METHODS = ("get", "put", "post", "patch", "delete")
+
+
+# Formats that matter to a client: discord.py parses timestamps with fromisoformat and
+# follows URLs. Checked with the standard library (jsonschema's own checkers for these
+# need extra packages and are skipped silently without them).
+FORMATS = FormatChecker(formats=())
+_INT32 = range(-(2**31), 2**31)
+
+
+@FORMATS.checks("date-time", raises=ValueError)
+def _is_datetime(value: object) -> bool:
+    return not isinstance(value, str) or dt.datetime.fromisoformat(value).tzinfo is not None
+
+
+@FORMATS.checks("uri")
+def _is_uri(value: object) -> bool:
+    return (
+        not isinstance(value, str) or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$", value) is not None
+    )
+
+
+@FORMATS.checks("int32")
+def _is_int32(value: object) -> bool:
+    return not isinstance(value, int) or value in _INT32
 
 
 class SpecMissingError(FileNotFoundError):
@@ -104,6 +129,8 @@ class SpecStats:
     requests_valid: int = 0
     responses: int = 0
     responses_valid: int = 0
+    bodies: int = 0  # 2xx answers with a JSON body (the rest are 204s)
+    bodies_valid: int = 0
     seconds: float = 0.0  # spent validating, to keep an eye on the suite's time
 
     def add(self, other: SpecStats) -> None:
@@ -111,13 +138,15 @@ class SpecStats:
         self.requests_valid += other.requests_valid
         self.responses += other.responses
         self.responses_valid += other.responses_valid
+        self.bodies += other.bodies
+        self.bodies_valid += other.bodies_valid
         self.seconds += other.seconds
 
     def __str__(self) -> str:
         return (
             f"{self.requests_valid} of {self.requests} requests and "
             f"{self.responses_valid} of {self.responses} 2xx answers valid "
-            f"({self.seconds:.2f}s validating)"
+            f"({self.bodies_valid} of {self.bodies} with a body; {self.seconds:.2f}s validating)"
         )
 
 
@@ -173,7 +202,9 @@ class Operation:
         return str(self.body.get("operationId") or f"{self.method} {self.template}")
 
     def _validator(self, uri: str, pointer: str) -> Draft202012Validator:
-        return Draft202012Validator({"$ref": f"{uri}#{pointer}"}, registry=self.spec.registry)
+        return Draft202012Validator(
+            {"$ref": f"{uri}#{pointer}"}, registry=self.spec.registry, format_checker=FORMATS
+        )
 
     def _pointer(self, *parts: str) -> str:
         tokens = ["paths", self.template, self.method.lower(), *parts]
@@ -302,6 +333,9 @@ class OpenApiSpec:
             response = list(self._check_response(op, path, status, response_body))
             stats.responses += 1
             stats.responses_valid += not response
+            if response_body is not None:
+                stats.bodies += 1
+                stats.bodies_valid += not response
             found += response
         kept = []
         for violation in found:
