@@ -9,15 +9,21 @@ is all meant to be valid.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from tests.discord_emulator import DiscordEmulator, payloads
 from tests.discord_emulator.fixtures import emulated_discord, make_bot, running_bot
+from tests.discord_emulator.schema_speedups import inline_references, named_values_as_enums
 from tests.discord_emulator.spec import (
     ALLOWLIST,
     SPEC_ENV,
@@ -238,3 +244,47 @@ def test_the_allowlist_only_holds_reasoned_entries() -> None:
     for entry in ALLOWLIST:
         assert entry.direction in ("request", "response")
         assert len(entry.reason) > 20, entry
+
+
+async def test_the_faster_schemas_judge_exactly_as_the_spec_does(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    assert emu.world is not None
+    first = await emu.post_message(emu.world.channel.id, emu.world.user.id, "first")
+    reply = await emu.post_message(
+        emu.world.channel.id,
+        emu.world.user.id,
+        f"<@{emu.bot_user.id}> hi",
+        reply_to=int(first["id"]),
+    )
+    raw = json.loads(spec_path().read_text(encoding="utf-8"))
+    fast = inline_references(named_values_as_enums(copy.deepcopy(raw)))
+    assert "oneOf" not in fast["components"]["schemas"]["MessageType"]
+    assert (
+        fast["paths"]["/users/@me"]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"
+        ]
+        is fast["components"]["schemas"]["UserPIIResponse"]
+    )
+
+    def verdict(document: dict[str, Any], body: Any) -> list[str]:
+        registry = Registry().with_resource("urn:t", DRAFT202012.create_resource(document))
+        validator = Draft202012Validator(
+            {"$ref": "urn:t#/components/schemas/MessageResponse"}, registry=registry
+        )
+        return sorted(e.json_path for e in validator.iter_errors(body))
+
+    bodies: list[Any] = [
+        reply,
+        {**reply, "type": 999},
+        {**reply, "author": {**reply["author"], "id": 5}},
+        {**reply, "referenced_message": {**reply["referenced_message"], "flags": "x"}},
+        {**reply, "mentions": [{"id": "1"}]},
+        {k: v for k, v in reply.items() if k != "channel_id"},
+        None,
+    ]
+    verdicts = [verdict(raw, body) for body in bodies]
+    assert verdicts[0] == []
+    assert all(verdicts[1:]), verdicts
+    assert [verdict(fast, body) for body in bodies] == verdicts

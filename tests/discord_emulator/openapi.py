@@ -21,6 +21,8 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from tests.discord_emulator.schema_speedups import inline_references, named_values_as_enums
+
 # Two copies of the spec live in the registry: Discord accepts integer snowflakes in
 # request bodies (discord.py sends ids as ints) while its answers always carry strings.
 _REQUEST_URI = "urn:discord-openapi:request"
@@ -205,15 +207,18 @@ class OpenApiSpec:
         self.source = source
         self.document = document
         self.allowed = allowed
-        request_doc = copy.deepcopy(document)
+        response_doc = named_values_as_enums(copy.deepcopy(document))
+        request_doc = copy.deepcopy(response_doc)
         snowflake = request_doc["components"]["schemas"]["SnowflakeType"]
         request_doc["components"]["schemas"]["SnowflakeType"] = {
             "anyOf": [snowflake, {"type": "integer", "minimum": 0}]
         }
+        inline_references(request_doc)
+        inline_references(response_doc)
         self.registry: Registry[Any] = Registry().with_resources(
             [
                 (_REQUEST_URI, Resource(contents=request_doc, specification=DRAFT202012)),
-                (_RESPONSE_URI, Resource(contents=document, specification=DRAFT202012)),
+                (_RESPONSE_URI, Resource(contents=response_doc, specification=DRAFT202012)),
             ]
         )
         self.operations: dict[str, list[Operation]] = {}
