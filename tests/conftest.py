@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from tests.discord_emulator.fixtures import discord_emulator  # noqa: F401
+from tests.discord_emulator.fixtures import (  # noqa: F401
+    discord_emulator,
+    pytest_terminal_summary,
+)
 from tests.fake_llm.fixtures import fake_llm  # noqa: F401
 from tests.redis_support import private_redis, redis_prefix, redis_url  # noqa: F401

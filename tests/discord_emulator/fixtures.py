@@ -14,11 +14,13 @@ from collections.abc import AsyncIterator
 from typing import TypeVar
 
 import discord
+import pytest
 import pytest_asyncio
 from discord.ext import commands
 
 from bot.discord_endpoints import apply_discord_endpoints
 from tests.discord_emulator.server import DiscordEmulator
+from tests.discord_emulator.spec import SESSION_STATS
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,16 @@ async def emulated_discord(**options: object) -> AsyncIterator[DiscordEmulator]:
     finally:
         apply_discord_endpoints()
         await emulator.close()
+    # Not when the body raised: that error comes first, and each violation was logged as an
+    # ERROR when it happened. (The discord_emulator fixture always gets here, even after a
+    # failed test, so a violation is never lost.)
+    emulator.spec.assert_clean()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How much emulator traffic was held to Discord's spec in this session."""
+    if SESSION_STATS.requests:
+        terminalreporter.write_line(f"Discord OpenAPI spec: {SESSION_STATS}")
 
 
 @pytest_asyncio.fixture

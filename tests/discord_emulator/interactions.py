@@ -113,6 +113,8 @@ class InteractionHandle:
     # clicks (and modals opened from them): the message the component is on
     message_id: int | None = None
     custom_id: str | None = None
+    # a modal's submission: the command or click that opened the modal
+    opened_by: InteractionHandle | None = None
 
     @property
     def responded(self) -> bool:
@@ -392,6 +394,7 @@ class InteractionService:
             opened.user_id,
         )
         handle.message_id = opened.message_id
+        handle.opened_by = opened
         await self.world.emit(
             "INTERACTION_CREATE", lambda s: copy.deepcopy(payload), guild_id=channel.guild_id
         )
@@ -494,6 +497,10 @@ class InteractionService:
             metadata["command_type"] = handle.command.type
         if handle.type == MESSAGE_COMPONENT and handle.message_id is not None:
             metadata["interacted_message_id"] = str(handle.message_id)
+        if handle.opened_by is not None:
+            metadata["triggering_interaction_metadata"] = self._metadata(
+                handle.opened_by, followup=False
+            )
         original = self._live_message(handle.original_message_id)
         if followup and original is not None and original.interaction_id == handle.id:
             metadata["original_response_message_id"] = str(original.id)
@@ -624,21 +631,19 @@ class InteractionService:
         if not with_response:
             return None
         interaction: dict[str, Any] = {"id": str(handle.id), "type": handle.type}
-        resource: dict[str, Any] = {"type": ctype}
-        if updated is not None:
-            interaction["response_message_id"] = str(updated.id)
-            interaction["response_message_loading"] = False
-            interaction["response_message_ephemeral"] = bool(updated.flags & FLAG_EPHEMERAL)
-            if ctype == UPDATE_MESSAGE:
-                resource["message"] = self._message_object(updated)
-        if message is not None:
-            interaction["response_message_id"] = str(message.id)
-            interaction["response_message_loading"] = bool(message.flags & FLAG_LOADING)
-            interaction["response_message_ephemeral"] = bool(message.flags & FLAG_EPHEMERAL)
-            resource["message"] = payloads.message(
-                message, self.world.store, url_base=self.world.url_base
-            )
-        return {"interaction": interaction, "resource": resource}
+        answered = message if message is not None else updated
+        if answered is not None:
+            interaction["response_message_id"] = str(answered.id)
+            interaction["response_message_loading"] = bool(answered.flags & FLAG_LOADING)
+            interaction["response_message_ephemeral"] = bool(answered.flags & FLAG_EPHEMERAL)
+        result: dict[str, Any] = {"interaction": interaction}
+        # Discord describes a resource only for a message it made or changed (types 4 and
+        # 7); a defer (5, 6) or a modal (9) answers with the interaction alone.
+        if ctype == CHANNEL_MESSAGE_WITH_SOURCE and message is not None:
+            result["resource"] = {"type": ctype, "message": self._message_object(message)}
+        elif ctype == UPDATE_MESSAGE and updated is not None:
+            result["resource"] = {"type": ctype, "message": self._message_object(updated)}
+        return result
 
     def by_webhook(self, webhook_id: int, token: str) -> InteractionHandle:
         """The interaction behind an interaction webhook (app id + interaction token)."""

@@ -406,7 +406,8 @@ def command(c: Command) -> dict[str, Any]:
         "dm_permission": body.get("dm_permission", True),
         "nsfw": body.get("nsfw", False),
         "contexts": body.get("contexts"),
-        "integration_types": body.get("integration_types", [0]),
+        # discord.py sends null for "not set"; Discord answers the default, guild install.
+        "integration_types": body.get("integration_types") or [0],
     }
     if c.guild_id is not None:
         payload["guild_id"] = str(c.guild_id)
@@ -431,6 +432,7 @@ def application(
         "bot_require_code_grant": False,
         "verify_key": "0" * 64,
         "flags": flags,
+        "flags_new": str(flags),  # the same bits as a string, for flags beyond 2**53
         "owner": user(owner),
         "team": None,
         "bot": user(bot),
@@ -441,6 +443,9 @@ def application(
         "role_connections_verification_url": None,
         "approximate_guild_count": guild_count,
         "approximate_user_install_count": 0,
+        "approximate_user_authorization_count": 0,
+        "explicit_content_filter": 0,  # inherit the guild's setting
+        "eligible_oauth2_scopes": ["applications.commands", "bot"],
         "integration_types_config": {"0": {}},
         "install_params": {"scopes": ["bot", "applications.commands"], "permissions": "0"},
     }

@@ -18,6 +18,7 @@ from tests.discord_emulator.core import DiscordWorld, RequestRecord
 from tests.discord_emulator.faults import ChannelRateLimit, RouteFault, compile_path
 from tests.discord_emulator.gateway import INVALID_SESSION, RECONNECT, GatewayFrame
 from tests.discord_emulator.rest import RestApi
+from tests.discord_emulator.spec import SpecMonitor, load_spec
 from tests.discord_emulator.state import Channel, Message, UploadedFile
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class DiscordEmulator(DiscordWorld):
         self.host = host
         self.port = 0
         self.rest = RestApi(self)
+        # Every routed exchange is held to Discord's OpenAPI spec (tests/README.md).
+        self.spec = SpecMonitor(load_spec())
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle ------------------------------------------------------------
@@ -72,6 +75,10 @@ class DiscordEmulator(DiscordWorld):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def record_request(self, record: RequestRecord) -> None:
+        self.spec.observe(record)
+        super().record_request(record)
 
     @property
     def api_base(self) -> str:

@@ -283,6 +283,10 @@ def validate_components(components: Any, *, v2: bool = False) -> list[dict[str, 
             "COMPONENT_MAX_TOTAL_COMPONENTS_EXCEEDED",
             f"The total number of components exceeds the maximum of {MAX_V2_COMPONENTS}",
         )
+    for component in every:
+        emoji = component.get("emoji")
+        if isinstance(emoji, dict) and emoji.get("id") is None:
+            emoji.pop("id", None)  # a Unicode emoji: Discord answers its name alone
     taken = {c["id"] for c in every if isinstance(c.get("id"), int)}
     next_id = 1
     for component in every:
