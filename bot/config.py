@@ -60,7 +60,11 @@ class ConfigError(Exception):
 class Settings(BaseModel):
     """Every setting of ``.env.example``, by its environment variable name."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    # allow_inf_nan=False: "inf" or "nan" parse as floats, and an infinite timeout or interval
+    # is a setting that silently never fires.
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, allow_inf_nan=False
+    )
 
     discord_token: str = Field("", alias="DISCORD_TOKEN")
     discord_api_base: str = Field(DEFAULT_API_BASE, alias="DISCORD_API_BASE")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -36,6 +37,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_CONFIG, f"echo: {message} (see '{self.prog} --help')\n")
+
+
+def finite_float(text: str) -> float:
+    """A number option: ``inf`` and ``nan`` parse as floats, but no wait or age is infinite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def _handler(module: str, name: str) -> Callable[[argparse.Namespace], int]:
@@ -149,7 +161,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     generate.add_argument(
         "--idle-seconds",
         metavar="N",
-        type=float,
+        type=finite_float,
         help="treat conversations idle for N seconds as eligible (default: the setting)",
     )
     generate.add_argument(
@@ -232,7 +244,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     migrate.add_argument(
         "--redis-wait",
         metavar="SECONDS",
-        type=float,
+        type=finite_float,
         default=5.0,
         help="how long to keep trying an unreachable Redis before giving up (5)",
     )
@@ -250,7 +262,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     worker.add_argument(
         "--claim-after",
         metavar="SECONDS",
-        type=float,
+        type=finite_float,
         help="take over a batch whose worker has been silent this long (60)",
     )
     worker.add_argument(

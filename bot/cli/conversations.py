@@ -34,6 +34,7 @@ from .common import (
     snowflake_arg,
     store_where,
 )
+from .safe_text import terminal_safe
 from .transcript import render_transcript, utc
 
 __all__ = ["export_command", "list_command", "show_command"]
@@ -209,7 +210,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 def _table(rows: list[Row], style: Style) -> str:
     header = ["THREAD", "GUILD", "REQUESTER", "CREATED (UTC)", "UPDATED (UTC)", "MSGS", "SUMMARY"]
-    cells = [_cells(row) for row in rows]
+    # Names and summaries are anyone's text: no control character reaches the terminal.
+    cells = [[terminal_safe(value, one_line=True) for value in _cells(row)] for row in rows]
     widths = [max(len(header[i]), *(len(c[i]) for c in cells)) for i in range(len(header) - 1)]
     right = {5}  # the message count
 

@@ -29,6 +29,7 @@ from .common import (
 )
 from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
 from .progress import Progress
+from .safe_text import terminal_safe
 
 _REDIS_WAIT = 5.0
 """Seconds ``memories generate`` waits for an unreachable Redis before giving up."""
@@ -157,7 +158,7 @@ def list_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     for record in records:
         when = (record.conversation_created_at or record.created_at).strftime("%Y-%m-%d")
-        summary = " ".join(record.memory_data.summary.split())
+        summary = terminal_safe(" ".join(record.memory_data.summary.split()), one_line=True)
         summary = summary if len(summary) <= 90 else summary[:89] + "…"
         print(
             f"{record.thread_id}  guild {record.guild_id}  {when}  "
@@ -187,13 +188,14 @@ def show_command(args: argparse.Namespace) -> int:
         print(record.to_json())
         return EXIT_OK
     data = record.memory_data
+    safe = terminal_safe  # what people said, and what the model made of it
     print(f"Memory of conversation {record.thread_id} (guild {record.guild_id})")
     started = record.conversation_created_at
     print(f"  started:    {started:%Y-%m-%d %H:%M} UTC" if started else "  started:    ?")
-    print(f"  made:       {record.updated_at:%Y-%m-%d %H:%M} UTC by {record.generator}")
+    print(f"  made:       {record.updated_at:%Y-%m-%d %H:%M} UTC by {safe(record.generator)}")
     print(f"  people:     {', '.join(record.participants)}")
-    print(f"  summary:    {data.summary or '-'}")
-    print(f"  topics:     {', '.join(data.topics) or '-'}")
+    print(f"  summary:    {safe(data.summary) or '-'}")
+    print(f"  topics:     {safe(', '.join(data.topics)) or '-'}")
     for title, items in (
         ("facts", [f"{f.text}" + (f"  (about {f.about})" if f.about else "") for f in data.facts]),
         ("decisions", data.decisions),
@@ -203,7 +205,7 @@ def show_command(args: argparse.Namespace) -> int:
         if items:
             print(f"  {title}:")
             for item in items:
-                print(f"    - {item}")
+                print(f"    - {safe(item)}")
     return EXIT_OK
 
 
@@ -250,14 +252,15 @@ async def _search(
                     line["note"] = STOPWORDS_ONLY
                 print(json.dumps(line, ensure_ascii=False), flush=True)
                 continue
-            print(f"{query}:" if query else "(empty query):")
+            shown = terminal_safe(query, one_line=True)
+            print(f"{shown}:" if query else "(empty query):")
             if unsearchable:
                 print(f"  {STOPWORDS_ONLY}")
             elif not hits:
                 print("  no match")
             for rank, hit in enumerate(hits, start=1):
                 when = (hit.created_at or "")[:10]
-                text = " ".join((hit.summary or hit.snippet).split())
+                text = terminal_safe(" ".join((hit.summary or hit.snippet).split()), one_line=True)
                 text = text if len(text) <= 100 else text[:99] + "…"
                 print(f"  {rank}. {hit.thread_id}  {when}  score {hit.score:.2f}  {text}")
             sys.stdout.flush()

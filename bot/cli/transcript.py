@@ -15,6 +15,7 @@ from typing import Any
 from memory import Conversation, Message, MessageType
 
 from .common import Style
+from .safe_text import terminal_safe
 
 __all__ = ["ECHO_NAME", "person", "render_transcript", "utc"]
 
@@ -32,7 +33,7 @@ def utc(moment: datetime, seconds: bool = True) -> str:
 
 def person(user_id: str, names: dict[str, str]) -> str:
     name = names.get(user_id)
-    return f"{name} ({user_id})" if name else user_id
+    return f"{terminal_safe(name, one_line=True)} ({user_id})" if name else user_id
 
 
 def render_transcript(
@@ -79,7 +80,7 @@ def _header(
     ]
     lines = [style.bold(f"Conversation {conversation.thread_id}")]
     for label, value in fields:
-        first, *rest = value.splitlines() or [""]
+        first, *rest = terminal_safe(value).splitlines() or [""]
         lines.append(f"  {label + ':':<14}{first}")
         lines.extend(f"  {'':<14}{line}" for line in rest)
     return lines
@@ -95,7 +96,7 @@ def _message(message: Message, names: dict[str, str], full: bool, style: Style) 
         return _block(prefix, message.message_content, style.italic_dim)
     if kind is MessageType.TOOL_CALL:
         return _tool_call(message, stamp, full, style)
-    name = message.meta.name or "tool"  # a tool_call_response
+    name = terminal_safe(message.meta.name or "tool", one_line=True)  # a tool_call_response
     prefix = f"{stamp}   " + style.tool(f"← {name}: ")
     return _block(prefix, _clip(message.message_content, full), style.dim)
 
@@ -104,7 +105,8 @@ def _said(message: Message, names: dict[str, str], stamp: str, style: Style) -> 
     if message.requester is None:
         speaker = style.echo(ECHO_NAME)
     elif message.requester in names:
-        speaker = style.person(names[message.requester]) + style.dim(f" ({message.requester})")
+        name = terminal_safe(names[message.requester], one_line=True)
+        speaker = style.person(name) + style.dim(f" ({message.requester})")
     else:
         speaker = style.person(message.requester)
     extra = _extra(message)
@@ -118,8 +120,9 @@ def _tool_call(message: Message, stamp: str, full: bool, style: Style) -> list[s
     if message.message_content.strip():  # what the model said before calling
         lines.extend(_block(f"{stamp} {style.echo(ECHO_NAME)}: ", message.message_content))
     for call in message.tools or []:
-        arguments = _clip_line(_arguments(call.params), full)
-        lines.append(f"{stamp}   " + style.tool(f"→ tool {call.name}") + f" {arguments}")
+        arguments = terminal_safe(_clip_line(_arguments(call.params), full))
+        called = terminal_safe(call.name, one_line=True)
+        lines.append(f"{stamp}   " + style.tool(f"→ tool {called}") + f" {arguments}")
     if not message.tools:
         lines.append(f"{stamp}   " + style.tool("→ tool call (no tools named)"))
     return lines
@@ -127,7 +130,7 @@ def _tool_call(message: Message, stamp: str, full: bool, style: Style) -> list[s
 
 def _block(prefix: str, text: str, paint: Callable[[str], str] = str) -> list[str]:
     """``prefix`` + the first line; the others indented under the speaker."""
-    first, *rest = text.splitlines() or [""]
+    first, *rest = terminal_safe(text).splitlines() or [""]
     return [prefix + paint(first)] + [INDENT + "  " + paint(line) for line in rest]
 
 
@@ -141,7 +144,8 @@ def _attachments(extra: dict[str, Any], style: Style) -> list[str]:
             continue
         size = item.get("size")
         shown = f" ({size} bytes)" if isinstance(size, int) else ""
-        lines.append(INDENT + "  " + style.dim(f"[attached: {item.get('filename', '?')}{shown}]"))
+        filename = terminal_safe(str(item.get("filename", "?")), one_line=True)
+        lines.append(INDENT + "  " + style.dim(f"[attached: {filename}{shown}]"))
     return lines
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings, setting_names
+from bot.config import ConfigError, Settings, load_settings, setting_names
 from memory import FsyncPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,3 +147,20 @@ def test_bad_shard_settings_are_one_line(env: dict[str, str], expected: str) -> 
     with pytest.raises(ConfigError, match=re.escape(expected)) as caught:
         load_settings(env, env_file=None)
     assert "\n" not in str(caught.value)
+
+
+NUMBER_SETTINGS = sorted(
+    field.alias
+    for field in Settings.model_fields.values()
+    if field.alias and field.annotation in (float, int, float | None, int | None)
+)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+def test_no_number_setting_is_infinite_or_nan(value: str) -> None:
+    assert "LLM_TIMEOUT_SECONDS" in NUMBER_SETTINGS and "ECHO_IDLE_SECONDS" in NUMBER_SETTINGS
+    for name in NUMBER_SETTINGS:
+        with pytest.raises(ConfigError) as caught:
+            load_settings({name: value}, env_file=None)
+        line = str(caught.value)
+        assert line.startswith(f"invalid setting {name}=") and "\n" not in line, line

@@ -50,6 +50,12 @@ async def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None
         ("conversations", "show"): "the following arguments are required: THREAD_ID",
         ("conversations", "list", "--colour"): "unrecognized arguments: --colour",
         ("chat", "--guild"): "argument --guild: expected one argument",
+        # No wait or age is infinite: inf and nan parse as floats but are refused.
+        ("memories", "generate", "--idle-seconds", "nan"): "must be a finite number, got 'nan'",
+        ("worker", "--claim-after", "inf"): "must be a finite number, got 'inf'",
+        ("store", "migrate", "--from", "json", "--to", "redis", "--redis-wait=-inf"): (
+            "must be a finite number, got '-inf'"
+        ),
     }
     results = await asyncio.gather(*(run_cli(*args, cwd=tmp_path, env=env) for args in cases))
     for (args, expected), result in zip(cases.items(), results, strict=True):
