@@ -95,6 +95,9 @@ class Journal:
         self._prune_saved_at = 64  # size of _saved at which entries of gone threads are dropped
         self._sync_task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        # Earlier segments holding records that could not be read, and how many: they are
+        # moved aside (``*.corrupt``) instead of deleted once the rest is replayed.
+        self._unreadable: dict[Path, int] = {}
         # Collected segments waiting to be unlinked, oldest first, and the task doing it.
         self._doomed: list[Path] = []
         self._unlinker: asyncio.Task[None] | None = None
@@ -166,12 +169,35 @@ class Journal:
                         raise ValueError("not a JSON object")
                 except ValueError as exc:
                     log.warning("journal %s line %d is unreadable, skipped: %s", path, number, exc)
+                    self.keep_unreadable(path)
                     continue
                 yield JournalRecord(path, number, parsed, raw)
 
+    def keep_unreadable(self, segment: Path) -> None:
+        """A record of ``segment`` could not be used: keep the segment, aside, not delete it."""
+        self._unreadable[segment] = self._unreadable.get(segment, 0) + 1
+
     def discard_leftovers(self) -> None:
-        """Delete the earlier process's segments once everything in them is saved elsewhere."""
+        """Delete the earlier process's segments once everything in them is saved elsewhere;
+        one with unreadable records is moved aside (``<segment>.corrupt``) for the operator,
+        as an unreadable conversation file is: what could be read was replayed, and what
+        could not is kept, never destroyed."""
         for path in self._old_segments:
+            count = self._unreadable.pop(path, 0)
+            if count:
+                target = _aside(path)
+                try:
+                    path.replace(target)
+                except OSError as exc:
+                    log.error("journal %s: could not move it aside: %s", path, exc)
+                else:
+                    log.warning(
+                        "journal %s: %d unreadable record(s) kept in %s; the rest was replayed",
+                        path,
+                        count,
+                        target.name,
+                    )
+                continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         self._old_segments = []
@@ -405,6 +431,16 @@ class Journal:
 
     def _segment_path(self, number: int) -> Path:
         return self.directory / f"{number:020d}{_SEGMENT_SUFFIX}"
+
+
+def _aside(path: Path) -> Path:
+    """``<segment>.corrupt`` (``.corrupt.2``, ... if taken): never a segment name again."""
+    target = path.with_name(path.name + ".corrupt")
+    number = 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.corrupt.{number}")
+    return target
 
 
 def _checkpoint_line(thread_id: str, digest: str) -> bytes:

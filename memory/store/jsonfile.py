@@ -445,6 +445,7 @@ class JsonFileStore(ConversationStore):
                     log.warning(
                         "journal %s line %d names no thread; skipped", record.segment, record.line
                     )
+                    self.journal.keep_unreadable(record.segment)
                     continue
             by_thread.setdefault(thread_id, []).append(record)
 

@@ -169,6 +169,16 @@ async def test_torn_last_line_and_garbage_lines_are_skipped(
         names = [p.name for p in segments(data)]
         assert len(names) == 1 and int(names[0].removesuffix(".log")) > 7
     assert "torn last record" in caplog.text and "unreadable" in caplog.text
+    # What could not be read is kept for the operator, named with a count, never destroyed.
+    [aside] = (data / "journal").glob("*.corrupt")
+    assert aside.name == "00000000000000000007.log.corrupt"
+    assert b"{not json\n" in aside.read_bytes()
+    assert "1 unreadable record(s) kept in 00000000000000000007.log.corrupt" in caplog.text
+    # ...and is not replayed again at the next start, nor set aside twice.
+    async with JsonFileStore(data) as store:
+        loaded = await store.load("11")
+        assert loaded is not None and len(loaded.history) == 3
+    assert [p.name for p in (data / "journal").glob("*.corrupt*")] == [aside.name]
 
 
 async def test_orphaned_records_are_set_aside_not_dropped(
