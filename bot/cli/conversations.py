@@ -20,6 +20,7 @@ from typing import Any
 
 from memory import Conversation, ConversationRef, ConversationStore, JsonFileStore
 from memory.store.jsonfile import parse, render
+from memory.store.unsaved import unsaved_conversations
 
 from ..config import Settings
 from .common import (
@@ -51,6 +52,7 @@ class Row:
     ref: ConversationRef
     conversation: Conversation | None
     error: str | None = None
+    unsaved: bool = False  # only in the journal so far: no file yet
 
     def sort_key(self) -> tuple[str, str, int]:
         if self.conversation is None:
@@ -128,6 +130,7 @@ async def _rows(settings: Settings, guild_id: str | None) -> list[Row]:
         refs = await store.list_conversations(guild_id)
         if isinstance(store, JsonFileStore):
             rows: list[Row | None] = [await _read_file(ref) for ref in refs]
+            rows += await _journal_only(settings, store, guild_id)
         else:
             slots = asyncio.Semaphore(LOAD_CONCURRENCY)
 
@@ -137,6 +140,25 @@ async def _rows(settings: Settings, guild_id: str | None) -> list[Row]:
 
             rows = list(await asyncio.gather(*(load(ref) for ref in refs)))
     return sorted((row for row in rows if row is not None), key=Row.sort_key, reverse=True)
+
+
+async def _journal_only(
+    settings: Settings, store: JsonFileStore, guild_id: str | None
+) -> list[Row | None]:
+    """Conversations a running bot has not saved yet, or a crashed one left in its journal:
+    listed too, so that a broken run never reads as an empty folder."""
+    saved = {ref.thread_id for ref in await store.list_conversations()}
+    found = await asyncio.to_thread(unsaved_conversations, settings.data_dir, saved)
+    where = str(settings.data_dir / "journal")
+    return [
+        Row(
+            ConversationRef(c.thread_id, c.guild_id, c.requester, c.created_at.date(), where),
+            c,
+            unsaved=True,
+        )
+        for c in found
+        if guild_id is None or c.guild_id == guild_id
+    ]
 
 
 async def _one(settings: Settings, thread_id: str) -> tuple[ConversationRef, bytes, Conversation]:
@@ -249,6 +271,8 @@ def _cells(row: Row) -> list[str]:
     summary = _cut(" ".join(c.summary.split()), SUMMARY_HEAD) or "-"
     if c.ended:
         summary = f"[ended] {summary}"
+    if row.unsaved:
+        summary = f"[only in the journal, not saved yet] {summary}"
     return [
         c.thread_id,
         guild,

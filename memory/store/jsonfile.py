@@ -38,6 +38,7 @@ from .base import (
     ConversationRef,
     ConversationStore,
     RecoveryError,
+    StoreConfigError,
     StoreError,
 )
 
@@ -111,8 +112,17 @@ class JsonFileStore(ConversationStore):
     # --- life cycle ---------------------------------------------------------------------------
 
     async def _open(self) -> None:
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise StoreConfigError(
+                f"the data folder {self.data_dir} is a file, not a folder: point ECHO_DATA_DIR "
+                "at a folder (it is made if missing)"
+            )
         if self.read_only:
-            self._index = await asyncio.to_thread(self._scan) if self.guilds_dir.is_dir() else {}
+            try:
+                found = self.guilds_dir.is_dir()
+                self._index = await asyncio.to_thread(self._scan) if found else {}
+            except OSError as exc:  # unreadable: never to be shown as an empty folder
+                raise StoreError(f"cannot read data folder {self.data_dir}: {exc}") from exc
             return
         try:
             self.guilds_dir.mkdir(parents=True, exist_ok=True)

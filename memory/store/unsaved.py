@@ -1,0 +1,54 @@
+"""Conversations that so far exist only in a data folder's journal, read without touching it.
+
+A conversation is written to its file when it goes idle; until then (and, after a crash,
+until the next start replays the journal) it lives only in ``journal/``. The operator's tools
+read the folder without its lock, so they must not replay the journal (a running bot owns
+it); they rebuild those conversations in memory instead, from their ``create`` record and
+the records after it, so that a listing never passes over them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from ..models import Conversation
+from ..mutations import Create, MutationError, Purge, decode
+
+log = logging.getLogger(__name__)
+
+__all__ = ["unsaved_conversations"]
+
+
+def unsaved_conversations(data_dir: Path, saved: set[str]) -> list[Conversation]:
+    """The conversations the journal of ``data_dir`` holds that have no file (not in
+    ``saved``), as its records leave them. Unreadable lines and a torn last one are passed
+    over: this is a view, and the bot's replay is what keeps them."""
+    journal = data_dir / "journal"
+    if not journal.is_dir():
+        return []
+    building: dict[str, Conversation] = {}
+    for path in sorted(journal.glob("*.log")):
+        try:
+            lines = path.read_bytes().split(b"\n")[:-1]
+        except OSError as exc:
+            log.warning("cannot read journal segment %s: %s", path, exc)
+            continue
+        for raw in lines:
+            try:
+                mutation = decode(json.loads(raw))
+            except (ValueError, MutationError):
+                continue  # a checkpoint, or a line the bot's replay will set aside
+            if mutation.thread_id in saved:
+                continue
+            if isinstance(mutation, Create):
+                building[mutation.thread_id] = mutation.apply(None)
+            elif isinstance(mutation, Purge):
+                building.pop(mutation.thread_id, None)
+            elif mutation.thread_id in building:
+                try:
+                    building[mutation.thread_id] = mutation.apply(building[mutation.thread_id])
+                except MutationError:
+                    continue
+    return list(building.values())
