@@ -18,6 +18,7 @@ from memory import Conversation, InMemoryConversationManager, Message, MessageTy
 from memory.recall_service import RecallService
 from memory.summarizer import extractive_summary
 
+from .agent_state import ThreadStates
 from .attachments import attachment_notes
 from .llm import (
     ChatProvider,
@@ -168,15 +169,9 @@ class Agent:
         self.max_context_tokens = max_context_tokens
         self.max_tool_rounds = max_tool_rounds
         self.recall = recall
-        # thread id -> memories of the guild put in context when the conversation started
-        self._memory_notes: dict[str, str] = {}
-        # thread id -> the messages already folded into the rolling summary (``_fold_key``).
-        # By identity, not by time: Echo's answer is placed right after the question it
-        # answered, so a message sent while it was being written leaves the window after
-        # an answer stamped later than itself. In memory only: after a restart the summary
-        # is taken to cover what precedes the window, which at worst leaves a gap, never a
-        # message summarised twice.
-        self._folded: dict[str, set[tuple[Any, ...]]] = {}
+        # What the agent keeps per thread (recalled notes, what was folded into the summary),
+        # dropped with the conversation and after a forget in its guild.
+        self.states = ThreadStates(manager)
 
     # --- answering ----------------------------------------------------------------------------
 
@@ -347,9 +342,10 @@ class Agent:
     async def _remember(self, conversation: Conversation) -> None:
         """When a conversation starts, find the guild's memories worth having in context."""
         thread_id = conversation.thread_id
-        if self.recall is None or thread_id in self._memory_notes:
+        state = self.states.of(conversation)
+        if self.recall is None or state.notes is not None:
             return
-        self._memory_notes[thread_id] = ""
+        state.notes = ""
         question = next(
             (m.message_content for m in reversed(conversation.history) if m.requester), ""
         )
@@ -379,7 +375,7 @@ class Agent:
             line = _memory_line(record, hit)
             if line and sum(len(x) for x in lines) + len(line) <= budget:
                 lines.append(line)
-        self._memory_notes[thread_id] = "\n".join(lines)
+        state.notes = "\n".join(lines)
         if lines:
             log.info("thread %s: %d memories of this server put in context", thread_id, len(lines))
 
@@ -390,7 +386,8 @@ class Agent:
     ) -> ContextWindow:
         """System prompt + summary + the newest history that fits the token budget."""
         system = self.system_prompt
-        notes = self._memory_notes.get(conversation.thread_id)
+        state = self.states.get(conversation.thread_id)
+        notes = state.notes if state is not None else None
         if notes:
             system += (
                 "\n\nMemories of earlier conversations in this server (use them when they are "
@@ -458,15 +455,15 @@ class Agent:
         messages out: folding repeats (a few passes at most) until none is left out unfolded.
         """
         thread_id = conversation.thread_id
+        state = self.states.of(conversation)
         for _ in range(FOLD_PASSES):
             dropped = self.context(conversation, names).dropped
             if not dropped:
                 return
-            folded = self._folded.get(thread_id)
-            if folded is None and conversation.summary:
-                self._folded[thread_id] = {_fold_key(m) for m in dropped}
+            if state.folded is None and conversation.summary:
+                state.folded = {_fold_key(m) for m in dropped}
                 return
-            folded = folded if folded is not None else set()
+            folded = state.folded if state.folded is not None else set()
             fresh = [m for m in dropped if _fold_key(m) not in folded]
             if not any(m.message_type is MessageType.CHAT for m in fresh):
                 return
@@ -478,8 +475,13 @@ class Agent:
                 )
             else:
                 summary = await self._model_fold(conversation.summary, fresh, names)
+            if not self.states.is_current(thread_id, state):
+                # A forget (or an eviction) came while the model was folding: what it wrote
+                # may quote what was forgotten, and the next reply folds afresh anyway.
+                log.info("thread %s: state dropped during a fold; fold discarded", thread_id)
+                return
             folded.update(_fold_key(m) for m in fresh)
-            self._folded[thread_id] = folded
+            state.folded = folded
             if not summary or summary == conversation.summary:
                 return
             await self.manager.set_summary(thread_id, summary)
@@ -519,8 +521,16 @@ class Agent:
 
 
 def _fold_key(message: Message) -> tuple[Any, ...]:
-    """What identifies a recorded message for folding (an edited one counts as new)."""
-    return (message.message_type, message.message_id, message.created_at, message.message_content)
+    """What identifies a recorded message for folding (an edited one counts as new).
+
+    The content by its hash: the state lives in this process only, and should hold no text.
+    """
+    return (
+        message.message_type,
+        message.message_id,
+        message.created_at,
+        hash(message.message_content),
+    )
 
 
 def _memory_line(record: Any, hit: Any) -> str:
