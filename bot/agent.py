@@ -29,6 +29,7 @@ from .llm import (
     ReasoningDelta,
     ToolCallRequest,
 )
+from .reply_bounds import STOP_NOTES, CutReason, ReplyClock, ReplyCut, Stopped, bounded
 from .tools import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class Agent:
         max_context_tokens: int = 8000,
         max_tool_rounds: int = 4,
         recall: RecallService | None = None,
+        max_reply_seconds: float = 180.0,
+        max_reply_chars: int = 12000,
     ) -> None:
         self.manager = manager
         self.provider = provider
@@ -169,6 +172,8 @@ class Agent:
         self.max_context_tokens = max_context_tokens
         self.max_tool_rounds = max_tool_rounds
         self.recall = recall
+        self.max_reply_seconds = max_reply_seconds
+        self.max_reply_chars = max_reply_chars
         # What the agent keeps per thread (recalled notes, what was folded into the summary),
         # dropped with the conversation and after a forget in its guild.
         self.states = ThreadStates(manager)
@@ -185,11 +190,19 @@ class Agent:
             log.error("asked to answer thread %s, which has no conversation", thread_id)
             yield Failure(FALLBACK_FAILURE)
             return
+        clock = ReplyClock(self.max_reply_seconds, self.max_reply_chars)
         try:
-            await self._remember(conversation)
-            await self._fold_old_messages(conversation, names)
-            async for event in self._rounds(conversation, names):
+            await clock.within(self._remember(conversation))
+            await clock.within(self._fold_old_messages(conversation, names))
+            async for event in self._rounds(conversation, names, clock):
                 yield event
+        except ReplyCut as cut:
+            # Past a bound outside a model's answer (recalling, folding, a tool): nothing new
+            # was shown, so there is nothing to record; the thread is told in one line.
+            log.warning(
+                "thread %s: reply stopped before an answer (%s bound)", thread_id, cut.reason
+            )
+            yield Failure(STOP_NOTES[cut.reason])
         except LLMError as exc:
             log.warning("model call failed in thread %s (%s): %s", thread_id, exc.kind, exc)
             yield Failure(exc.user_message)
@@ -201,7 +214,7 @@ class Agent:
             yield Failure(FALLBACK_FAILURE)
 
     async def _rounds(
-        self, conversation: Conversation, names: Mapping[str, str]
+        self, conversation: Conversation, names: Mapping[str, str], clock: ReplyClock
     ) -> AsyncIterator[AgentEvent]:
         thread_id = conversation.thread_id
         turn = Turn(len(conversation.history), _newest_human_id(conversation.history))
@@ -215,8 +228,12 @@ class Agent:
             reasoning: list[str] = []
             calls: list[ToolCallRequest] = []
             cut = False
-            stream = self.provider.stream_chat(
-                window.messages, tools=self.tools.schemas() if may_use_tools else None
+            stopped: CutReason | None = None
+            stream = bounded(
+                self.provider.stream_chat(
+                    window.messages, tools=self.tools.schemas() if may_use_tools else None
+                ),
+                clock,
             )
             # aclosing: a reply cancelled mid-stream (shutdown) closes the HTTP stream now.
             async with contextlib.aclosing(stream):
@@ -234,13 +251,18 @@ class Agent:
                         yield TextRetracted()
                     elif isinstance(event, Finish):
                         cut = event.cut
+                    elif isinstance(event, Stopped):
+                        stopped = event.reason
             text = "".join(content).strip()
             thinking = "".join(reasoning).strip()
             if thinking:
                 await self._record(thread_id, MessageType.THINKING, thinking, turn)
+            if stopped is not None:
+                yield await self._stop(thread_id, text, thinking, turn, stopped)
+                return
             if calls and may_use_tools:
                 yield ToolUse(tuple(c.name for c in calls))
-                tool_errors = await self._run_tools(conversation, calls, text, turn)
+                tool_errors = await self._run_tools(conversation, calls, text, turn, clock)
                 continue
             if calls and not text:
                 # Told the tools were done (none offered), the model still only calls them:
@@ -287,6 +309,7 @@ class Agent:
         calls: Sequence[ToolCallRequest],
         commentary: str,
         turn: Turn,
+        clock: ReplyClock,
     ) -> list[str]:
         """Run and record the calls; returns the errors they gave (``"tool: error"``)."""
         thread_id = conversation.thread_id
@@ -302,7 +325,7 @@ class Agent:
         )
         context = ToolContext(conversation=conversation, recall=self._searcher(conversation))
         for call in calls:
-            result = await self.tools.call(call.name, call.arguments, context)
+            result = await clock.within(self.tools.call(call.name, call.arguments, context))
             if result.is_error:
                 log.info(
                     "thread %s: tool %s gave an error: %s", thread_id, call.name, result.content
@@ -319,6 +342,30 @@ class Agent:
                 ),
             )
         return errors
+
+    async def _stop(
+        self, thread_id: str, text: str, thinking: str, turn: Turn, reason: CutReason
+    ) -> Final | Failure:
+        """Past the reply's time or length bound: what was shown is the answer, recorded as
+        cut, with one line under it saying Echo stopped."""
+        log.warning(
+            "thread %s: reply stopped at its %s bound (ECHO_MAX_REPLY_%s), %d characters shown",
+            thread_id,
+            reason,
+            "SECONDS" if reason == "time" else "CHARS",
+            len(text),
+        )
+        if not text:
+            return Failure(STOP_NOTES[reason])
+        await self.manager.add_message_to_conversation(
+            thread_id,
+            Message(
+                message_type=MessageType.CHAT,
+                message_content=text,
+                meta={**_turn_meta(turn), "cut": reason},
+            ),
+        )
+        return Final(f"{text}\n\n{STOP_NOTES[reason]}", thinking)
 
     async def _record(self, thread_id: str, kind: MessageType, text: str, turn: Turn) -> None:
         await self.manager.add_message_to_conversation(
