@@ -193,7 +193,7 @@ class Agent:
         clock = ReplyClock(self.max_reply_seconds, self.max_reply_chars)
         try:
             await clock.within(self._remember(conversation))
-            await clock.within(self._fold_old_messages(conversation, names))
+            await self._fold_old_messages(conversation, names, clock)
             async for event in self._rounds(conversation, names, clock):
                 yield event
         except ReplyCut as cut:
@@ -494,7 +494,7 @@ class Agent:
         return text or extractive_summary(history, names, echo_name=ECHO_NAME)
 
     async def _fold_old_messages(
-        self, conversation: Conversation, names: Mapping[str, str]
+        self, conversation: Conversation, names: Mapping[str, str], clock: ReplyClock | None = None
     ) -> None:
         """Fold what fell out of the context window into the rolling summary.
 
@@ -521,7 +521,9 @@ class Agent:
                     dropped, names, max_chars=self._summary_chars(), echo_name=ECHO_NAME
                 )
             else:
-                summary = await self._model_fold(conversation.summary, fresh, names)
+                # Only the model's part is bounded: a summary being recorded is never cut.
+                fold = self._model_fold(conversation.summary, fresh, names)
+                summary = await (fold if clock is None else clock.within(fold))
             if not self.states.is_current(thread_id, state):
                 # A forget (or an eviction) came while the model was folding: what it wrote
                 # may quote what was forgotten, and the next reply folds afresh anyway.
