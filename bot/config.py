@@ -98,6 +98,8 @@ class Settings(BaseModel):
     max_concurrent_replies: Annotated[int, Field(ge=1)] = Field(
         4, alias="ECHO_MAX_CONCURRENT_REPLIES"
     )
+    max_reply_seconds: Annotated[float, Field(gt=0)] = Field(180.0, alias="ECHO_MAX_REPLY_SECONDS")
+    max_reply_chars: Annotated[int, Field(gt=0)] = Field(12000, alias="ECHO_MAX_REPLY_CHARS")
     max_attachment_bytes: Annotated[int, Field(ge=0)] = Field(
         100_000, alias="ECHO_MAX_ATTACHMENT_BYTES"
     )

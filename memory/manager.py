@@ -49,13 +49,15 @@ __all__ = [
 IDLE_TIME = 300.0
 """Seconds without a message before a conversation is saved and evicted (DESIGN.md)."""
 
-EventKind = Literal["saved", "idle", "deleted"]
+EventKind = Literal["saved", "idle", "removed", "deleted", "ended"]
 
 
 @dataclass(frozen=True, slots=True)
 class ConversationEvent:
     """Told to listeners: ``saved`` after every save, ``idle`` when one was saved and evicted
-    for inactivity, ``deleted`` when one was forgotten."""
+    for inactivity, ``removed`` when one was dropped from memory on request, ``deleted`` when
+    one was forgotten, ``ended`` when one was ended. Whatever a listener keeps per conversation
+    held in memory can go at ``idle``, ``removed`` and ``deleted``."""
 
     kind: EventKind
     thread_id: str
@@ -318,7 +320,9 @@ class InMemoryConversationManager:
 
     async def end_conversation(self, thread_id: str) -> None:
         """Mark the conversation ended (it stays readable and can still be resumed)."""
-        await self._mutate(End(validate_snowflake(thread_id, "thread_id")))
+        thread_id = validate_snowflake(thread_id, "thread_id")
+        if await self._mutate(End(thread_id)):
+            await self._emit("ended", thread_id, self._active.get(thread_id))
 
     async def reopen_conversation(self, thread_id: str) -> None:
         """Take an ended conversation up again."""
@@ -376,6 +380,7 @@ class InMemoryConversationManager:
             self._deactivate(thread_id)
         if saved:
             await self._emit("saved", thread_id, conversation)
+        await self._emit("removed", thread_id, conversation)
         return True
 
     async def save_all_conversations(self) -> int:

@@ -57,6 +57,10 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         ({"ECHO_SHOW_THINKING": "maybe"}, "ECHO_SHOW_THINKING='maybe'"),
         ({"ECHO_LOG_LEVEL": "LOUD"}, "ECHO_LOG_LEVEL='LOUD': must be one of"),
         ({"ECHO_MAX_TOOL_ROUNDS": "-1"}, "ECHO_MAX_TOOL_ROUNDS='-1'"),
+        ({"ECHO_MAX_REPLY_SECONDS": "0"}, "ECHO_MAX_REPLY_SECONDS='0': Input should be greater"),
+        ({"ECHO_MAX_REPLY_SECONDS": "-5"}, "ECHO_MAX_REPLY_SECONDS='-5'"),
+        ({"ECHO_MAX_REPLY_CHARS": "0"}, "ECHO_MAX_REPLY_CHARS='0': Input should be greater"),
+        ({"ECHO_MAX_REPLY_CHARS": "lots"}, "ECHO_MAX_REPLY_CHARS='lots'"),
     ],
 )
 def test_bad_settings_are_one_line_naming_them(env: dict[str, str], expected: str) -> None:
