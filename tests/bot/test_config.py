@@ -75,6 +75,12 @@ def test_secrets_are_not_echoed_back() -> None:
     settings = load_settings({"DISCORD_TOKEN": "   "}, env_file=None)
     with pytest.raises(ConfigError, match=r"DISCORD_TOKEN is not set.*\.env\.example"):
         settings.require_token()
+    # A bad REDIS_URL is shown so the operator can find the mistake, its password masked.
+    for url in ("redis://alice:hunter2@127.0.0.1:notaport/0", "http://alice:hunter2@host/0"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"REDIS_URL": url}, env_file=None)
+        assert "hunter2" not in str(caught.value)
+        assert "alice:***@" in str(caught.value)
 
 
 def test_empty_values_mean_default() -> None:
