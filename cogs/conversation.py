@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.attachments import is_text
+from bot.export import as_shown
 from bot.limits import Cooldown
 from bot.streaming import StreamingReply
 from bot.text import split_message, thread_name
@@ -437,9 +438,10 @@ class ConversationCog(commands.Cog, name="Conversation"):
             await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await render(conversation)
+        shown = as_shown(conversation, show_thinking=self.settings.show_thinking)
+        data = await render(shown)
         await interaction.followup.send(
-            f"The conversation as recorded ({_count(len(conversation.history))}).",
+            f"The conversation as recorded ({_count(len(shown.history))}).",
             file=discord.File(io.BytesIO(data), filename=conversation.filename),
             ephemeral=True,
         )
