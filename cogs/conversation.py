@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.attachments import is_text
+from bot.downloads import AttachmentTooLarge, AttachmentUnreadable, read_at_most
 from bot.export import as_shown
 from bot.limits import Cooldown
 from bot.streaming import StreamingReply
@@ -197,8 +198,18 @@ class ConversationCog(commands.Cog, name="Conversation"):
             info["note"] = f"larger than ECHO_MAX_ATTACHMENT_BYTES ({limit}); not read"
             return info
         try:
-            data = await attachment.read()
-        except (discord.HTTPException, OSError) as exc:
+            # Not attachment.read(): that reads whatever the URL serves, however large.
+            data = await read_at_most(attachment.url, limit)
+        except AttachmentTooLarge as exc:
+            log.warning(
+                "attachment %s announced %d bytes but %s; not read",
+                attachment.filename,
+                attachment.size,
+                exc,
+            )
+            info["note"] = f"larger than ECHO_MAX_ATTACHMENT_BYTES ({limit}); not read"
+            return info
+        except AttachmentUnreadable as exc:
             log.warning("could not read attachment %s: %s", attachment.filename, exc)
             info["note"] = "could not be read"
             return info
