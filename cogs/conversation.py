@@ -42,6 +42,11 @@ REPLY_MENTIONS = discord.AllowedMentions.none()
 HUMAN_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 COOLDOWN_NOTE = "You're sending messages quickly, so I'll answer in a few seconds."
 BUSY_NOTE = "I'm answering several conversations at once; yours is next in line."
+STORE_FAILED_NOTE = (
+    "I can't save messages just now, so I can't answer them; the operator can see why in my log."
+)
+# A full disk fails every message of a thread: say so once in a while, not under each one.
+STORE_NOTICE_SECONDS = 300.0
 
 
 class ConversationCog(commands.Cog, name="Conversation"):
@@ -57,6 +62,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
         self._pending: dict[int, discord.Message] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._cooldown = Cooldown(self.settings.user_cooldown_seconds)
+        self._store_notices = Cooldown(STORE_NOTICE_SECONDS)
         # One model call per slot, across every thread: a busy bot queues rather than piles on.
         self._model_slots = asyncio.Semaphore(self.settings.max_concurrent_replies)
 
@@ -178,9 +184,9 @@ class ConversationCog(commands.Cog, name="Conversation"):
             return await self.manager.add_message_to_conversation(thread_id, record)
         except (StoreError, OSError) as exc:
             log.error("could not record message %s in thread %s: %s", message.id, thread_id, exc)
-            await self._send_quietly(
-                message.channel, "I couldn't save your message just now, so I can't answer it."
-            )
+            if not self._store_notices.remaining(thread_id):
+                self._store_notices.mark(thread_id)
+                await self._send_quietly(message.channel, STORE_FAILED_NOTE)
             return False
 
     async def _attachment(self, attachment: discord.Attachment) -> dict[str, object]:
