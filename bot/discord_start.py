@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
+import discord
 
 if TYPE_CHECKING:
     from .client import EchoBot
@@ -89,6 +90,17 @@ async def login_discord(bot: EchoBot, token: str, *, api_base: str, within: floa
         ) from None
 
 
+_CONNECT_ERRORS = (
+    OSError,
+    aiohttp.ClientError,
+    discord.ConnectionClosed,
+    discord.GatewayNotFound,
+    discord.HTTPException,
+)
+"""What discord.py's connect loop catches and logs before trying again (TimeoutError is an
+OSError)."""
+
+
 class _FirstConnectFailure(logging.Filter):
     """Catches the reconnect traceback discord.py logs when a gateway connection fails.
 
@@ -102,10 +114,11 @@ class _FirstConnectFailure(logging.Filter):
         self.seen = asyncio.Event()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR or not record.exc_info or record.exc_info[1] is None:
-            return True
+        error = record.exc_info[1] if record.exc_info else None
+        if record.levelno < logging.ERROR or not isinstance(error, _CONNECT_ERRORS):
+            return True  # not a failed connection (an event handler's error, say): shown
         if self.error is None:
-            self.error = record.exc_info[1]
+            self.error = error
         self.seen.set()
         return False
 
