@@ -67,12 +67,20 @@ async def _until_answered(answered: asyncio.Event, within: float, work: Awaitabl
     Once it is set the deadline is lifted, so what follows (a slash-command sync that waits
     out a rate limit, a session that runs for days) is not cut short.
     """
+    inside = True
+
     async with asyncio.timeout(within) as deadline:
+
+        def lift(_: object) -> None:
+            if inside:  # a Timeout that was left cannot be rescheduled
+                deadline.reschedule(None)
+
         watch = asyncio.ensure_future(answered.wait())
-        watch.add_done_callback(lambda w: w.cancelled() or deadline.reschedule(None))
+        watch.add_done_callback(lift)
         try:
             return await work
         finally:
+            inside = False
             watch.cancel()
 
 
