@@ -70,6 +70,9 @@ class Settings(BaseModel):
     discord_api_base: str = Field(DEFAULT_API_BASE, alias="DISCORD_API_BASE")
     discord_gateway_url: str = Field(DEFAULT_GATEWAY_URL, alias="DISCORD_GATEWAY_URL")
     dev_guild_id: str | None = Field(None, alias="DEV_GUILD_ID")
+    discord_connect_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        20.0, alias="DISCORD_CONNECT_TIMEOUT_SECONDS"
+    )
 
     data_dir: Path = Field(Path("./data"), alias="ECHO_DATA_DIR")
     idle_seconds: Annotated[float, Field(gt=0)] = Field(300.0, alias="ECHO_IDLE_SECONDS")
