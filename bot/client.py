@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -20,6 +21,7 @@ from memory.longterm import MemoryService
 
 from .agent import Agent
 from .config import Settings
+from .discord_endpoints import recommended_shard_count
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,8 @@ class EchoBot(commands.AutoShardedBot):
 
     async def setup_hook(self) -> None:
         self.logged_in.set()
+        if self.shard_count is None:
+            self.shard_count = await self._recommended_shards()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.application_id is not None:
@@ -129,6 +133,18 @@ class EchoBot(commands.AutoShardedBot):
         # Once per bot, not once per process: the process of shard 0 syncs.
         if self.sync_on_start and self.settings.runs_shard_zero:
             await self._sync_commands()
+
+    async def _recommended_shards(self) -> int:
+        try:
+            count = await recommended_shard_count(
+                self.settings.discord_api_base, self.settings.discord_token.strip()
+            )
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("could not ask Discord how many shards to run (%s); running one", exc)
+            return 1
+        if count > 1:
+            log.info("Discord recommends %d shards: running them all in this process", count)
+        return count
 
     async def _sync_commands(self) -> None:
         guild_id = self.settings.dev_guild_id

@@ -110,6 +110,29 @@ def apply_discord_endpoints(
     return endpoints
 
 
+async def recommended_shard_count(api_base: str, token: str) -> int:
+    """Discord's recommended shard count (``GET /gateway/bot``).
+
+    discord.py's sharded client asks this itself only to also take the gateway URL Discord
+    names, which would bypass DISCORD_GATEWAY_URL (a proxy, the tests' emulator); asking it
+    here and passing the count keeps discord.py on the configured gateway.
+    """
+    import aiohttp
+
+    url = f"{api_base}/gateway/bot"
+    headers = {"Authorization": f"Bot {token}"}
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as session,
+        session.get(url, headers=headers) as response,
+    ):
+        response.raise_for_status()
+        data = await response.json(content_type=None)
+    shards = data.get("shards") if isinstance(data, dict) else None
+    if not isinstance(shards, int) or shards < 1:
+        raise ValueError(f"GET {url} gave no shard count: {data!r}")
+    return shards
+
+
 def current_discord_endpoints() -> DiscordEndpoints:
     """What discord.py will use right now (for diagnostics and tests)."""
     import discord.gateway

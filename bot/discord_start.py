@@ -30,7 +30,9 @@ T = TypeVar("T")
 
 _VOICE_NOTICE = "voice will NOT be supported"
 _VOICE_LOGGERS = ("discord.client", "discord.voice_state")
-_RECONNECT_LOGGER = "discord.client"
+# Where discord.py logs a failed gateway connection: its client's reconnect loop, and the
+# sharded client's per-shard launch (Echo's client is sharded).
+_RECONNECT_LOGGERS = ("discord.client", "discord.shard")
 
 
 class DiscordUnreachable(Exception):
@@ -143,8 +145,9 @@ async def connect_discord(bot: EchoBot, *, gateway_url: str, within: float) -> N
         connected.set()
 
     failure = _FirstConnectFailure()
-    reconnects = logging.getLogger(_RECONNECT_LOGGER)
-    reconnects.addFilter(failure)
+    reconnects = [logging.getLogger(name) for name in _RECONNECT_LOGGERS]
+    for logger in reconnects:
+        logger.addFilter(failure)
     bot.add_listener(on_connect, "on_connect")
     session = asyncio.ensure_future(bot.connect(reconnect=True))
     try:
@@ -159,7 +162,8 @@ async def connect_discord(bot: EchoBot, *, gateway_url: str, within: float) -> N
         finally:
             for waiter in waiters:
                 waiter.cancel()
-            reconnects.removeFilter(failure)
+            for logger in reconnects:
+                logger.removeFilter(failure)
             bot.remove_listener(on_connect, "on_connect")
         if not connected.is_set() and (failure.error is not None or not session.done()):
             cause = failure.error if failure.error is not None else TimeoutError()
