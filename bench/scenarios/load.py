@@ -246,24 +246,14 @@ async def _side_by_side(world: World, reps: int) -> dict[str, Any]:
     await world.call("POST", "/limits", {"on": False})
     for state in ("just after a restart", "steady state"):
         for depth in DEPTHS:
-            group = f"depth {depth}, {state}"
-            for subject, role in (("Echo", "echo"), (version, "peer")):
-                key = (subject, state, depth)
-                if key not in results:
-                    continue
-                to_model, to_write = results[key]
-                rows.append(
-                    Row(
-                        f"{subject}: message -> model request",
-                        "ms",
-                        to_model,
-                        role=role,
-                        higher_is_better=False,
-                        group=group,
-                    )
-                )
-                rows.append(Row(f"{subject}: first token -> first write", "ms", to_write,
-                                role=role, higher_is_better=False, group=group))  # fmt: skip
+            for index, what in enumerate(("message -> model request", "first token -> write")):
+                group = f"{what}, depth {depth}, {state}"
+                for subject, role in (("Echo", "echo"), (version, "peer")):
+                    key = (subject, state, depth)
+                    if key in results:
+                        samples = results[key][index]
+                        rows.append(Row(subject, "ms", samples, role=role, higher_is_better=False,
+                                        group=group))  # fmt: skip
     echo = results.get(("Echo", "just after a restart", 40))
     peer = results.get((version, "just after a restart", 40))
     if echo and peer:
