@@ -20,6 +20,7 @@ from memory.longterm import MemoryService
 
 from .agent import Agent
 from .config import Settings
+from .pacing import WriteBudget
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class EchoBot(commands.Bot):
         self.sync_on_start = sync_on_start
         self.closing = False
         self.reply_tasks: set[asyncio.Task[None]] = set()
+        # Every streamed reply counts its writes here, to stay inside Discord's limits.
+        self.write_budget = WriteBudget()
 
     def forget_names(self, user_id: str) -> None:
         """Drop a person's display name from every cog's cache (after /memory forget)."""

@@ -346,6 +346,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
             reference=reference,
             show_thinking=self.settings.show_thinking,
             notice=self.agent.provider.notice,
+            budget=self.bot.write_budget,
         )
         async with reply:
             async for event in self.agent.respond(thread_id, self.names):
@@ -463,7 +464,8 @@ class ConversationCog(commands.Cog, name="Conversation"):
 
     async def _send_quietly(self, channel: discord.abc.Messageable, text: str) -> None:
         try:
-            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+            async with self.bot.write_budget.write(getattr(channel, "id", None)):
+                await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.warning("could not send a notice in %s: %s", getattr(channel, "id", channel), exc)
 
