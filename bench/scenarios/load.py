@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import resource
 import time
@@ -35,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.framework import Row, Scenario, Target, package_version, scratch_dir
+from bench.framework import OUT_DIR, Row, Scenario, Target, package_version, scratch_dir
 from bench.scenarios._load_support import (
     LLMCORD,
     Llmcord,
@@ -143,12 +144,16 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
         await monitor
         rss = rss_mib()
         timeline = await world.call("GET", "/timeline")
-        recorded = _recorded(bot, timeline)
+        recorded = await _recorded(bot, timeline)
+        # Every timestamp of the phase, for a closer look (bench/out is ignored by git).
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        (OUT_DIR / f"load-timeline-{threads}.json").write_text(json.dumps(timeline))
         await world.call("POST", "/limits", {"on": False})
     reading = read_timeline(timeline)
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     replies = max(1, len(timeline["model"]))
     lost = reading.lost + (reading.posted - recorded)
+    unfinished = sum(1 for m in timeline["bot_messages"] if not m["final"])
     rows = [
         Row("Echo: gateway event -> model request, p50", "ms", [percentile(reading.to_model, 50)],
             higher_is_better=False, group=group),
@@ -164,6 +169,8 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
             group=group),
         Row("Echo: RSS at the end", "MiB", [rss], higher_is_better=False, group=group),
         Row("429s received", "count", [float(reading.rate_limited)], higher_is_better=False,
+            group=group),
+        Row("replies left unfinished", "count", [float(unfinished)], higher_is_better=False,
             group=group),
     ]  # fmt: skip
     overhead_p99 = max(percentile(reading.to_model, 99), percentile(reading.to_write, 99))
@@ -182,7 +189,8 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
         f"answered twice, {lost} lost ({reading.posted - recorded} missing from the store); "
         f"{reading.queued} waited for their thread's previous reply (left out of the overhead); "
         f"{len(timeline['model'])} model requests, {reading.requests} REST writes, "
-        f"{reading.rate_limited} 429s ({reading.global_429} global); "
+        f"{reading.rate_limited} 429s ({reading.global_429} global); {unfinished} replies "
+        "left unfinished on Discord (a cursor still showing); "
         f"CPU {cpu:.1f} s for {replies} replies; loop lag max {max(lags, default=0):.1f} ms"
     )
     return {
@@ -195,28 +203,24 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
 
 
 async def _drain(world: World, bot: Any, planned: int, duration: float) -> bool:
-    """Wait until every planned message is posted and every reply is final."""
+    """Wait until every planned message is posted and no reply is being written."""
     deadline = time.monotonic() + duration + 300
+    quiet = 0
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
         status = await world.call("GET", "/load")
-        if not status["done"]:
-            continue
-        if bot.reply_tasks:
-            continue
-        timeline = await world.call("GET", "/timeline")
-        if all(m["final"] for m in timeline["bot_messages"]):
-            reading = read_timeline(timeline)
-            if reading.lost == 0 or time.monotonic() > deadline - 5:
-                return True
+        busy = not status["done"] or any(not t.done() for t in bot.reply_tasks)
+        quiet = 0 if busy else quiet + 1
+        if quiet >= 2:
+            return True
     return False
 
 
-def _recorded(bot: Any, timeline: dict[str, Any]) -> int:
-    """How many posted messages Echo's conversations hold."""
+async def _recorded(bot: Any, timeline: dict[str, Any]) -> int:
+    """How many posted messages Echo's conversations hold (saved ones included)."""
     count = 0
     for p in timeline["posted"]:
-        conversation = bot.manager.get_conversation(str(p["channel"]))
+        conversation = await bot.manager.get_or_resume(str(p["channel"]))
         if conversation is not None and conversation.has_message_id(str(p["id"])):
             count += 1
     return count
