@@ -19,6 +19,7 @@ from discord.ext import commands
 from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.attachments import is_text
 from bot.limits import Cooldown
+from bot.replies import already_answered
 from bot.streaming import StreamingReply
 from bot.text import split_message, thread_name
 from memory import Conversation, Message, MessageType, StoreError
@@ -316,6 +317,11 @@ class ConversationCog(commands.Cog, name="Conversation"):
                 message = self._pending.pop(thread_key, None)
                 if message is None:
                     break
+                conversation = self.manager.get_conversation(str(thread_key))
+                if conversation is not None and already_answered(
+                    conversation.history, str(message.id)
+                ):
+                    continue  # it came while the last reply waited to start: that one answered it
                 self._cooldown.mark(str(message.author.id))
                 try:
                     if self._model_slots.locked():

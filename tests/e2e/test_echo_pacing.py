@@ -51,3 +51,43 @@ async def test_many_streaming_replies_adapt_to_the_global_limit(
             for m in emu.messages_in(thread.id)
             if int(m["author"]["id"]) == emu.bot_user.id
         ] == [text]
+
+
+async def test_a_message_that_came_while_its_reply_waited_is_not_answered_again(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    world = emu.world
+    assert world is not None
+    fake_llm.queue_text("the long answer", delay=1.0)  # holds the only model slot
+    fake_llm.queue_text("one answer to both")
+    fake_llm.queue_text("a second answer nobody asked for")
+    async with running_echo(emu, tmp_path, llm=fake_llm, ECHO_MAX_CONCURRENT_REPLIES="1") as echo:
+        first = await emu.create_thread(world.channel.id, "busy", owner_id=world.user.id)
+        await emu.post_message(first.id, world.user.id, f"<@{emu.bot_user.id}> a long one")
+        await fake_llm.wait_for_requests(1)
+        other = emu.create_user("bob")
+        emu.add_member(world.guild.id, other.id)
+        second = await emu.create_thread(world.channel.id, "waiting", owner_id=other.id)
+        await emu.post_message(second.id, other.id, f"<@{emu.bot_user.id}> question one")
+        await emu.wait_for_message(second.id)  # the busy note: this reply waits for the slot
+        await emu.post_message(second.id, other.id, "and question two")
+        await emu.wait_for_message(
+            second.id, predicate=lambda m: m["content"] == "one answer to both", timeout=10
+        )
+        await emu.wait_for(
+            lambda: all(t.done() for t in echo.bot.reply_tasks) or None,
+            timeout=10,
+            what="the replies to finish",
+        )
+
+    # The reply that waited was built after both questions: it answered both, once.
+    assert len(fake_llm.chat_requests) == 2
+    newest = fake_llm.chat_requests[1].messages[-1]["content"]
+    assert "question two" in newest
+    shown = [
+        m["content"]
+        for m in emu.messages_in(second.id)
+        if m["author"]["id"] == str(emu.bot_user.id)
+    ]
+    assert "a second answer nobody asked for" not in shown
