@@ -310,9 +310,13 @@ def rss_mib() -> float:
     return float("nan")
 
 
-async def lag_monitor(stop: asyncio.Event, lags: list[float]) -> None:
-    """How late 1 ms sleeps wake on this loop: the stall a heartbeat or a reply would see."""
+async def lag_monitor(stop: asyncio.Event, lags: list[float], cpu: list[float]) -> None:
+    """How late 1 ms sleeps wake on this loop (the stall a heartbeat or a reply would see),
+    and the loop thread's CPU time during each: the work that held the loop, without the
+    time the machine gave the cores to other processes."""
     while not stop.is_set():
         start = time.perf_counter()
+        start_cpu = time.thread_time()
         await asyncio.sleep(0.001)
         lags.append(max(0.0, time.perf_counter() - start - 0.001) * 1000)
+        cpu.append((time.thread_time() - start_cpu) * 1000)

@@ -112,8 +112,9 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
         await world.call("POST", "/forget")
         await world.call("POST", "/limits", {"on": True})
         lags: list[float] = []
+        loop_cpu: list[float] = []
         stop = asyncio.Event()
-        monitor = asyncio.get_running_loop().create_task(lag_monitor(stop, lags))
+        monitor = asyncio.get_running_loop().create_task(lag_monitor(stop, lags, loop_cpu))
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
         started = time.monotonic()
         plan = await world.call(
@@ -155,6 +156,8 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
             [percentile(reading.to_write, 99)], higher_is_better=False, group=group),
         Row("Echo: event-loop lag p99", "ms", [percentile(lags, 99)], higher_is_better=False,
             group=group),
+        Row("Echo: event-loop lag p99, loop-thread CPU", "ms", [percentile(loop_cpu, 99)],
+            higher_is_better=False, group=group),
         Row("Echo: CPU per 1,000 replies", "s", [cpu / replies * 1000], higher_is_better=False,
             group=group),
         Row("Echo: RSS at the end", "MiB", [rss], higher_is_better=False, group=group),
