@@ -22,6 +22,7 @@ from memory.longterm import MemoryService
 from .agent import Agent
 from .config import Settings
 from .discord_endpoints import recommended_shard_count
+from .pacing import WriteBudget
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class EchoBot(commands.AutoShardedBot):
         # Set once Discord has answered the login (setup_hook runs after that): start-up's
         # deadline for an unresponsive API ends there (bot.discord_start).
         self.logged_in = asyncio.Event()
+        # Every streamed reply counts its writes here, to stay inside Discord's limits.
+        self.write_budget = WriteBudget()
 
     def forget_names(self, user_id: str) -> None:
         """Drop a person's display name from every cog's cache (after /memory forget)."""

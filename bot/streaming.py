@@ -3,7 +3,10 @@
 The first words are posted as soon as they arrive; later text is applied by editing, at
 most once per ``edit_interval`` so Discord's per-channel write limit (5 per 5 s) is never
 hit; text past 2,000 characters flows into further messages (``bot.text.split_message``).
-Typing is shown until the first words are posted.
+Typing is shown until the first words are posted. With a ``WriteBudget`` (``bot.pacing``)
+shared by every reply, the edits and typing calls are optional writes that wait for room
+to spare, and the first and final writes wait for room in Discord's global limit, so a
+busy bot slows its edits down rather than collecting 429s.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import discord
 
+from .pacing import WriteBudget
 from .text import MESSAGE_LIMIT, split_message
 
 log = logging.getLogger(__name__)
@@ -37,8 +42,12 @@ class StreamingReply:
         edit_interval: float = 1.2,
         show_thinking: bool = False,
         notice: str = "",
+        budget: WriteBudget | None = None,
     ) -> None:
         self.channel = channel
+        self.budget = budget
+        # Threads, channels and DMs all have an id; the budget counts writes per channel.
+        self._channel_id: int | None = getattr(channel, "id", None)
         self.allowed_mentions = allowed_mentions
         # The first message quotes what it answers without pinging (mention_author=False);
         # an edit carrying replied_user=True would add that ping after all.
@@ -108,8 +117,12 @@ class StreamingReply:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            wait = self._last_write + self.edit_interval - time.monotonic()
-            if wait > 0 and self.messages:
+            while self.messages:
+                wait = self._last_write + self.edit_interval - time.monotonic()
+                if self.budget is not None and self._channel_id is not None:
+                    wait = max(wait, self.budget.optional_delay(self._channel_id))
+                if wait <= 0:
+                    break
                 await asyncio.sleep(wait)
             try:
                 await self._render(self._text + CURSOR)
@@ -125,9 +138,10 @@ class StreamingReply:
             for index, chunk in enumerate(chunks):
                 if index < len(self.messages):
                     if self._rendered[index] != chunk:
-                        await self.messages[index].edit(
-                            content=chunk, allowed_mentions=self._edit_mentions
-                        )
+                        async with self._paced():
+                            await self.messages[index].edit(
+                                content=chunk, allowed_mentions=self._edit_mentions
+                            )
                         self._rendered[index] = chunk
                         self._last_write = time.monotonic()
                 else:
@@ -135,7 +149,8 @@ class StreamingReply:
             # A final answer shorter than the streamed text (cursor, a reset round).
             for extra in self.messages[len(chunks) :]:
                 with contextlib.suppress(discord.HTTPException):
-                    await extra.delete()
+                    async with self._paced():
+                        await extra.delete()
             del self.messages[len(chunks) :]
             del self._rendered[len(chunks) :]
 
@@ -144,7 +159,8 @@ class StreamingReply:
         if first and self.reference is not None:
             kwargs["reference"] = self.reference
             kwargs["mention_author"] = False
-        message = await self.channel.send(content, **kwargs)  # type: ignore[arg-type]
+        async with self._paced():
+            message = await self.channel.send(content, **kwargs)  # type: ignore[arg-type]
         self._last_write = time.monotonic()
         self.messages.append(message)
         self._rendered.append(content)
@@ -155,12 +171,26 @@ class StreamingReply:
     async def _keep_typing(self) -> None:
         # Discord shows "typing" for about 10 s per trigger, or until we post.
         while not self.messages:
+            budget, channel_id = self.budget, self._channel_id
+            busy = budget is not None and channel_id is not None
+            if busy and budget.optional_delay(channel_id) > 0:  # type: ignore[union-attr,arg-type]
+                await asyncio.sleep(1)  # busy: the words themselves come first
+                continue
             try:
-                await self.channel.typing()  # type: ignore[misc]
+                async with self._paced(message_write=False, wait=False):
+                    await self.channel.typing()  # type: ignore[misc]
             except discord.HTTPException as exc:
                 log.debug("typing indicator refused: %s", exc)
                 return
             await asyncio.sleep(8)
+
+    @contextlib.asynccontextmanager
+    async def _paced(self, *, message_write: bool = True, wait: bool = True) -> AsyncIterator[None]:
+        if self.budget is None:
+            yield
+            return
+        async with self.budget.write(self._channel_id, message_write=message_write, wait=wait):
+            yield
 
     def _cancel_typing(self) -> None:
         if self._typing is not None and not self._typing.done():

@@ -12,6 +12,8 @@ thread or guild.
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import inspect
 import json
 import logging
@@ -79,7 +81,10 @@ class _Tool:
     arguments: type[BaseModel]
     context_param: str | None
 
-    def schema(self) -> dict[str, Any]:
+    @functools.cached_property
+    def _schema(self) -> dict[str, Any]:
+        # Built once: pydantic's JSON schema generation costs milliseconds per tool, and it
+        # was paid on every model request, on the loop, before the request left.
         return {
             "type": "function",
             "function": {
@@ -88,6 +93,10 @@ class _Tool:
                 "parameters": _clean_schema(self.arguments.model_json_schema()),
             },
         }
+
+    def schema(self) -> dict[str, Any]:
+        """The request's entry for this tool; a copy, so a caller may change it freely."""
+        return copy.deepcopy(self._schema)
 
 
 class ToolRegistry:

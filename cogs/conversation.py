@@ -22,6 +22,7 @@ from bot.catch_up import CatchUp
 from bot.downloads import AttachmentTooLarge, AttachmentUnreadable, read_at_most
 from bot.export import as_shown
 from bot.limits import Cooldown
+from bot.replies import already_answered
 from bot.streaming import StreamingReply
 from bot.text import split_message, thread_name
 from memory import Conversation, Message, MessageType, StoreError
@@ -400,6 +401,11 @@ class ConversationCog(commands.Cog, name="Conversation"):
                 message = self._pending.pop(thread_key, None)
                 if message is None:
                     break
+                conversation = self.manager.get_conversation(str(thread_key))
+                if conversation is not None and already_answered(
+                    conversation.history, str(message.id)
+                ):
+                    continue  # it came while the last reply waited to start: that one answered it
                 self._cooldown.mark(str(message.author.id))
                 try:
                     if self._model_slots.locked():
@@ -430,6 +436,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
             reference=reference,
             show_thinking=self.settings.show_thinking,
             notice=self.agent.provider.notice,
+            budget=self.bot.write_budget,
         )
         async with reply:
             async for event in self.agent.respond(thread_id, self.names):
@@ -548,7 +555,8 @@ class ConversationCog(commands.Cog, name="Conversation"):
 
     async def _send_quietly(self, channel: discord.abc.Messageable, text: str) -> None:
         try:
-            await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+            async with self.bot.write_budget.write(getattr(channel, "id", None)):
+                await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             log.warning("could not send a notice in %s: %s", getattr(channel, "id", channel), exc)
 

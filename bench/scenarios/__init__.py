@@ -5,4 +5,14 @@ Each is a module here with ``NAME``, ``TITLE`` and ``run(quick: bool) -> Scenari
 line saying why; a scenario that raises is reported as failed and the others still run.
 """
 
-SCENARIOS = ["recording", "redis", "stalls", "save", "footprint", "startup", "recall", "shards"]
+SCENARIOS = [
+    "recording",
+    "redis",
+    "stalls",
+    "save",
+    "footprint",
+    "startup",
+    "recall",
+    "shards",
+    "load",
+]

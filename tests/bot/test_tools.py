@@ -447,3 +447,12 @@ async def test_search_prefers_more_distinct_query_words_over_repeats() -> None:
     lines = result_lines(result)
     assert "budget meeting on Monday" in lines[0]
     assert "budget budget" in lines[1]
+
+
+def test_schemas_are_built_once_and_handed_out_as_copies() -> None:
+    registry = default_tools()
+    first = registry.schemas()
+    first[0]["function"]["parameters"]["properties"].clear()  # a caller changing its copy
+    again = registry.schemas()
+    assert again != first and again[0]["function"]["parameters"]["properties"]
+    assert again == default_tools().schemas()

@@ -29,7 +29,7 @@ from tests.discord_emulator.errors import (
     DiscordAPIError,
     form_error,
 )
-from tests.discord_emulator.faults import ChannelRateLimit, RouteFault
+from tests.discord_emulator.faults import ChannelRateLimit, GlobalRateLimit, RouteFault
 from tests.discord_emulator.gateway import (
     DIRECT_MESSAGES,
     GUILD_MEMBERS,
@@ -114,6 +114,7 @@ class DiscordWorld:
         interaction_deadline: float = 3.0,
         interaction_token_ttl: float = 900.0,
         privileged_intents: Iterable[str] = ("members", "presences", "message_content"),
+        rest_latency: float = 0.0,
     ) -> None:
         self.store = Store()
         self.bot_user = User(self.store.next_id(), bot_name, bot=True)
@@ -136,6 +137,9 @@ class DiscordWorld:
         # 4011 (sharding required), as Discord does for a bot past 2,500 servers.
         self.recommended_shards = 1
         self.max_concurrency = 1
+        self.global_rate: GlobalRateLimit | None = None
+        # Seconds each REST answer is held back, as Discord's round trip would (0: none).
+        self.rest_latency = rest_latency
         self.command_registry = CommandRegistry(self.store, self.application_id, self.notify)
         self.interactions = InteractionService(self)
         self.url_base = "http://127.0.0.1:0"

@@ -189,3 +189,47 @@ class ChannelRateLimit:
         self.windows[channel] = (reset_at, used)
         headers["X-RateLimit-Remaining"] = str(self.limit - used)
         return headers
+
+
+@dataclass
+class GlobalRateLimit:
+    """Discord's global limit: about 50 requests per second per bot, across every route.
+
+    Opt-in (``DiscordEmulator.limit_global_rate``). Interaction callbacks and webhooks are not
+    counted, as on Discord. A request over the budget gets the global 429 discord.py waits out
+    for every route at once (``X-RateLimit-Global``, ``"global": true``, ``Via``); ``throttled``
+    counts them. A fixed window of ``per`` seconds: the simplest model that a client sending
+    faster than ``limit`` per window runs into.
+    """
+
+    limit: int = 50
+    per: float = 1.0
+    window_start: float = 0.0
+    used: int = 0
+    throttled: int = 0
+
+    def acquire(self, path: str) -> web.Response | None:
+        """None: allowed; a response: the global 429."""
+        if path.startswith(("/interactions/", "/webhooks/")):
+            return None
+        now = time.monotonic()
+        if now >= self.window_start + self.per:
+            self.window_start, self.used = now, 0
+        if self.used < self.limit:
+            self.used += 1
+            return None
+        self.throttled += 1
+        retry_after = max(math.ceil((self.window_start + self.per - now) * 1000) / 1000, 0.001)
+        log.warning("global rate limit: %s refused for %.3fs", path, retry_after)
+        headers = {
+            "Retry-After": str(max(1, math.ceil(retry_after))),
+            "X-RateLimit-Global": "true",
+            "X-RateLimit-Scope": "global",
+            "Via": "1.1 google",
+        }
+        body = {
+            "message": "You are being rate limited.",
+            "retry_after": retry_after,
+            "global": True,
+        }
+        return json_response(body, status=429, headers=headers)

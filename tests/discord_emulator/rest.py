@@ -7,6 +7,7 @@ logged as an error, so a bot calling something unemulated fails loudly, not sile
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -204,6 +205,9 @@ class RestApi:
         )
         try:
             response = await self._handle(request, record, path)
+            if self.world.rest_latency > 0:
+                # After the world changed, before the client hears: a round trip's delay.
+                await asyncio.sleep(self.world.rest_latency)
         except Exception:
             log.exception("discord emulator: handler crashed on %s %s", method, full_path)
             response = json_response({"message": "500: Internal Server Error", "code": 0}, 500)
@@ -249,6 +253,11 @@ class RestApi:
             record.route = template
             if needs_auth and request.headers.get("Authorization") != f"Bot {self.world.token}":
                 return json_response({"message": "401: Unauthorized", "code": 0}, 401)
+            overall = self.world.global_rate
+            refused = overall.acquire(path) if overall is not None else None
+            if refused is not None:
+                record.fault = True
+                return refused
             rate = self.world.message_rate
             limited = rate.acquire(record.method, path) if rate is not None else None
             if isinstance(limited, web.Response):

@@ -15,7 +15,12 @@ from typing import Any, Self
 from aiohttp import web
 
 from tests.discord_emulator.core import DiscordWorld, RequestRecord
-from tests.discord_emulator.faults import ChannelRateLimit, RouteFault, compile_path
+from tests.discord_emulator.faults import (
+    ChannelRateLimit,
+    GlobalRateLimit,
+    RouteFault,
+    compile_path,
+)
 from tests.discord_emulator.gateway import INVALID_SESSION, RECONNECT, GatewayFrame
 from tests.discord_emulator.rest import RestApi
 from tests.discord_emulator.spec import SpecMonitor, load_spec
@@ -419,6 +424,23 @@ class DiscordEmulator(DiscordWorld):
         """
         self.message_rate = ChannelRateLimit(limit=limit, per=per)
         return self.message_rate
+
+    def limit_global_rate(self, limit: int = 50, per: float = 1.0) -> GlobalRateLimit:
+        """Enforce Discord's global budget (about 50 requests per second per bot, every route
+        but interaction callbacks and webhooks), answering the global 429 beyond it.
+
+        Off by default. With ``limit_message_rate`` and ``DiscordEmulator(rest_latency=...)``
+        it makes the emulator as strict and as slow as Discord for a load test.
+        """
+        self.global_rate = GlobalRateLimit(limit=limit, per=per)
+        return self.global_rate
+
+    @property
+    def rate_limited(self) -> int:
+        """429s answered by the enabled limits (per-channel and global) so far."""
+        channel = self.message_rate.throttled if self.message_rate is not None else 0
+        overall = self.global_rate.throttled if self.global_rate is not None else 0
+        return channel + overall
 
     async def drop_gateway(self, code: int | None = 4000, *, replay_from: int | None = None) -> int:
         """Close the bot's gateway connections (``code=None``: abnormal, no close frame).

@@ -73,7 +73,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -119,6 +119,10 @@ class RecordedRequest:
     headers: CIMultiDictProxy[str]
     body: JSON | None
     raw: bytes
+    # When it arrived and when its first content delta was written (time.monotonic), for
+    # benchmarks timing a client from outside.
+    arrived: float = 0.0
+    first_content_at: list[float] = field(default_factory=list, compare=False)
 
     @property
     def messages(self) -> list[JSON]:
@@ -155,8 +159,17 @@ class FakeLLM:
         models: Iterable[str] = (),
         api_key: str = DEFAULT_API_KEY,
         require_api_key: bool = False,
+        default_delay: float = 0.0,
+        default_chunk_delay: float = 0.0,
+        default_chunk_size: int = 8,
     ) -> None:
         self.default_reply = default_reply
+        # How the default reply is served: a think time, then deltas this far apart (a model
+        # that streams, for load benchmarks; 0 for the tests).
+        self.default_delay = default_delay
+        self.default_chunk_delay = default_chunk_delay
+        self.default_chunk_size = default_chunk_size
+
         self.model = model
         self.models: list[str] = [model, *models]
         self.api_key = api_key
@@ -368,6 +381,7 @@ class FakeLLM:
         return app
 
     async def _record(self, request: web.Request) -> RecordedRequest:
+        arrived = time.monotonic()
         raw = await request.read()
         body: JSON | None = None
         if raw:
@@ -385,6 +399,7 @@ class FakeLLM:
             headers=CIMultiDictProxy(CIMultiDict(request.headers)),
             body=body,
             raw=raw,
+            arrived=arrived,
         )
         self.requests.append(recorded)
         async with self._arrived:
@@ -407,8 +422,13 @@ class FakeLLM:
     def _next_reply(self) -> Reply | RawReply:
         if self._queue:
             return self._queue.popleft()
-        log.info("fake LLM: queue empty, sending the default reply")
-        return TextReply(self.default_reply)
+        log.debug("fake LLM: queue empty, sending the default reply")
+        return TextReply(
+            self.default_reply,
+            chunk_size=self.default_chunk_size,
+            chunk_delay=self.default_chunk_delay,
+            delay=self.default_delay,
+        )
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
@@ -431,7 +451,7 @@ class FakeLLM:
         model = body.get("model") or self.model
         call_ids = _call_ids(reply)
         if body.get("stream"):
-            return await self._stream(request, reply, body, model, call_ids)
+            return await self._stream(request, reply, body, model, call_ids, recorded)
         return web.json_response(_completion(reply, body, model, call_ids))
 
     async def _stream(
@@ -441,6 +461,7 @@ class FakeLLM:
         body: JSON,
         model: str,
         call_ids: list[str],
+        recorded: RecordedRequest,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -453,6 +474,8 @@ class FakeLLM:
         envelope = _chunk_envelope(model, with_usage)
         try:
             for delta in deltas_of(reply, call_ids):
+                if delta.get("content") and not recorded.first_content_at:
+                    recorded.first_content_at.append(time.monotonic())
                 await _send(response, {**envelope, "choices": [_chunk_choice(delta, None)]})
                 await asyncio.sleep(reply.chunk_delay)
             final = _chunk_choice({}, reply.finish_reason)

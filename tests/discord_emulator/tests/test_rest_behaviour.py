@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import discord
@@ -202,3 +203,42 @@ async def test_thread_edits_and_deletes_reach_the_bot(discord_emulator: DiscordE
     assert posted["channel_id"] == str(thread.id)
     assert edits == [("first draft", "second draft")]
     assert deletes == [int(posted["id"])]
+
+
+async def test_global_limit_answers_429_that_discord_py_waits_out(
+    discord_emulator: DiscordEmulator,
+) -> None:
+    emu = discord_emulator
+    bot = make_bot()
+    async with running_bot(bot, emu):
+        overall = emu.limit_global_rate(limit=3, per=0.5)
+        channel = _channel(bot, emu)
+        for i in range(5):
+            await channel.send(f"message {i}")
+
+    posts = emu.requests_to("POST", MESSAGES)
+    refused = [r for r in posts if r.status == 429]
+    assert overall.throttled == len(refused) >= 1
+    assert emu.rate_limited == overall.throttled
+    first = refused[0]
+    assert first.response["global"] is True and first.response["retry_after"] > 0
+    # discord.py slept through the global limit and sent each message once, in order.
+    assert [m["content"] for m in emu.messages_in(channel.id)] == [f"message {i}" for i in range(5)]
+    retried = next(r for r in posts if r.time > first.time and r.status == 200)
+    assert retried.time - first.time >= first.response["retry_after"] - 0.01
+
+
+async def test_rest_latency_holds_every_answer_back() -> None:
+    from tests.discord_emulator.fixtures import emulated_discord
+
+    async with emulated_discord(rest_latency=0.05) as emu:
+        bot = make_bot()
+        async with running_bot(bot, emu):
+            channel = _channel(bot, emu)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for i in range(3):
+                await channel.send(f"slow {i}")
+            elapsed = loop.time() - started
+    assert elapsed >= 3 * 0.05
+    assert emu.rate_limited == 0  # the limits stay off unless asked for

@@ -567,3 +567,17 @@ async def test_raw_error_body_keeps_its_status_and_bytes(fake_llm: FakeLLM) -> N
         with pytest.raises(openai.BadRequestError) as caught:
             await client.chat.completions.create(model=MODEL, messages=MESSAGES)
     assert caught.value.body == "plain words"
+
+
+async def test_default_reply_thinks_then_streams_and_its_timing_is_recorded() -> None:
+    async with FakeLLM(default_delay=0.1, default_chunk_delay=0.01, default_chunk_size=4) as llm:
+        async with llm.client(max_retries=0) as client:
+            stream = await client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            pieces = [c.choices[0].delta.content async for c in stream if c.choices]
+        [request] = llm.chat_requests
+    assert "".join(p or "" for p in pieces) == llm.default_reply
+    assert len([p for p in pieces if p]) == -(-len(llm.default_reply) // 4)
+    [first] = request.first_content_at
+    assert first - request.arrived >= 0.1 + 0.01  # the think time, then the role delta's pause
