@@ -123,10 +123,6 @@ class RecallSettings:
     memory_weight: float = 0.5
     names_weight: float = 0.5
     dates_weight: float = 2.0
-    # Dates people's words refer to ("last week"), and the mark of a passage that says when.
-    time_weight: float = 1.0
-    # What was said in a message that places itself in time, for questions asking when.
-    timed_weight: float = 1.0
     index_echo: bool = True
 
     def __post_init__(self) -> None:
@@ -139,9 +135,6 @@ class RecallSettings:
 
     @property
     def weights(self) -> tuple[float, ...]:
-        return self.weights_for(asks_time=False)
-
-    def weights_for(self, *, asks_time: bool) -> tuple[float, ...]:
         # In the column order of the passages table.
         return (
             self.people_weight,
@@ -149,8 +142,6 @@ class RecallSettings:
             self.memory_weight,
             self.names_weight,
             self.dates_weight,
-            self.time_weight,
-            self.timed_weight if asks_time else 0.0,
         )
 
 
@@ -212,8 +203,7 @@ class _Passage:
     people: str
     echo: str
     names: str
-    times: str
-    timed: str
+    times: str  # the dates its messages refer to, resolved (see recall_temporal)
 
 
 def _attachment_text(message: Message) -> str:
@@ -233,7 +223,7 @@ def _attachment_text(message: Message) -> str:
 
 def _passages(conversation: Conversation, settings: RecallSettings) -> list[_Passage]:
     """Overlapping windows over the messages that carry words people can ask about."""
-    # (people text, echo text, author, the dates it refers to)
+    # (people text, echo text, author name, the dates it refers to)
     units: list[tuple[str, str, str, str]] = []
     for message in conversation.history:
         kind = message.message_type
@@ -260,14 +250,12 @@ def _passages(conversation: Conversation, settings: RecallSettings) -> list[_Pas
         chunk = units[start:end]
         names = dict.fromkeys(name for _, _, name, _ in chunk if name)
         times = dict.fromkeys(w for *_, t in chunk for w in t.split())
-        timed = [p or e for p, e, _, t in chunk if t]
         passages.append(
             _Passage(
                 people="\n".join(p for p, _, _, _ in chunk if p),
                 echo="\n".join(e for _, e, _, _ in chunk if e),
                 names=" ".join(names),
                 times=" ".join(times),
-                timed="\n".join(timed),
             )
         )
     return passages
@@ -310,9 +298,7 @@ CREATE TABLE conversations (
     names TEXT NOT NULL DEFAULT '',
     passages INTEGER NOT NULL DEFAULT 0
 );
-CREATE VIRTUAL TABLE passages USING fts5(
-    people, echo, memory, names, dates, times, timed, tokenize={tok}
-);
+CREATE VIRTUAL TABLE passages USING fts5(people, echo, memory, names, dates, tokenize={tok});
 """
 
 # A conversation ranks by its best passage, so the best ``limit`` conversations are the first
@@ -338,8 +324,7 @@ LIMIT ?
 """
 
 _INSERT_MEMORY_PASSAGE = (
-    "INSERT INTO passages(rowid, people, echo, memory, names, dates, times, timed)"
-    " VALUES (?, '', '', ?, ?, ?, '', '')"
+    "INSERT INTO passages(rowid, people, echo, memory, names, dates) VALUES (?, '', '', ?, ?, ?)"
 )
 
 # The rows of conversations ranked outside SQL (see ``_rank_common``).
@@ -384,16 +369,9 @@ class RecallIndex:
         self._lock = threading.RLock()
         self._connections: OrderedDict[str, sqlite3.Connection] = OrderedDict()
         self._open = False
-        # (search, scores) statements, for a question that asks when and for any other.
-        self._sql: dict[bool, tuple[str, str]] = {}
-        for asks_time in (False, True):
-            weights = ", ".join(
-                repr(float(w)) for w in self.settings.weights_for(asks_time=asks_time)
-            )
-            self._sql[asks_time] = (
-                _SEARCH.format(bits=_PASSAGE_BITS, weights=weights),
-                _SCORES.format(weights=weights),
-            )
+        weights = ", ".join(repr(float(w)) for w in self.settings.weights)
+        self._search_sql = _SEARCH.format(bits=_PASSAGE_BITS, weights=weights)
+        self._scores_sql = _SCORES.format(weights=weights)
 
     @classmethod
     def in_data_dir(cls, data_dir: str | os.PathLike[str], **kwargs: Any) -> RecallIndex:
@@ -532,10 +510,11 @@ class RecallIndex:
         text = _memory_text(conversation.summary, kept[0])
         db.execute(_INSERT_MEMORY_PASSAGE, (base, text, names, dates))
         db.executemany(
-            "INSERT INTO passages(rowid, people, echo, memory, names, dates, times, timed)"
-            " VALUES (?, ?, ?, '', ?, ?, ?, ?)",
+            "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
+            " VALUES (?, ?, ?, '', ?, ?)",
             (
-                (base + n, p.people, p.echo, p.names, dates, p.times, p.timed)
+                # The conversation's date, then the dates its words refer to.
+                (base + n, p.people, p.echo, p.names, f"{dates} {p.times}".strip())
                 for n, p in enumerate(passages, start=1)
             ),
         )
@@ -642,22 +621,19 @@ class RecallIndex:
         limit = min(max(int(limit), 0), _MAX_LIMIT)
         if not terms or limit == 0:
             return []
-        said = list(terms)
-        asks_time = asks_for_time(query)
-        if asks_time:
+        # The snippet shows what was said: never the date words of a passage, nor the mark.
+        shown = f"{{people echo memory}} : ({match_expression(terms)})"
+        if asks_for_time(query):
             terms.append(TIME_MARK)
-        search_sql, scores_sql = self._sql[asks_time]
         expression = match_expression(terms)
-        # The snippet shows what was said, never the resolved-dates column.
-        shown = f"{{people echo memory names dates}} : ({match_expression(said)})"
         with self._lock, self._transaction(guild_id, create=False) as db:
             if db is None:
                 return []
             rows = None
             if len(terms) > 1 and _probe(db, expression, _EXACT_MATCHES) > _EXACT_MATCHES:
-                rows = self._rank_common(db, guild_id, terms, limit, scores_sql)
+                rows = self._rank_common(db, guild_id, terms, limit)
             if rows is None:
-                rows = self._rank_exact(db, guild_id, expression, limit, search_sql)
+                rows = self._rank_exact(db, guild_id, expression, limit)
             hits: list[RecallHit] = []
             for _, thread, guild, requester, created, summary, topics, best, pid in rows:
                 found = db.execute(_SNIPPET, (shown, pid)).fetchone()
@@ -676,17 +652,17 @@ class RecallIndex:
             return hits
 
     def _rank_exact(
-        self, db: sqlite3.Connection, guild_id: str, expression: str, limit: int, sql: str
+        self, db: sqlite3.Connection, guild_id: str, expression: str, limit: int
     ) -> list[tuple[Any, ...]]:
         """BM25 over every passage that matches; the best ``limit`` conversations."""
         cut = max(_MIN_PASSAGES, limit * 20)
-        rows = db.execute(sql, (expression, cut, guild_id, limit)).fetchall()
+        rows = db.execute(self._search_sql, (expression, cut, guild_id, limit)).fetchall()
         if len(rows) < limit and rows and rows[0][-1] >= cut:
-            rows = db.execute(sql, (expression, -1, guild_id, limit)).fetchall()
+            rows = db.execute(self._search_sql, (expression, -1, guild_id, limit)).fetchall()
         return [row[:-1] for row in rows]
 
     def _rank_common(
-        self, db: sqlite3.Connection, guild_id: str, terms: list[str], limit: int, sql: str
+        self, db: sqlite3.Connection, guild_id: str, terms: list[str], limit: int
     ) -> list[tuple[Any, ...]] | None:
         """Rank a query that matches too many passages to score them all; None: rank exactly.
 
@@ -713,12 +689,14 @@ class RecallIndex:
         scores: dict[int, float] = {}
         if rare and common:
             rare_expression = match_expression(rare)
-            scores = dict(db.execute(sql, (rare_expression,)).fetchall())
+            scores = dict(db.execute(self._scores_sql, (rare_expression,)).fetchall())
             both = f"({rare_expression}) AND ({match_expression(common)})"
-            scores.update(db.execute(sql, (both,)).fetchall())
+            scores.update(db.execute(self._scores_sql, (both,)).fetchall())
         elif common:
             scores = dict(
-                db.execute(sql, (" AND ".join(match_expression([t]) for t in terms),)).fetchall()
+                db.execute(
+                    self._scores_sql, (" AND ".join(match_expression([t]) for t in terms),)
+                ).fetchall()
             )
         # A conversation's score is its best passage's.
         best: dict[int, tuple[float, int]] = {}

@@ -67,6 +67,13 @@ _MONTH = re.compile(
     r"\b(?:january|february|march|april|june|july|august|september|october|november|december)\b"
 )
 
+# A word every pattern above needs: most messages hold none, and one quick scan tells.
+_TRIGGER = re.compile(
+    r"\b(?:ago|yesterday|today|tonight|tomorrow|morning|last|next|this|past|since|recently"
+    r"|other|for|january|february|march|april|june|july|august|september|october|november"
+    r"|december|19\d\d|20\d\d)\b"
+)
+
 _ASKS = re.compile(
     r"^\s*when\b|\bwhen (?:did|does|do|is|was|were|will|has|had|are)\b|\bhow long\b"
     r"|\bwhat (?:year|month|day|date|time)\b|\bwhich (?:year|month|day|date)\b|\bsince when\b"
@@ -126,6 +133,8 @@ def time_words(text: str, said: datetime | None) -> str:
     """The dates ``text`` refers to, in words, resolved against when it was ``said``; with
     ``TIME_MARK`` if it places anything in time. Empty if it does not."""
     lowered = text.lower()
+    if _TRIGGER.search(lowered) is None:
+        return ""
     words: list[str] = []
     if said is not None:
         moment = said.astimezone(UTC)

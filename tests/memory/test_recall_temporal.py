@@ -81,3 +81,4 @@ def test_a_month_finds_what_was_said_about_it_later(tmp_path: Path) -> None:
         index.upsert_many([(said_in_june, None), (said_in_august, None)])
         found = index.search("1", "What did Joanna finish in May 2023?")
     assert [h.thread_id for h in found][:1] == ["201"]
+    assert found[0].snippet == "Last month I finished my screenplay"
