@@ -1,8 +1,8 @@
 """Leave one dialogue out: recall figures that tuning cannot flatter.
 
-Every setting of recall that was tuned (passage size and stride, field weights, the weights of
-the temporal and coverage re-ranking) is chosen on all dialogues but one, from the same grid
-of candidates, and scored on the dialogue left out; once per dialogue. The held-out figures
+Every setting of recall that was tuned (passage size and stride, the field weights) is chosen
+on all dialogues but one, from the same grid of candidates, and scored on the dialogue left
+out; once per dialogue. The held-out figures
 are what a setting chosen this way does on a conversation it was not chosen on: the gap to the
 all-dialogues figures is how much the tuning overstates.
 
@@ -47,13 +47,8 @@ def candidates() -> list[tuple[str, RecallSettings]]:
         ("memory_weight", 1.0),
         ("names_weight", 0.0),
         ("names_weight", 1.0),
-        ("time_weight", 0.0),
-        ("time_weight", 2.0),
-        ("coverage_weight", 0.0),
-        ("coverage_weight", 2.0),
     ):
-        if hasattr(d, name):
-            grid.append((f"{name} {value:g}", replace(d, **{name: value})))
+        grid.append((f"{name} {value:g}", replace(d, **{name: value})))
     return grid
 
 

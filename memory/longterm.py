@@ -31,6 +31,7 @@ from typing import Any, Protocol, Self
 from .manager import InMemoryConversationManager
 from .memories import Fact, MemoryData, MemoryRecord
 from .models import Conversation, Message, MessageType, utcnow
+from .recall_temporal import TIME_MARK, time_words
 from .store.base import ConversationInfo, StoreError
 from .summarizer import extractive_summary, sentences, words
 
@@ -53,6 +54,7 @@ __all__ = [
 ]
 
 DEFAULT_INACTIVITY_SECONDS = 7200.0
+_DATED_BONUS = 1
 
 _DECISION = re.compile(
     r"\b(decided|decide|agreed|agree|let's|lets|we'll|we will|going to|settled|chose|choose"
@@ -106,6 +108,11 @@ def extractive_memory(conversation: Conversation, *, max_facts: int = 12) -> Mem
                 continue
             text = sentence if len(sentence) <= 300 else sentence[:297] + "…"
             hits = sum(1 for w in found if w in frequent)
+            # "yesterday" means a day only beside the day it was said: the fact says which.
+            dated = time_words(sentence, message.created_at).replace(TIME_MARK, "").strip()
+            if dated:
+                text = f"{text} ({dated})"
+                hits += _DATED_BONUS
             ids = [message.message_id] if message.message_id else []
             scored.append(
                 (
