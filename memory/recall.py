@@ -610,11 +610,14 @@ class RecallIndex:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def search(self, guild_id: str, query: str, limit: int = 5) -> list[RecallHit]:
+    def search(
+        self, guild_id: str, query: str, limit: int = 5, *, now: datetime | None = None
+    ) -> list[RecallHit]:
         """This guild's conversations that best match ``query``, best first.
 
         The query is words, not FTS5 syntax: see ``query_terms``. A query of stopwords only
-        finds nothing.
+        finds nothing. Relative dates in it ("last week") are resolved against ``now`` (the
+        time of asking; default: the current time).
         """
         guild_id = validate_snowflake(guild_id, "guild_id")
         terms = query_terms(query)
@@ -623,6 +626,8 @@ class RecallIndex:
             return []
         # The snippet shows what was said: never the date words of a passage, nor the mark.
         shown = f"{{people echo memory}} : ({match_expression(terms)})"
+        asked = time_words(query, now or datetime.now(UTC))
+        terms.extend(t for t in query_terms(asked) if t not in terms)
         if asks_for_time(query):
             terms.append(TIME_MARK)
         expression = match_expression(terms)

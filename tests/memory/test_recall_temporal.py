@@ -82,3 +82,21 @@ def test_a_month_finds_what_was_said_about_it_later(tmp_path: Path) -> None:
         found = index.search("1", "What did Joanna finish in May 2023?")
     assert [h.thread_id for h in found][:1] == ["201"]
     assert found[0].snippet == "Last month I finished my screenplay"
+
+
+def test_a_relative_date_in_the_question_is_resolved_against_when_it_is_asked(
+    tmp_path: Path,
+) -> None:
+    week_before = conversation(
+        "401", "my screenplay needs a new ending", created_at=datetime(2023, 5, 1, tzinfo=UTC)
+    )
+    later = conversation(
+        "402", "the screenplay is printed", created_at=datetime(2023, 5, 20, tzinfo=UTC)
+    )
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_many([(week_before, None), (later, None)])
+        asked = "what did I say about the screenplay last week?"
+        assert [h.thread_id for h in index.search("1", asked, now=MONDAY)][:1] == ["401"]
+        # Asked three weeks later, "last week" is another week.
+        then = datetime(2023, 5, 27, tzinfo=UTC)
+        assert [h.thread_id for h in index.search("1", asked, now=then)][:1] == ["402"]
