@@ -4,9 +4,14 @@
 .venv/bin/python -m bench.locomo                       # every variant + the scale run
 .venv/bin/python -m bench.locomo --scale 0             # quality only
 .venv/bin/python -m bench.locomo --cli                 # also through `python -m bot memories`
+.venv/bin/python -m bench.locomo --data locomo-dev.json --dialogues dev
 ```
 
-What it does, from ``../shared/data/locomo-dev.json`` (see its README):
+The data: ``--data PATH``, or LoCoMo's public ``locomo10.json``, downloaded once into
+``~/.cache/echo-bench`` and checked by sha256 (``bench/locomo_data.py``). A run says which
+dialogues it used; ``--dialogues dev|unseen|all|<ids>`` chooses.
+
+What it does:
 
 1. Writes the five dialogues into a fresh Echo data folder with the real ``JsonFileStore``:
    one guild per dialogue (ids 1000..1004), one conversation per session, created at the
@@ -24,7 +29,11 @@ What it does, from ``../shared/data/locomo-dev.json`` (see its README):
    hit@5: one of the top five is. Every hit is also checked to belong to the guild searched.
 4. The baseline of the data's README (rank_bm25 defaults over raw session text), when
    ``rank_bm25`` is installed (``pip install rank-bm25``; a bench-only dependency).
-5. Timing at scale: 100,000 small conversations in one guild and 20,000 in four others;
+5. Leave one dialogue out (not with ``--quick``): every tuned setting chosen on all dialogues
+   but one and scored on the one left out (``bench/locomo_lodo.py``).
+6. Distillation: does the memory record of a question's evidence conversation hold the
+   answer's words (``bench/locomo_distill.py``)?
+7. Timing at scale: 100,000 small conversations in one guild and 20,000 in four others;
    index open time, search p50/p95, index size.
 
 Results go to ``bench/results-locomo.json``.

@@ -8,6 +8,11 @@ on the LoCoMo dev split with ``python -m bench.locomo`` (numbers in ``bench/READ
   usually sits in two or three messages; BM25 over a whole long conversation dilutes them.
 - **Its date, in words.** Every passage carries the day the conversation started ("Monday 8
   May 2023"), in a column of its own with a higher weight: questions say "in May 2023".
+- **The dates its words mean.** "yesterday", "last Friday", "two weeks ago" are resolved
+  against the message's date and go in the dates column as words too, with a mark on any
+  passage that places something in time; a question asking when adds the mark, so the passage
+  that says when ranks first (``recall_temporal``). Relative dates in a question are resolved
+  against the time of asking.
 - **Its memory.** The memory record (summary, topics, facts, decisions, action items, open
   questions) and the conversation's rolling summary are one more passage of the conversation.
 - **People over Echo.** What people said, and Echo's own answers and tool results, are
