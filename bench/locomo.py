@@ -1,4 +1,4 @@
-"""Recall quality on the LoCoMo dev split, and recall timing at 100,000 conversations.
+"""Recall quality on LoCoMo (the public file or --data), and timing at 100,000 conversations.
 
 ```sh
 .venv/bin/python -m bench.locomo                       # every variant + the scale run
