@@ -50,6 +50,7 @@ import os
 import re
 import sqlite3
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -739,6 +740,17 @@ class RecallIndex:
                         total += db.execute("SELECT count(*) FROM conversations").fetchone()[0]
         return total
 
+    def made(self, guild_id: str) -> str | None:
+        """Which making of this guild's file is there (None: no file): it changes when the
+        file is made anew (first use, other settings, damage), so a cache of what the index
+        holds knows to start over."""
+        guild_id = validate_snowflake(guild_id, "guild_id")
+        with self._lock, self._transaction(guild_id, create=False) as db:
+            if db is None:
+                return None
+            row = db.execute("SELECT value FROM meta WHERE key = 'made'").fetchone()
+            return str(row[0]) if row else None
+
     def versions(self, guild_id: str) -> dict[str, str | None]:
         """thread id -> the conversation ``updated_at`` (ISO) that was indexed: lets a caller
         reindex only what changed since."""
@@ -856,6 +868,7 @@ class RecallIndex:
                     db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('shape', ?)", (fingerprint,))
             db.execute("INSERT INTO meta VALUES ('guild_id', ?)", (guild_id,))
+            db.execute("INSERT INTO meta VALUES ('made', ?)", (uuid.uuid4().hex,))
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:
