@@ -1,12 +1,17 @@
-"""Recall quality on the LoCoMo dev split, and recall timing at 100,000 conversations.
+"""Recall quality on LoCoMo (the public file or --data), and timing at 100,000 conversations.
 
 ```sh
 .venv/bin/python -m bench.locomo                       # every variant + the scale run
 .venv/bin/python -m bench.locomo --scale 0             # quality only
 .venv/bin/python -m bench.locomo --cli                 # also through `python -m bot memories`
+.venv/bin/python -m bench.locomo --data locomo-dev.json --dialogues dev
 ```
 
-What it does, from ``../shared/data/locomo-dev.json`` (see its README):
+The data: ``--data PATH``, or LoCoMo's public ``locomo10.json``, downloaded once into
+``~/.cache/echo-bench`` and checked by sha256 (``bench/locomo_data.py``). A run says which
+dialogues it used; ``--dialogues dev|unseen|all|<ids>`` chooses.
+
+What it does:
 
 1. Writes the five dialogues into a fresh Echo data folder with the real ``JsonFileStore``:
    one guild per dialogue (ids 1000..1004), one conversation per session, created at the
@@ -24,7 +29,11 @@ What it does, from ``../shared/data/locomo-dev.json`` (see its README):
    hit@5: one of the top five is. Every hit is also checked to belong to the guild searched.
 4. The baseline of the data's README (rank_bm25 defaults over raw session text), when
    ``rank_bm25`` is installed (``pip install rank-bm25``; a bench-only dependency).
-5. Timing at scale: 100,000 small conversations in one guild and 20,000 in four others;
+5. Leave one dialogue out (not with ``--quick``): every tuned setting chosen on all dialogues
+   but one and scored on the one left out (``bench/locomo_lodo.py``).
+6. Distillation: does the memory record of a question's evidence conversation hold the
+   answer's words (``bench/locomo_distill.py``)?
+7. Timing at scale: 100,000 small conversations in one guild and 20,000 in four others;
    index open time, search p50/p95, index size.
 
 Results go to ``bench/results-locomo.json``.
@@ -50,13 +59,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench import locomo_data, locomo_distill, locomo_lodo
 from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, MessageType
 from memory.memories import MemoryRecord
 from memory.recall import RecallIndex, RecallSettings, sync
 from memory.summarizer import STOPWORDS
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "locomo-dev.json"
 RESULTS = Path(__file__).resolve().parent / "results-locomo.json"
 EVIDENCE = re.compile(r"D:?(\d+):(\d+)")
 GUILD_BASE = 1000
@@ -545,20 +554,40 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.locomo", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="locomo-dev.json")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="a LoCoMo JSON file (default: the public locomo10.json, downloaded once into "
+        f"{locomo_data.cache_dir()} and checked by sha256)",
+    )
+    parser.add_argument(
+        "--dialogues",
+        default="all",
+        help="which dialogues: all (default), dev (the five the settings were developed on), "
+        "unseen (the others), or sample ids (conv-26,conv-30)",
+    )
+    parser.add_argument("--url", default=locomo_data.LOCOMO_URL, help=argparse.SUPPRESS)
     parser.add_argument(
         "--scale", type=int, default=100_000, help="conversations in the big guild (0: skip)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="the default variant and the baseline only"
+        "--quick",
+        action="store_true",
+        help="the default variant and the baseline only (no variants, no leave-one-out)",
     )
     parser.add_argument("--cli", action="store_true", help="also run `python -m bot memories`")
     parser.add_argument("--keep", type=Path, help="write the Echo data folder here and keep it")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    records = json.loads(args.data.read_text())
+    try:
+        dataset = locomo_data.load(args.data, url=args.url).select(args.dialogues)
+    except locomo_data.DataError as exc:
+        print(f"LoCoMo data: {exc}", file=sys.stderr)
+        return 2
+    records = dataset.records
     qs = questions(records)
+    print(f"{dataset.path} (sha256 {dataset.sha256[:12]}...): {dataset.describe()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="echo-bench-"))
     try:
         folder = args.keep or work / "data"
@@ -610,6 +639,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"CLI not measured: {exc}")
         print()
         print(table(rows))
+        lodo = None
+        if not args.quick and len(records) > 1:
+            lodo = leave_one_out(qs, items, work)
+        distilled = locomo_distill.measure(records, items)
+        print("\n" + locomo_distill.table(distilled))
         scale = None
         if args.scale > 0:
             print(
@@ -621,10 +655,14 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in scale.items():
                 print(f"  {key}: {value}")
         results = {
-            "data": str(args.data),
+            "data": str(dataset.path),
+            "data_sha256": dataset.sha256,
+            "dialogues": dataset.samples,
             "questions": len(qs),
             "settings": asdict(RecallSettings()),
             "rows": [asdict(r) for r in rows],
+            "leave_one_dialogue_out": lodo,
+            "distillation": distilled,
             "scale": scale,
             "python": sys.version.split()[0],
             "sqlite": __import__("sqlite3").sqlite_version,
@@ -634,6 +672,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def leave_one_out(
+    qs: list[Question], items: list[tuple[Conversation, MemoryRecord | None]], work: Path
+) -> dict[str, Any]:
+    """The default on every dialogue beside settings chosen without the dialogue scored."""
+    grid = locomo_lodo.candidates()
+    print(f"\nleave one dialogue out: {len(grid)} candidate settings ...", flush=True)
+    found = locomo_lodo.outcomes(qs, items, grid, work)
+    held, folds = locomo_lodo.held_out([q.guild_id for q in qs], found)
+    text, data = locomo_lodo.table([q.category for q in qs], found["default"], held)
+    print(text)
+    for fold in folds:
+        print(f"  dialogue of guild {fold.held_out} held out: chose {fold.chosen}")
+    return {"table": data, "folds": [asdict(f) for f in folds]}
 
 
 if __name__ == "__main__":

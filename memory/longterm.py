@@ -31,6 +31,7 @@ from typing import Any, Protocol, Self
 from .manager import InMemoryConversationManager
 from .memories import Fact, MemoryData, MemoryRecord
 from .models import Conversation, Message, MessageType, utcnow
+from .recall_temporal import TIME_MARK, time_words
 from .store.base import ConversationInfo, StoreError
 from .summarizer import extractive_summary, sentences, words
 
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 DEFAULT_INACTIVITY_SECONDS = 7200.0
+_DATED_BONUS = 1
+_MIN_FACTS = 12
+_MAX_FACTS = 40
 
 _DECISION = re.compile(
     r"\b(decided|decide|agreed|agree|let's|lets|we'll|we will|going to|settled|chose|choose"
@@ -82,9 +86,15 @@ def _source_messages(conversation: Conversation) -> list[Message]:
     ]
 
 
-def extractive_memory(conversation: Conversation, *, max_facts: int = 12) -> MemoryData:
-    """A memory without a model: salient sentences, keyword topics, cue-word decisions."""
+def extractive_memory(conversation: Conversation, *, max_facts: int | None = None) -> MemoryData:
+    """A memory without a model: salient sentences, keyword topics, cue-word decisions.
+
+    A long conversation holds more to remember: by default it keeps a fact for every two
+    messages, 12 at least and 40 at most.
+    """
     sources = _source_messages(conversation)
+    if max_facts is None:
+        max_facts = max(_MIN_FACTS, min(_MAX_FACTS, len(sources) // 2))
     names = conversation.author_names()
     summary = extractive_summary(sources, names, max_chars=600)
     counts = Counter(
@@ -106,6 +116,11 @@ def extractive_memory(conversation: Conversation, *, max_facts: int = 12) -> Mem
                 continue
             text = sentence if len(sentence) <= 300 else sentence[:297] + "…"
             hits = sum(1 for w in found if w in frequent)
+            # "yesterday" means a day only beside the day it was said: the fact says which.
+            dated = time_words(sentence, message.created_at).replace(TIME_MARK, "").strip()
+            if dated:
+                text = f"{text} ({dated})"
+                hits += _DATED_BONUS
             ids = [message.message_id] if message.message_id else []
             scored.append(
                 (

@@ -8,6 +8,11 @@ on the LoCoMo dev split with ``python -m bench.locomo`` (numbers in ``bench/READ
   usually sits in two or three messages; BM25 over a whole long conversation dilutes them.
 - **Its date, in words.** Every passage carries the day the conversation started ("Monday 8
   May 2023"), in a column of its own with a higher weight: questions say "in May 2023".
+- **The dates its words mean.** "yesterday", "last Friday", "two weeks ago" are resolved
+  against the message's date and go in the dates column as words too, with a mark on any
+  passage that places something in time; a question asking when adds the mark, so the passage
+  that says when ranks first (``recall_temporal``). Relative dates in a question are resolved
+  against the time of asking.
 - **Its memory.** The memory record (summary, topics, facts, decisions, action items, open
   questions) and the conversation's rolling summary are one more passage of the conversation.
 - **People over Echo.** What people said, and Echo's own answers and tool results, are
@@ -45,6 +50,7 @@ import os
 import re
 import sqlite3
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -54,6 +60,7 @@ from typing import Any, Self
 
 from .memories import MemoryRecord
 from .models import Conversation, Message, MessageType, validate_snowflake
+from .recall_temporal import TIME_MARK, asks_for_time, time_words
 from .store.base import ConversationStore
 from .summarizer import STOPWORDS
 
@@ -71,7 +78,7 @@ __all__ = [
     "sync",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Passage rowids are ``conversation id << _PASSAGE_BITS | n``: all passages of a conversation
 # are one rowid range, which FTS5 deletes without scanning. Passage 0 is the memory.
@@ -173,7 +180,7 @@ def query_terms(query: str) -> list[str]:
     """
     seen: dict[str, None] = {}
     for word in _TOKEN.findall(query.lower()):
-        if word in _QUERY_STOPWORDS or (len(word) < 2 and not word.isdigit()):
+        if word in _QUERY_STOPWORDS or word == TIME_MARK or (len(word) < 2 and not word.isdigit()):
             continue
         seen.setdefault(word, None)
         if len(seen) >= _MAX_TERMS:
@@ -202,6 +209,7 @@ class _Passage:
     people: str
     echo: str
     names: str
+    times: str  # the dates its messages refer to, resolved (see recall_temporal)
 
 
 def _attachment_text(message: Message) -> str:
@@ -221,7 +229,8 @@ def _attachment_text(message: Message) -> str:
 
 def _passages(conversation: Conversation, settings: RecallSettings) -> list[_Passage]:
     """Overlapping windows over the messages that carry words people can ask about."""
-    units: list[tuple[str, str, str]] = []  # (people text, echo text, author name)
+    # (people text, echo text, author name, the dates it refers to)
+    units: list[tuple[str, str, str, str]] = []
     for message in conversation.history:
         kind = message.message_type
         text = message.message_content
@@ -230,10 +239,11 @@ def _passages(conversation: Conversation, settings: RecallSettings) -> list[_Pas
             text = f"{text}\n{extra}" if text else extra
         if not text.strip():
             continue
+        said = message.created_at or conversation.created_at
         if kind is MessageType.CHAT and message.requester is not None:
-            units.append((text, "", message.author_name or ""))
+            units.append((text, "", message.author_name or "", time_words(text, said)))
         elif settings.index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
-            units.append(("", text, ""))
+            units.append(("", text, "", time_words(text, said)))
     if not units:
         return []
     window, stride = settings.window, settings.stride
@@ -244,12 +254,14 @@ def _passages(conversation: Conversation, settings: RecallSettings) -> list[_Pas
     for number, start in enumerate(starts):
         end = len(units) if number == len(starts) - 1 else start + window
         chunk = units[start:end]
-        names = dict.fromkeys(name for _, _, name in chunk if name)
+        names = dict.fromkeys(name for _, _, name, _ in chunk if name)
+        times = dict.fromkeys(w for *_, t in chunk for w in t.split())
         passages.append(
             _Passage(
-                people="\n".join(p for p, _, _ in chunk if p),
-                echo="\n".join(e for _, e, _ in chunk if e),
+                people="\n".join(p for p, _, _, _ in chunk if p),
+                echo="\n".join(e for _, e, _, _ in chunk if e),
                 names=" ".join(names),
+                times=" ".join(times),
             )
         )
     return passages
@@ -506,7 +518,11 @@ class RecallIndex:
         db.executemany(
             "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
             " VALUES (?, ?, ?, '', ?, ?)",
-            ((base + n, p.people, p.echo, p.names, dates) for n, p in enumerate(passages, start=1)),
+            (
+                # The conversation's date, then the dates its words refer to.
+                (base + n, p.people, p.echo, p.names, f"{dates} {p.times}".strip())
+                for n, p in enumerate(passages, start=1)
+            ),
         )
 
     def upsert_memory(self, memory: MemoryRecord) -> None:
@@ -600,17 +616,26 @@ class RecallIndex:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def search(self, guild_id: str, query: str, limit: int = 5) -> list[RecallHit]:
+    def search(
+        self, guild_id: str, query: str, limit: int = 5, *, now: datetime | None = None
+    ) -> list[RecallHit]:
         """This guild's conversations that best match ``query``, best first.
 
         The query is words, not FTS5 syntax: see ``query_terms``. A query of stopwords only
-        finds nothing.
+        finds nothing. Relative dates in it ("last week") are resolved against ``now`` (the
+        time of asking; default: the current time).
         """
         guild_id = validate_snowflake(guild_id, "guild_id")
         terms = query_terms(query)
         limit = min(max(int(limit), 0), _MAX_LIMIT)
         if not terms or limit == 0:
             return []
+        # The snippet shows what was said: never the date words of a passage, nor the mark.
+        shown = f"{{people echo memory}} : ({match_expression(terms)})"
+        asked = time_words(query, now or datetime.now(UTC))
+        terms.extend(t for t in query_terms(asked) if t not in terms)
+        if asks_for_time(query):
+            terms.append(TIME_MARK)
         expression = match_expression(terms)
         with self._lock, self._transaction(guild_id, create=False) as db:
             if db is None:
@@ -622,7 +647,7 @@ class RecallIndex:
                 rows = self._rank_exact(db, guild_id, expression, limit)
             hits: list[RecallHit] = []
             for _, thread, guild, requester, created, summary, topics, best, pid in rows:
-                found = db.execute(_SNIPPET, (expression, pid)).fetchone()
+                found = db.execute(_SNIPPET, (shown, pid)).fetchone()
                 hits.append(
                     RecallHit(
                         thread_id=thread,
@@ -714,6 +739,17 @@ class RecallIndex:
                     if db is not None:
                         total += db.execute("SELECT count(*) FROM conversations").fetchone()[0]
         return total
+
+    def made(self, guild_id: str) -> str | None:
+        """Which making of this guild's file is there (None: no file): it changes when the
+        file is made anew (first use, other settings, damage), so a cache of what the index
+        holds knows to start over."""
+        guild_id = validate_snowflake(guild_id, "guild_id")
+        with self._lock, self._transaction(guild_id, create=False) as db:
+            if db is None:
+                return None
+            row = db.execute("SELECT value FROM meta WHERE key = 'made'").fetchone()
+            return str(row[0]) if row else None
 
     def versions(self, guild_id: str) -> dict[str, str | None]:
         """thread id -> the conversation ``updated_at`` (ISO) that was indexed: lets a caller
@@ -832,6 +868,7 @@ class RecallIndex:
                     db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('shape', ?)", (fingerprint,))
             db.execute("INSERT INTO meta VALUES ('guild_id', ?)", (guild_id,))
+            db.execute("INSERT INTO meta VALUES ('made', ?)", (uuid.uuid4().hex,))
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except BaseException:

@@ -44,7 +44,10 @@ class RecallService:
         self._changes: Callable[[str, int | None], Awaitable[tuple[int, set[str]]]] | None = (
             None if self._feed is None else self._feed.changes_since
         )
-        self._seen: dict[str, int] = self._read_seen() if self._changes is not None else {}
+        # guild -> (the generation caught up with, the making of the guild's index file then)
+        self._seen: dict[str, tuple[int, str | None]] = (
+            self._read_seen() if self._changes is not None else {}
+        )
         self._refresh_locks: dict[str, asyncio.Lock] = {}
         self._refresh_failing = False
 
@@ -53,14 +56,20 @@ class RecallService:
         prefix = "shared" if self._feed is None else self._feed.prefix
         return Path(self.index.path) / f"generations-{prefix}.json"
 
-    def _read_seen(self) -> dict[str, int]:
+    def _read_seen(self) -> dict[str, tuple[int, str | None]]:
         try:
             raw: Any = json.loads(self._seen_path.read_text())
         except (OSError, ValueError):
             return {}
         if not isinstance(raw, dict):
             return {}
-        return {str(k): v for k, v in raw.items() if isinstance(v, int)}
+        # An entry without the index file's making (an older format) is dropped: one full
+        # catch-up, instead of trusting a generation for a file that may since be new.
+        return {
+            str(k): (v[0], v[1] if isinstance(v[1], str) else None)
+            for k, v in raw.items()
+            if isinstance(v, list) and len(v) == 2 and isinstance(v[0], int)
+        }
 
     def _write_seen(self) -> None:
         try:
@@ -135,7 +144,11 @@ class RecallService:
             return 0
         lock = self._refresh_locks.setdefault(guild_id, asyncio.Lock())
         async with lock:
-            seen = self._seen.get(guild_id)
+            made = await asyncio.to_thread(self.index.made, guild_id)
+            kept = self._seen.get(guild_id)
+            # The generation counts for the index file it was reached with: a file made anew
+            # since (other settings, a new schema, damage) is empty and needs everything again.
+            seen = kept[0] if kept is not None and kept[1] == made else None
             now, threads = await self._changes(guild_id, seen)
             if seen is not None and now == seen:
                 return 0
@@ -145,7 +158,7 @@ class RecallService:
                 await self._reindex(guild_id, thread_id)
             if scrub and seen is not None:  # another process deleted text: none may stay here
                 await asyncio.to_thread(self.index.scrub, guild_id)
-            self._seen[guild_id] = now
+            self._seen[guild_id] = (now, await asyncio.to_thread(self.index.made, guild_id))
             await asyncio.to_thread(self._write_seen)
             return len(changed)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
 import re
 import statistics
@@ -226,14 +227,18 @@ def _scale(
 
 
 def _locomo(work: Path) -> tuple[list[Row], list[str]]:
-    from bench import locomo
+    from bench import locomo, locomo_data
     from memory.recall import RecallSettings
 
-    if not locomo.DEFAULT_DATA.exists():
-        return [], [f"LoCoMo not measured: {locomo.DEFAULT_DATA} is missing"]
-    import json
-
-    records = json.loads(locomo.DEFAULT_DATA.read_text())
+    try:
+        # $ECHO_BENCH_LOCOMO names a local copy; else the dev split beside the checkout, else
+        # the public file (cached, or downloaded once).
+        named = os.environ.get("ECHO_BENCH_LOCOMO")
+        dev = locomo_data.LOCAL_DEV
+        local = Path(named) if named else dev if dev.is_file() else None
+        records = locomo_data.load(local).select("dev").records
+    except locomo_data.DataError as exc:
+        return [], [f"LoCoMo not measured: {exc}"]
     qs = locomo.questions(records)
     folder = work / "locomo"
     asyncio.run(locomo.write_data_folder(folder, records, captions=True))

@@ -1,0 +1,151 @@
+"""Time in recall: relative dates resolved to days, and questions that ask for a time.
+
+People say "yesterday", "last week", "two weeks ago", "last Friday"; questions say "when",
+"in May 2023". A relative date means a day only beside the day it was said on, so it is
+resolved at indexing time against its message's date and indexed as words ("Sunday 7 May
+2023") in a column of its own: "in May 2023" then finds what was said on 8 June about "last
+month". A passage that places something in time (a resolved date, a month, a year) also
+carries ``TIME_MARK``; a question asking for a time ("when", "how long", "what year") adds that
+term, so among passages about the same thing, the one that says when ranks first.
+
+Dates are resolved in UTC, as conversation dates are shown.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["TIME_MARK", "asks_for_time", "time_words"]
+
+# A term no tokenised text holds (query terms are letters and digits, and this one is dropped
+# from user queries): it marks passages that say when.
+TIME_MARK = "zqtimeref"
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
+_NUMBERS = {
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "couple": 2,
+    "three": 3,
+    "few": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
+_UNIT_DAYS = {"day": 1, "week": 7, "weekend": 7, "month": 30, "year": 365}
+
+_AGO = re.compile(
+    r"\b(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|a couple of|a few)\s+"
+    r"(day|week|weekend|month|year)s?\s+ago\b"
+)
+_LAST = re.compile(
+    r"\b(last|this past|past|next|this coming|this)\s+"
+    r"(week|weekend|month|year|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
+)
+_DAY_WORDS = re.compile(r"\b(yesterday|today|tonight|tomorrow|last night|this morning)\b")
+_EXPLICIT = re.compile(
+    r"\b(?:(?:january|february|march|april|may|june|july|august|september|october|november"
+    r"|december)\s+\d{4}|(?:19|20)\d{2})\b"
+)
+# A span or a vague time places something in time without a date to resolve.
+_SPAN = re.compile(
+    r"\bfor (?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|a few|a couple of)"
+    r" (?:day|week|month|year)s?\b|\bsince\b|\brecently\b|\bthe other day\b"
+)
+# May is a month only beside a day or a year: "I may go" is no date.
+_MONTH = re.compile(
+    r"\b(?:january|february|march|april|june|july|august|september|october|november|december)\b"
+)
+
+# A word every pattern above needs: most messages hold none, and one quick scan tells.
+_TRIGGER = re.compile(
+    r"\b(?:ago|yesterday|today|tonight|tomorrow|morning|last|next|this|past|since|recently"
+    r"|other|for|january|february|march|april|june|july|august|september|october|november"
+    r"|december|19\d\d|20\d\d)\b"
+)
+
+_ASKS = re.compile(
+    r"^\s*when\b|\bwhen (?:did|does|do|is|was|were|will|has|had|are)\b|\bhow long\b"
+    r"|\bwhat (?:year|month|day|date|time)\b|\bwhich (?:year|month|day|date)\b|\bsince when\b"
+    r"|\bhow many (?:years|months|weeks|days)\b"
+)
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%A} {moment.day} {moment:%B} {moment.year}"
+
+
+def _month(moment: datetime) -> str:
+    return f"{moment:%B} {moment.year}"
+
+
+def _shift_month(moment: datetime, months: int) -> datetime:
+    index = moment.year * 12 + moment.month - 1 + months
+    return moment.replace(year=index // 12, month=index % 12 + 1, day=1)
+
+
+def _resolve(found: re.Match[str], said: datetime) -> str:
+    groups = found.groups()
+    if found.re is _DAY_WORDS:
+        word = groups[0]
+        offset = {"yesterday": -1, "last night": -1, "tomorrow": 1}.get(word, 0)
+        return _day(said + timedelta(days=offset))
+    if found.re is _AGO:
+        count = int(groups[0]) if groups[0].isdigit() else _NUMBERS[groups[0].split()[-1]]
+        unit = groups[1]
+        if unit == "month":
+            return _month(_shift_month(said, -count))
+        if unit == "year":
+            return str(said.year - count)
+        moment = said - timedelta(days=count * _UNIT_DAYS[unit])
+        return _day(moment) if unit == "day" else f"{_month(moment)} {_day(moment)}"
+    which, unit = groups
+    ahead = which in ("next", "this coming")
+    sign = 1 if ahead else 0 if which == "this" else -1
+    if unit == "year":
+        return str(said.year + sign)
+    if unit == "month":
+        return _month(_shift_month(said, sign))
+    if unit in ("week", "weekend"):
+        moment = said + timedelta(days=7 * sign)
+        if unit == "weekend":  # the Saturday of that week
+            moment += timedelta(days=5 - moment.weekday())
+        return _day(moment)
+    # A weekday: the nearest one before (or, ahead, after) the day it was said.
+    target = _WEEKDAYS.index(unit)
+    if which == "this":  # "this Friday": the one of this week
+        return _day(said + timedelta(days=target - said.weekday()))
+    delta = (said.weekday() - target) % 7 or 7
+    return _day(said + timedelta(days=delta if ahead else -delta))
+
+
+def time_words(text: str, said: datetime | None) -> str:
+    """The dates ``text`` refers to, in words, resolved against when it was ``said``; with
+    ``TIME_MARK`` if it places anything in time. Empty if it does not."""
+    lowered = text.lower()
+    if _TRIGGER.search(lowered) is None:
+        return ""
+    words: list[str] = []
+    if said is not None:
+        moment = said.astimezone(UTC)
+        for pattern in (_DAY_WORDS, _AGO, _LAST):
+            for found in pattern.finditer(lowered):
+                words.append(_resolve(found, moment))
+    if words or any(p.search(lowered) for p in (_EXPLICIT, _MONTH, _SPAN)):
+        words.append(TIME_MARK)
+    return " ".join(dict.fromkeys(words))
+
+
+def asks_for_time(query: str) -> bool:
+    """Whether a question asks when (or how long): its answer is a time."""
+    return _ASKS.search(query.lower()) is not None

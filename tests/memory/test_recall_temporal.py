@@ -1,0 +1,102 @@
+"""Time in recall: relative dates resolved against when they were said, and "when" questions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from memory.recall import RecallIndex, query_terms
+from memory.recall_temporal import TIME_MARK, asks_for_time, time_words
+from tests.memory.test_recall import conversation
+
+MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I went to a support group yesterday", "Sunday 7 May 2023"),
+        ("we went camping two weekends ago", "April 2023 Monday 24 April 2023"),
+        ("I dyed my hair last week", "Monday 1 May 2023"),
+        ("I went to a pride parade last Friday", "Friday 5 May 2023"),
+        ("we had a blast last year", "2022"),
+        ("I started it 3 months ago", "February 2023"),
+        ("I'll come over tomorrow", "Tuesday 9 May 2023"),
+        ("see you next month", "June 2023"),
+        ("what about this weekend?", "Saturday 13 May 2023"),
+    ],
+)
+def test_relative_dates_resolve_against_the_day_they_were_said(text: str, expected: str) -> None:
+    assert time_words(text, MONDAY) == f"{expected} {TIME_MARK}"
+
+
+def test_text_that_places_nothing_in_time_has_no_time_words() -> None:
+    assert time_words("I may paint a sunset, it relaxes me", MONDAY) == ""
+    # A month, a year or a span says when without a day to resolve.
+    assert time_words("back in March it was cold", MONDAY) == TIME_MARK
+    assert time_words("I've known them for 4 years", MONDAY) == TIME_MARK
+
+
+def test_questions_asking_for_a_time() -> None:
+    assert asks_for_time("When did Caroline go to the support group?")
+    assert asks_for_time("How long has Nate had his turtles?")
+    assert asks_for_time("what year did John get Max")
+    assert not asks_for_time("What did Caroline research?")
+
+
+def test_the_mark_cannot_be_typed() -> None:
+    assert TIME_MARK not in query_terms(f"{TIME_MARK} support group")
+
+
+def test_a_when_question_prefers_the_conversation_that_says_when(tmp_path: Path) -> None:
+    later = datetime(2023, 7, 20, tzinfo=UTC)
+    said_when = conversation(
+        "101", "I went to a support group yesterday and it was powerful", created_at=MONDAY
+    )
+    mentioned = conversation(
+        "102",
+        "the support group is a big part of my life",
+        "the group has been so supportive",
+        created_at=later,
+    )
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_many([(said_when, None), (mentioned, None)])
+        asked = index.search("1", "When did Caroline go to the support group?")
+        assert [h.thread_id for h in asked][:1] == ["101"]
+        # Not asking when: the conversation about the group ranks first, as before.
+        about = index.search("1", "Tell me about the support group")
+        assert [h.thread_id for h in about][:1] == ["102"]
+        # The snippet shows what was said, never the resolved dates or the mark.
+        assert TIME_MARK not in asked[0].snippet and "Sunday" not in asked[0].snippet
+
+
+def test_a_month_finds_what_was_said_about_it_later(tmp_path: Path) -> None:
+    june = datetime(2023, 6, 9, tzinfo=UTC)
+    said_in_june = conversation("201", "Last month I finished my screenplay", created_at=june)
+    august = datetime(2023, 8, 2, tzinfo=UTC)
+    said_in_august = conversation("202", "I finished my screenplay", created_at=august)
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_many([(said_in_june, None), (said_in_august, None)])
+        found = index.search("1", "What did Joanna finish in May 2023?")
+    assert [h.thread_id for h in found][:1] == ["201"]
+    assert found[0].snippet == "Last month I finished my screenplay"
+
+
+def test_a_relative_date_in_the_question_is_resolved_against_when_it_is_asked(
+    tmp_path: Path,
+) -> None:
+    week_before = conversation(
+        "401", "my screenplay needs a new ending", created_at=datetime(2023, 5, 1, tzinfo=UTC)
+    )
+    later = conversation(
+        "402", "the screenplay is printed", created_at=datetime(2023, 5, 20, tzinfo=UTC)
+    )
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_many([(week_before, None), (later, None)])
+        asked = "what did I say about the screenplay last week?"
+        assert [h.thread_id for h in index.search("1", asked, now=MONDAY)][:1] == ["401"]
+        # Asked three weeks later, "last week" is another week.
+        then = datetime(2023, 5, 27, tzinfo=UTC)
+        assert [h.thread_id for h in index.search("1", asked, now=then)][:1] == ["402"]
