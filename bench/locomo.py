@@ -36,7 +36,8 @@ What it does:
 7. Timing at scale: 100,000 small conversations in one guild and 20,000 in four others;
    index open time, search p50/p95, index size.
 
-Results go to ``bench/results-locomo.json``.
+Results go to ``bench/out/results-locomo.json`` (ignored by git, so a run never dirties the
+clone); ``--publish`` also copies them to the tracked ``bench/results-locomo.json``.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ from memory.recall import RecallIndex, RecallSettings, sync
 from memory.summarizer import STOPWORDS
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).resolve().parent / "results-locomo.json"
+PUBLISHED = Path(__file__).resolve().parent / "results-locomo.json"
+RESULTS = Path(__file__).resolve().parent / "out" / "results-locomo.json"
 EVIDENCE = re.compile(r"D:?(\d+):(\d+)")
 GUILD_BASE = 1000
 CATEGORIES = (1, 2, 3, 4)
@@ -578,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cli", action="store_true", help="also run `python -m bot memories`")
     parser.add_argument("--keep", type=Path, help="write the Echo data folder here and keep it")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--publish", action="store_true", help="also write the tracked bench/results-locomo.json"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -667,8 +672,12 @@ def main(argv: list[str] | None = None) -> int:
             "python": sys.version.split()[0],
             "sqlite": __import__("sqlite3").sqlite_version,
         }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nwritten: {args.out}")
+        if args.publish:
+            PUBLISHED.write_text(json.dumps(results, indent=2) + "\n")
+            print(f"published: {PUBLISHED}")
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
