@@ -26,6 +26,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .aside import move_aside
+
 log = logging.getLogger(__name__)
 
 __all__ = ["FsyncPolicy", "Journal", "JournalError", "JournalRecord"]
@@ -158,8 +160,16 @@ class Journal:
             lines = data.split(b"\n")
             # A complete file ends with "\n", leaving an empty last element; anything else there
             # is a record cut short by the crash, which by definition had not been acknowledged.
-            if lines[-1]:
-                log.info("journal %s: ignoring a torn last record (%d bytes)", path, len(lines[-1]))
+            tail = lines[-1]
+            if tail and _cut_short(tail):
+                log.info("journal %s: ignoring a torn last record (%d bytes)", path, len(tail))
+            elif tail:  # not the start of a record: damage, not a crash mid-write
+                log.warning(
+                    "journal %s: its last %d bytes are not a record cut short; skipped",
+                    path,
+                    len(tail),
+                )
+                self.keep_unreadable(path)
             for number, raw in enumerate(lines[:-1], start=1):
                 if not raw.strip():
                     continue
@@ -185,9 +195,8 @@ class Journal:
         for path in self._old_segments:
             count = self._unreadable.pop(path, 0)
             if count:
-                target = _aside(path)
                 try:
-                    path.replace(target)
+                    target = move_aside(path)
                 except OSError as exc:
                     log.error("journal %s: could not move it aside: %s", path, exc)
                 else:
@@ -433,14 +442,10 @@ class Journal:
         return self.directory / f"{number:020d}{_SEGMENT_SUFFIX}"
 
 
-def _aside(path: Path) -> Path:
-    """``<segment>.corrupt`` (``.corrupt.2``, ... if taken): never a segment name again."""
-    target = path.with_name(path.name + ".corrupt")
-    number = 1
-    while target.exists():
-        number += 1
-        target = path.with_name(f"{path.name}.corrupt.{number}")
-    return target
+def _cut_short(tail: bytes) -> bool:
+    """Whether a segment's unterminated tail is what a crash leaves: the start of a record (a
+    JSON object) or the zeros a file system can leave past the last completed write."""
+    return tail.startswith(b"{") or not tail.strip(b"\0")
 
 
 def _checkpoint_line(thread_id: str, digest: str) -> bytes:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import aiofiles
 import aiofiles.os
 
+from ..aside import move_aside
 from ..journal import FsyncPolicy, Journal, JournalError, JournalRecord
 from ..memories import MemoryRecord
 from ..models import MESSAGE_SEPARATOR, Conversation, Message, validate_snowflake
@@ -348,10 +349,12 @@ class JsonFileStore(ConversationStore):
         if self.read_only:
             log.warning("memory file %s: %s (left as it is: read-only)", path, why)
             return
-        target = path.with_name(path.name + ".corrupt")
-        with contextlib.suppress(OSError):
-            await aiofiles.os.replace(path, target)
-        log.warning("memory file %s: %s; moved aside to %s", path, why, target.name)
+        try:
+            target = await asyncio.to_thread(move_aside, path)
+        except OSError as exc:
+            log.error("memory file %s: %s; could not move it aside: %s", path, why, exc)
+        else:
+            log.warning("memory file %s: %s; moved aside to %s", path, why, target.name)
 
     async def _load(self, thread_id: str) -> Conversation | None:
         entry = self._index.get(thread_id)
@@ -393,13 +396,8 @@ class JsonFileStore(ConversationStore):
             log.warning("conversation file %s: %s (left as it is: read-only)", path, why)
             self._index.pop(thread_id, None)
             return
-        target = path.with_name(path.name + ".corrupt")
-        number = 1
-        while await aiofiles.os.path.exists(target):
-            number += 1
-            target = path.with_name(f"{path.name}.corrupt.{number}")
         try:
-            await aiofiles.os.replace(path, target)
+            target = await asyncio.to_thread(move_aside, path)
         except OSError as exc:
             log.error("conversation file %s: %s; could not move it aside: %s", path, why, exc)
         else:
@@ -603,7 +601,9 @@ class JsonFileStore(ConversationStore):
                 conversation = decode(record.data).apply(conversation)
                 applied += 1
             except MutationError as exc:
+                # JSON, but not a record this version can apply: kept with the segment.
                 log.warning("journal %s line %d: %s; skipped", record.segment, record.line, exc)
+                self.journal.keep_unreadable(record.segment)
         return conversation if applied else None
 
     async def _parse_or_quarantine(
