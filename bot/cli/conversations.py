@@ -167,6 +167,14 @@ async def _one(settings: Settings, thread_id: str) -> tuple[ConversationRef, byt
     async with reading_store(settings) as store:
         if isinstance(store, JsonFileStore):
             refs = {ref.thread_id: ref for ref in await store.list_conversations()}
+            if thread_id not in refs:
+                found = await _journal_only(settings, store, None)
+                unsaved = next(
+                    (r for r in found if r is not None and r.ref.thread_id == thread_id), None
+                )
+                if unsaved is not None and unsaved.conversation is not None:
+                    # Listed as not saved yet: shown and exported as its records leave it.
+                    return unsaved.ref, await render(unsaved.conversation), unsaved.conversation
             return await _one_file(settings, refs.get(thread_id), thread_id)
         conversation = await store.load(thread_id)
         if conversation is None:
@@ -297,16 +305,23 @@ def show_command(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
     quiet_logging(settings)
     ref, _, conversation = run_store(_one(settings, thread_id))
+    label = _location_label(settings, ref)
     text = render_transcript(
         conversation,
-        location=ref.location,
-        location_label="file" if settings.store == "json" else "location",
+        location=ref.location + (" (not saved to a file yet)" if label == "journal" else ""),
+        location_label=label,
         full=args.full,
         style=Style.for_stream(sys.stdout),
     )
     sys.stdout.write(text)
     sys.stdout.flush()
     return EXIT_OK
+
+
+def _location_label(settings: Settings, ref: ConversationRef) -> str:
+    if settings.store != "json":
+        return "location"
+    return "journal" if ref.location == str(settings.data_dir / "journal") else "file"
 
 
 # --- export -------------------------------------------------------------------------------

@@ -39,9 +39,9 @@ from .base import (
     ConversationRef,
     ConversationStore,
     RecoveryError,
-    StoreConfigError,
     StoreError,
 )
+from .data_folder import check_data_folder
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +113,7 @@ class JsonFileStore(ConversationStore):
     # --- life cycle ---------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        if self.data_dir.exists() and not self.data_dir.is_dir():
-            raise StoreConfigError(
-                f"the data folder {self.data_dir} is a file, not a folder: point ECHO_DATA_DIR "
-                "at a folder (it is made if missing)"
-            )
+        await asyncio.to_thread(check_data_folder, self.data_dir)
         if self.read_only:
             try:
                 found = self.guilds_dir.is_dir()

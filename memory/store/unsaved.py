@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..models import Conversation
 from ..mutations import Create, MutationError, Purge, decode
+from .base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,18 @@ def unsaved_conversations(data_dir: Path, saved: set[str]) -> list[Conversation]
     ``saved``), as its records leave them. Unreadable lines and a torn last one are passed
     over: this is a view, and the bot's replay is what keeps them."""
     journal = data_dir / "journal"
-    if not journal.is_dir():
-        return []
+    try:
+        segments = sorted(journal.glob("*.log")) if journal.is_dir() else []
+    except OSError as exc:
+        raise StoreError(f"cannot read the journal {journal}: {exc.strerror or exc}") from exc
     building: dict[str, Conversation] = {}
-    for path in sorted(journal.glob("*.log")):
+    for path in segments:
         try:
             lines = path.read_bytes().split(b"\n")[:-1]
-        except OSError as exc:
-            log.warning("cannot read journal segment %s: %s", path, exc)
-            continue
+        except FileNotFoundError:
+            continue  # the running bot saved what it held and dropped the segment
+        except OSError as exc:  # what it holds cannot be shown: never pass over it
+            raise StoreError(f"cannot read journal segment {path}: {exc.strerror or exc}") from exc
         for raw in lines:
             try:
                 mutation = decode(json.loads(raw))

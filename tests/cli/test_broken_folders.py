@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from .helpers import cli_env, run_cli
 
 # A bot that records a conversation, then dies before saving it: only its journal holds it.
@@ -45,6 +47,46 @@ async def test_a_data_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path: Pat
         assert "No conversations" not in result.stdout and "No memories" not in result.stdout
 
 
+def _break(tmp_path: Path, how: str) -> Path:
+    """A data folder broken in one way; the path ECHO_DATA_DIR names."""
+    (tmp_path / "a-file").write_text("oops")
+    data = tmp_path / "data"
+    if how == "under a file":
+        return tmp_path / "a-file" / "data"
+    if how == "a loop of links":
+        data.symlink_to(data)
+    elif how == "a link to nowhere":
+        data.symlink_to(tmp_path / "gone")
+    else:  # its guilds or journal is a file
+        data.mkdir()
+        (data / how.split()[0]).write_text("oops")
+    return data
+
+
+@pytest.mark.parametrize(
+    ("how", "cause"),
+    [
+        ("under a file", "Not a directory"),
+        ("a loop of links", "Too many levels of symbolic links"),
+        ("a link to nowhere", "which does not exist"),
+        ("guilds is a file", "guilds"),
+        ("journal is a file", "journal"),
+    ],
+)
+async def test_a_broken_data_folder_is_one_line_and_exit_2(
+    tmp_path: Path, how: str, cause: str
+) -> None:
+    data = _break(tmp_path, how)
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(data))
+    commands = [("conversations", "list"), ("memories", "list")]
+    commands.append(("memories", "search", "--guild", "1310000000000000022", "harbour"))
+    for command in commands:
+        result = await run_cli(*command, cwd=tmp_path, env=env)
+        assert result.code == 2, (command, result)
+        assert str(data) in result.error_line and cause in result.error_line, result
+        assert result.stdout == ""
+
+
 async def test_conversations_only_in_a_crashed_bots_journal_are_listed(tmp_path: Path) -> None:
     data = tmp_path / "data"
     crashed = await asyncio.create_subprocess_exec(
@@ -64,4 +106,16 @@ async def test_conversations_only_in_a_crashed_bots_journal_are_listed(tmp_path:
     assert row["thread_id"] == "1310000000000000900" and row["messages"] == 2
     assert row["location"] == str(data / "journal")
     # Listing replays nothing: the journal is the bot's to replay at its next start.
+    assert not list(data.glob("guilds/*/*.json")) and list((data / "journal").glob("*.log"))
+
+    # ...and what is listed can be read: shown and exported as its records leave it.
+    shown = await run_cli("conversations", "show", "1310000000000000900", cwd=tmp_path, env=env)
+    assert shown.code == 0, shown
+    assert "recorded before the crash" in shown.stdout and "and this too" in shown.stdout
+    assert f"journal:      {data / 'journal'} (not saved to a file yet)" in shown.stdout
+    exported = await run_cli(
+        "conversations", "export", "1310000000000000900", cwd=tmp_path, env=env
+    )
+    assert exported.code == 0, exported
+    assert len(json.loads(exported.stdout)["history"]) == 2
     assert not list(data.glob("guilds/*/*.json")) and list((data / "journal").glob("*.log"))
