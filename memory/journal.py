@@ -36,6 +36,8 @@ _SEGMENT_SUFFIX = ".log"
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
 # Segments at least this big are unlinked in a worker thread (see Journal._start_unlinking).
 _INLINE_UNLINK_BYTES = 1024 * 1024
+# Unreadable records of one segment logged one by one; the rest only counted.
+_UNREADABLE_SHOWN = 3
 
 
 class FsyncPolicy(StrEnum):
@@ -164,12 +166,8 @@ class Journal:
             if tail and _cut_short(tail):
                 log.info("journal %s: ignoring a torn last record (%d bytes)", path, len(tail))
             elif tail:  # not the start of a record: damage, not a crash mid-write
-                log.warning(
-                    "journal %s: its last %d bytes are not a record cut short; skipped",
-                    path,
-                    len(tail),
-                )
-                self.keep_unreadable(path)
+                why = f"its last {len(tail)} bytes are not a record cut short"
+                self.keep_unreadable(path, len(lines), why)
             for number, raw in enumerate(lines[:-1], start=1):
                 if not raw.strip():
                     continue
@@ -178,14 +176,21 @@ class Journal:
                     if not isinstance(parsed, dict):
                         raise ValueError("not a JSON object")
                 except ValueError as exc:
-                    log.warning("journal %s line %d is unreadable, skipped: %s", path, number, exc)
-                    self.keep_unreadable(path)
+                    self.keep_unreadable(path, number, f"unreadable ({exc})")
                     continue
                 yield JournalRecord(path, number, parsed, raw)
 
-    def keep_unreadable(self, segment: Path) -> None:
-        """A record of ``segment`` could not be used: keep the segment, aside, not delete it."""
-        self._unreadable[segment] = self._unreadable.get(segment, 0) + 1
+    def keep_unreadable(self, segment: Path, line: int, why: str) -> None:
+        """A record of ``segment`` could not be used: keep the segment, aside, not delete it.
+
+        The first few are logged one by one; a damaged segment can hold thousands, and the
+        line ``discard_leftovers`` writes gives their count."""
+        count = self._unreadable.get(segment, 0) + 1
+        self._unreadable[segment] = count
+        if count <= _UNREADABLE_SHOWN:
+            log.warning("journal %s line %d: %s; skipped", segment, line, why)
+        elif count == _UNREADABLE_SHOWN + 1:
+            log.warning("journal %s: more unreadable records; counted, not shown", segment)
 
     def discard_leftovers(self) -> None:
         """Delete the earlier process's segments once everything in them is saved elsewhere;

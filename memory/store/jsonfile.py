@@ -446,10 +446,7 @@ class JsonFileStore(ConversationStore):
                 conv = record.data.get("conversation")
                 thread_id = conv.get("thread_id") if isinstance(conv, dict) else None
                 if not isinstance(thread_id, str) or not thread_id.isdigit():
-                    log.warning(
-                        "journal %s line %d names no thread; skipped", record.segment, record.line
-                    )
-                    self.journal.keep_unreadable(record.segment)
+                    self.journal.keep_unreadable(record.segment, record.line, "names no thread")
                     continue
             by_thread.setdefault(thread_id, []).append(record)
 
@@ -598,8 +595,7 @@ class JsonFileStore(ConversationStore):
                 applied += 1
             except MutationError as exc:
                 # JSON, but not a record this version can apply: kept with the segment.
-                log.warning("journal %s line %d: %s; skipped", record.segment, record.line, exc)
-                self.journal.keep_unreadable(record.segment)
+                self.journal.keep_unreadable(record.segment, record.line, str(exc))
         return conversation if applied else None
 
     async def _parse_or_quarantine(

@@ -202,3 +202,19 @@ async def test_the_store_replays_what_it_can_read_and_keeps_what_it_cannot(
         again = await store.load("11")
     assert again is not None and len(again.history) == 2
     assert [p.name for p in (data / "journal").glob("*.corrupt*")] == [aside.name]
+
+
+async def test_a_segment_of_garbage_is_a_few_log_lines_and_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    damaged = _leftover(tmp_path, 2, (GARBAGE + b"\n") * 5000 + _line(1))
+    caplog.set_level(logging.INFO, logger="memory")
+    journal = Journal(tmp_path, fsync="no")
+    journal.open()
+    try:
+        assert [r.data["n"] for r in journal.read_leftovers()] == [1]
+        journal.discard_leftovers()
+    finally:
+        await journal.close()
+    assert len(caplog.records) <= 6, caplog.text
+    assert f"5000 unreadable record(s) kept in {damaged.name}.corrupt" in caplog.text
