@@ -94,6 +94,10 @@ async def test_conversations_only_in_a_crashed_bots_journal_are_listed(tmp_path:
     )
     assert await asyncio.wait_for(crashed.wait(), 60) == -signal.SIGKILL
     assert not list(data.glob("guilds/*/*.json"))  # no file: only the journal has it
+    # A damaged line can still parse as JSON (a number, a list): passed over, not a failure.
+    [segment] = (data / "journal").glob("*.log")
+    with segment.open("ab") as handle:
+        handle.write(b"12345\n[1]\n")
     env = cli_env(tmp_path, ECHO_DATA_DIR=str(data))
 
     table = await run_cli("conversations", "list", cwd=tmp_path, env=env)
