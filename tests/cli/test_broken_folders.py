@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis as redis_sync
+
+from tests.redis_support import PrivateRedis
 
 from .helpers import cli_env, run_cli
 
@@ -123,3 +126,76 @@ async def test_conversations_only_in_a_crashed_bots_journal_are_listed(tmp_path:
     assert exported.code == 0, exported
     assert len(json.loads(exported.stdout)["history"]) == 2
     assert not list(data.glob("guilds/*/*.json")) and list((data / "journal").glob("*.log"))
+
+
+# A bot on Redis that begins a conversation while Redis is away, then dies: only its spool
+# holds it.
+SPOOLING_BOT = """
+import asyncio, os, sys
+from memory import InMemoryConversationManager, Message, RedisStore
+
+async def main():
+    store = RedisStore(sys.argv[1], spool_dir=os.path.join(sys.argv[2], "spool"))
+    manager = InMemoryConversationManager(store=store)
+    await manager.start()
+    print("stop redis", flush=True)
+    sys.stdin.readline()
+    await manager.create_conversation(
+        thread_id="1310000000000000950", guild_id="1310000000000000022", guild_name="G",
+        requester="111111111111111111", channel_id="44",
+    )
+    await manager.add_message_to_conversation("1310000000000000950", Message(
+        message_type="chat", message_content="said while Redis was away",
+        requester="111111111111111111", message_id="1310000000000000951",
+    ))
+    os.kill(os.getpid(), 9)
+
+asyncio.run(main())
+"""
+
+
+async def test_conversations_only_in_a_crashed_bots_spool_are_listed(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    data = tmp_path / "data"
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        SPOOLING_BOT,
+        private_redis.url,
+        str(data),
+        cwd=os.getcwd(),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert bot.stdout is not None and bot.stdin is not None
+    assert await asyncio.wait_for(bot.stdout.readline(), 60) == b"stop redis\n"
+    await asyncio.to_thread(private_redis.stop)
+    bot.stdin.write(b"go\n")
+    assert await asyncio.wait_for(bot.wait(), 60) == -signal.SIGKILL
+    await asyncio.to_thread(private_redis.start)
+    env = cli_env(
+        tmp_path, ECHO_DATA_DIR=str(data), ECHO_STORE="redis", REDIS_URL=private_redis.url
+    )
+    spool = data / "spool" / "journal"
+
+    table = await run_cli("conversations", "list", cwd=tmp_path, env=env)
+    assert table.code == 0, table
+    assert "1310000000000000950" in table.stdout and "not in Redis yet" in table.stdout
+    listed = await run_cli("conversations", "list", "--json", cwd=tmp_path, env=env)
+    [row] = json.loads(listed.stdout)
+    assert (row["thread_id"], row["messages"], row["location"]) == (
+        "1310000000000000950",
+        1,
+        str(spool),
+    )
+    shown = await run_cli("conversations", "show", "1310000000000000950", cwd=tmp_path, env=env)
+    assert shown.code == 0, shown
+    assert "said while Redis was away" in shown.stdout and "(not in Redis yet)" in shown.stdout
+    # Reading flushes nothing: the spool is the bot's to flush at its next start.
+    assert list(spool.glob("*.log"))
+    client = redis_sync.Redis.from_url(private_redis.url)
+    try:
+        assert client.keys("*1310000000000000950*") == []
+    finally:
+        client.close()
