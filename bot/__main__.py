@@ -69,6 +69,9 @@ def configure_logging(level: str) -> None:
         # discord.py's INFO lines about each gateway (re)connect are worth keeping; its
         # per-request chatter is not.
         logging.getLogger("discord.http").setLevel(logging.WARNING)
+    from .discord_start import silence_voice_notices
+
+    silence_voice_notices()
 
 
 def announce_settings(settings: Settings) -> None:
@@ -115,7 +118,7 @@ async def run(settings: Settings, token: str) -> int:
                 loop.remove_signal_handler(signum)
             # Start-up is done: full garbage collections need not walk its objects any more.
             freeze_start_up_objects()
-            return await _serve(bot, token, settings.discord_api_base)
+            return await _serve(bot, token, settings)
     except StoreError as exc:
         said_why = True  # its one line is all the operator needs
         raise FatalStartupError(str(exc)) from None
@@ -131,15 +134,17 @@ async def run(settings: Settings, token: str) -> int:
             log.info("stopped")
 
 
-async def _serve(bot: EchoBot, token: str, api_base: str) -> int:
+async def _serve(bot: EchoBot, token: str, settings: Settings) -> int:
     import aiohttp
     import discord
+
+    from .discord_start import DiscordUnreachable
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    running = loop.create_task(bot.start(token), name="echo-discord")
+    running = loop.create_task(_start(bot, token, settings), name="echo-discord")
     stopping = loop.create_task(stop.wait(), name="echo-signal")
     try:
         await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,14 +155,19 @@ async def _serve(bot: EchoBot, token: str, api_base: str) -> int:
         log.info("signal received: finishing replies, saving conversations")
         await bot.close()
         await asyncio.wait({running}, timeout=10)
-    else:
-        stopping.cancel()
-    if not running.done():
-        running.cancel()
+        if not running.done():
+            running.cancel()
+        elif not running.cancelled():
+            # Closing mid-login makes the login fail ("Connector is closed"): that is the
+            # stop the operator asked for, not a fault.
+            running.exception()
         return EXIT_OK
+    stopping.cancel()
     error = running.exception() if not running.cancelled() else None
     if error is None:
         return EXIT_OK
+    if isinstance(error, DiscordUnreachable):
+        raise FatalStartupError(str(error))
     if isinstance(error, discord.LoginFailure):
         raise FatalStartupError(
             "Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the token again from the "
@@ -170,9 +180,20 @@ async def _serve(bot: EchoBot, token: str, api_base: str) -> int:
             "Echo again"
         )
     if isinstance(error, aiohttp.ClientError | OSError):
-        raise FatalStartupError(f"cannot reach Discord at {api_base}: {error}")
+        raise FatalStartupError(
+            f"cannot reach Discord at {settings.discord_api_base}: {error or type(error).__name__}"
+        )
     log.error("the Discord client stopped: %s", error, exc_info=error)
     return EXIT_FAILED
+
+
+async def _start(bot: EchoBot, token: str, settings: Settings) -> None:
+    """``bot.start``, with start-up's deadline on Discord's first answers."""
+    from .discord_start import connect_discord, login_discord
+
+    timeout = settings.discord_connect_timeout_seconds
+    await login_discord(bot, token, api_base=settings.discord_api_base, within=timeout)
+    await connect_discord(bot, gateway_url=settings.discord_gateway_url, within=timeout)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from memory import Conversation, InMemoryConversationManager, Message, MessageTy
 from memory.recall_service import RecallService
 from memory.summarizer import extractive_summary
 
+from .agent_state import ThreadStates
 from .attachments import attachment_notes
 from .llm import (
     ChatProvider,
@@ -28,6 +29,7 @@ from .llm import (
     ReasoningDelta,
     ToolCallRequest,
 )
+from .reply_bounds import STOP_NOTES, CutReason, ReplyClock, ReplyCut, Stopped, bounded
 from .tools import ToolContext, ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -160,6 +162,8 @@ class Agent:
         max_context_tokens: int = 8000,
         max_tool_rounds: int = 4,
         recall: RecallService | None = None,
+        max_reply_seconds: float = 180.0,
+        max_reply_chars: int = 12000,
     ) -> None:
         self.manager = manager
         self.provider = provider
@@ -168,15 +172,11 @@ class Agent:
         self.max_context_tokens = max_context_tokens
         self.max_tool_rounds = max_tool_rounds
         self.recall = recall
-        # thread id -> memories of the guild put in context when the conversation started
-        self._memory_notes: dict[str, str] = {}
-        # thread id -> the messages already folded into the rolling summary (``_fold_key``).
-        # By identity, not by time: Echo's answer is placed right after the question it
-        # answered, so a message sent while it was being written leaves the window after
-        # an answer stamped later than itself. In memory only: after a restart the summary
-        # is taken to cover what precedes the window, which at worst leaves a gap, never a
-        # message summarised twice.
-        self._folded: dict[str, set[tuple[Any, ...]]] = {}
+        self.max_reply_seconds = max_reply_seconds
+        self.max_reply_chars = max_reply_chars
+        # What the agent keeps per thread (recalled notes, what was folded into the summary),
+        # dropped with the conversation and after a forget in its guild.
+        self.states = ThreadStates(manager)
 
     # --- answering ----------------------------------------------------------------------------
 
@@ -190,11 +190,19 @@ class Agent:
             log.error("asked to answer thread %s, which has no conversation", thread_id)
             yield Failure(FALLBACK_FAILURE)
             return
+        clock = ReplyClock(self.max_reply_seconds, self.max_reply_chars)
         try:
-            await self._remember(conversation)
-            await self._fold_old_messages(conversation, names)
-            async for event in self._rounds(conversation, names):
+            await clock.within(self._remember(conversation))
+            await self._fold_old_messages(conversation, names, clock)
+            async for event in self._rounds(conversation, names, clock):
                 yield event
+        except ReplyCut as cut:
+            # Past a bound outside a model's answer (recalling, folding, a tool): nothing new
+            # was shown, so there is nothing to record; the thread is told in one line.
+            log.warning(
+                "thread %s: reply stopped before an answer (%s bound)", thread_id, cut.reason
+            )
+            yield Failure(STOP_NOTES[cut.reason])
         except LLMError as exc:
             log.warning("model call failed in thread %s (%s): %s", thread_id, exc.kind, exc)
             yield Failure(exc.user_message)
@@ -206,7 +214,7 @@ class Agent:
             yield Failure(FALLBACK_FAILURE)
 
     async def _rounds(
-        self, conversation: Conversation, names: Mapping[str, str]
+        self, conversation: Conversation, names: Mapping[str, str], clock: ReplyClock
     ) -> AsyncIterator[AgentEvent]:
         thread_id = conversation.thread_id
         turn = Turn(len(conversation.history), _newest_human_id(conversation.history))
@@ -220,8 +228,12 @@ class Agent:
             reasoning: list[str] = []
             calls: list[ToolCallRequest] = []
             cut = False
-            stream = self.provider.stream_chat(
-                window.messages, tools=self.tools.schemas() if may_use_tools else None
+            stopped: CutReason | None = None
+            stream = bounded(
+                self.provider.stream_chat(
+                    window.messages, tools=self.tools.schemas() if may_use_tools else None
+                ),
+                clock,
             )
             # aclosing: a reply cancelled mid-stream (shutdown) closes the HTTP stream now.
             async with contextlib.aclosing(stream):
@@ -239,13 +251,18 @@ class Agent:
                         yield TextRetracted()
                     elif isinstance(event, Finish):
                         cut = event.cut
+                    elif isinstance(event, Stopped):
+                        stopped = event.reason
             text = "".join(content).strip()
             thinking = "".join(reasoning).strip()
             if thinking:
                 await self._record(thread_id, MessageType.THINKING, thinking, turn)
+            if stopped is not None:
+                yield await self._stop(thread_id, text, thinking, turn, stopped)
+                return
             if calls and may_use_tools:
                 yield ToolUse(tuple(c.name for c in calls))
-                tool_errors = await self._run_tools(conversation, calls, text, turn)
+                tool_errors = await self._run_tools(conversation, calls, text, turn, clock)
                 continue
             if calls and not text:
                 # Told the tools were done (none offered), the model still only calls them:
@@ -292,6 +309,7 @@ class Agent:
         calls: Sequence[ToolCallRequest],
         commentary: str,
         turn: Turn,
+        clock: ReplyClock,
     ) -> list[str]:
         """Run and record the calls; returns the errors they gave (``"tool: error"``)."""
         thread_id = conversation.thread_id
@@ -307,7 +325,7 @@ class Agent:
         )
         context = ToolContext(conversation=conversation, recall=self._searcher(conversation))
         for call in calls:
-            result = await self.tools.call(call.name, call.arguments, context)
+            result = await clock.within(self.tools.call(call.name, call.arguments, context))
             if result.is_error:
                 log.info(
                     "thread %s: tool %s gave an error: %s", thread_id, call.name, result.content
@@ -324,6 +342,30 @@ class Agent:
                 ),
             )
         return errors
+
+    async def _stop(
+        self, thread_id: str, text: str, thinking: str, turn: Turn, reason: CutReason
+    ) -> Final | Failure:
+        """Past the reply's time or length bound: what was shown is the answer, recorded as
+        cut, with one line under it saying Echo stopped."""
+        log.warning(
+            "thread %s: reply stopped at its %s bound (ECHO_MAX_REPLY_%s), %d characters shown",
+            thread_id,
+            reason,
+            "SECONDS" if reason == "time" else "CHARS",
+            len(text),
+        )
+        if not text:
+            return Failure(STOP_NOTES[reason])
+        await self.manager.add_message_to_conversation(
+            thread_id,
+            Message(
+                message_type=MessageType.CHAT,
+                message_content=text,
+                meta={**_turn_meta(turn), "cut": reason},
+            ),
+        )
+        return Final(f"{text}\n\n{STOP_NOTES[reason]}", thinking)
 
     async def _record(self, thread_id: str, kind: MessageType, text: str, turn: Turn) -> None:
         await self.manager.add_message_to_conversation(
@@ -347,9 +389,10 @@ class Agent:
     async def _remember(self, conversation: Conversation) -> None:
         """When a conversation starts, find the guild's memories worth having in context."""
         thread_id = conversation.thread_id
-        if self.recall is None or thread_id in self._memory_notes:
+        state = self.states.of(conversation)
+        if self.recall is None or state.notes is not None:
             return
-        self._memory_notes[thread_id] = ""
+        state.notes = ""
         question = next(
             (m.message_content for m in reversed(conversation.history) if m.requester), ""
         )
@@ -382,7 +425,7 @@ class Agent:
             line = _memory_line(record, hit)
             if line and sum(len(x) for x in lines) + len(line) <= budget:
                 lines.append(line)
-        self._memory_notes[thread_id] = "\n".join(lines)
+        state.notes = "\n".join(lines)
         if lines:
             log.info("thread %s: %d memories of this server put in context", thread_id, len(lines))
 
@@ -393,7 +436,8 @@ class Agent:
     ) -> ContextWindow:
         """System prompt + summary + the newest history that fits the token budget."""
         system = self.system_prompt
-        notes = self._memory_notes.get(conversation.thread_id)
+        state = self.states.get(conversation.thread_id)
+        notes = state.notes if state is not None else None
         if notes:
             system += (
                 "\n\nMemories of earlier conversations in this server (use them when they are "
@@ -453,7 +497,7 @@ class Agent:
         return text or extractive_summary(history, names, echo_name=ECHO_NAME)
 
     async def _fold_old_messages(
-        self, conversation: Conversation, names: Mapping[str, str]
+        self, conversation: Conversation, names: Mapping[str, str], clock: ReplyClock | None = None
     ) -> None:
         """Fold what fell out of the context window into the rolling summary.
 
@@ -461,15 +505,15 @@ class Agent:
         messages out: folding repeats (a few passes at most) until none is left out unfolded.
         """
         thread_id = conversation.thread_id
+        state = self.states.of(conversation)
         for _ in range(FOLD_PASSES):
             dropped = self.context(conversation, names).dropped
             if not dropped:
                 return
-            folded = self._folded.get(thread_id)
-            if folded is None and conversation.summary:
-                self._folded[thread_id] = {_fold_key(m) for m in dropped}
+            if state.folded is None and conversation.summary:
+                state.folded = {_fold_key(m) for m in dropped}
                 return
-            folded = folded if folded is not None else set()
+            folded = state.folded if state.folded is not None else set()
             fresh = [m for m in dropped if _fold_key(m) not in folded]
             if not any(m.message_type is MessageType.CHAT for m in fresh):
                 return
@@ -480,9 +524,16 @@ class Agent:
                     dropped, names, max_chars=self._summary_chars(), echo_name=ECHO_NAME
                 )
             else:
-                summary = await self._model_fold(conversation.summary, fresh, names)
+                # Only the model's part is bounded: a summary being recorded is never cut.
+                fold = self._model_fold(conversation.summary, fresh, names)
+                summary = await (fold if clock is None else clock.within(fold))
+            if not self.states.is_current(thread_id, state):
+                # A forget (or an eviction) came while the model was folding: what it wrote
+                # may quote what was forgotten, and the next reply folds afresh anyway.
+                log.info("thread %s: state dropped during a fold; fold discarded", thread_id)
+                return
             folded.update(_fold_key(m) for m in fresh)
-            self._folded[thread_id] = folded
+            state.folded = folded
             if not summary or summary == conversation.summary:
                 return
             await self.manager.set_summary(thread_id, summary)
@@ -522,8 +573,16 @@ class Agent:
 
 
 def _fold_key(message: Message) -> tuple[Any, ...]:
-    """What identifies a recorded message for folding (an edited one counts as new)."""
-    return (message.message_type, message.message_id, message.created_at, message.message_content)
+    """What identifies a recorded message for folding (an edited one counts as new).
+
+    The content by its hash: the state lives in this process only, and should hold no text.
+    """
+    return (
+        message.message_type,
+        message.message_id,
+        message.created_at,
+        hash(message.message_content),
+    )
 
 
 def _memory_line(record: Any, hit: Any) -> str:

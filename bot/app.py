@@ -94,6 +94,8 @@ async def echo_core(
                 max_context_tokens=settings.max_context_tokens,
                 max_tool_rounds=settings.max_tool_rounds,
                 recall=recall,
+                max_reply_seconds=settings.max_reply_seconds,
+                max_reply_chars=settings.max_reply_chars,
             )
             distiller = ExtractiveDistiller() if provider.offline else ModelDistiller(provider)
             memories = MemoryService(

@@ -88,6 +88,9 @@ class EchoBot(commands.AutoShardedBot):
         self.sync_on_start = sync_on_start
         self.closing = False
         self.reply_tasks: set[asyncio.Task[None]] = set()
+        # Set once Discord has answered the login (setup_hook runs after that): start-up's
+        # deadline for an unresponsive API ends there (bot.discord_start).
+        self.logged_in = asyncio.Event()
 
     def forget_names(self, user_id: str) -> None:
         """Drop a person's display name from every cog's cache (after /memory forget)."""
@@ -112,6 +115,7 @@ class EchoBot(commands.AutoShardedBot):
         )
 
     async def setup_hook(self) -> None:
+        self.logged_in.set()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         if self.application_id is not None:

@@ -72,6 +72,9 @@ class Settings(BaseModel):
     discord_api_base: str = Field(DEFAULT_API_BASE, alias="DISCORD_API_BASE")
     discord_gateway_url: str = Field(DEFAULT_GATEWAY_URL, alias="DISCORD_GATEWAY_URL")
     dev_guild_id: str | None = Field(None, alias="DEV_GUILD_ID")
+    discord_connect_timeout_seconds: Annotated[float, Field(gt=0)] = Field(
+        20.0, alias="DISCORD_CONNECT_TIMEOUT_SECONDS"
+    )
 
     data_dir: Path = Field(Path("./data"), alias="ECHO_DATA_DIR")
     idle_seconds: Annotated[float, Field(gt=0)] = Field(300.0, alias="ECHO_IDLE_SECONDS")
@@ -100,6 +103,8 @@ class Settings(BaseModel):
     max_concurrent_replies: Annotated[int, Field(ge=1)] = Field(
         4, alias="ECHO_MAX_CONCURRENT_REPLIES"
     )
+    max_reply_seconds: Annotated[float, Field(gt=0)] = Field(180.0, alias="ECHO_MAX_REPLY_SECONDS")
+    max_reply_chars: Annotated[int, Field(gt=0)] = Field(12000, alias="ECHO_MAX_REPLY_CHARS")
     max_attachment_bytes: Annotated[int, Field(ge=0)] = Field(
         100_000, alias="ECHO_MAX_ATTACHMENT_BYTES"
     )

@@ -13,8 +13,6 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import discord.gateway
-import discord.http
 import yarl
 
 log = logging.getLogger(__name__)
@@ -95,6 +93,9 @@ def apply_discord_endpoints(
     is how tests undo it.
     """
     endpoints = resolve_discord_endpoints(api_base, gateway_url)
+    import discord.gateway  # here, not at the top: the settings (and so every CLI command)
+    import discord.http  # read this module, and discord.py takes a second to import
+
     discord.http.Route.BASE = endpoints.api_base
     # discord.py calls .with_query() on it, so it must be a yarl.URL; Discord's own value
     # carries a trailing slash, keep it byte-identical to the library default.
@@ -111,6 +112,9 @@ def apply_discord_endpoints(
 
 def current_discord_endpoints() -> DiscordEndpoints:
     """What discord.py will use right now (for diagnostics and tests)."""
+    import discord.gateway
+    import discord.http
+
     return DiscordEndpoints(
         discord.http.Route.BASE,
         str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY).rstrip("/"),

@@ -19,6 +19,8 @@ from discord.ext import commands
 from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.attachments import is_text
 from bot.catch_up import CatchUp
+from bot.downloads import AttachmentTooLarge, AttachmentUnreadable, read_at_most
+from bot.export import as_shown
 from bot.limits import Cooldown
 from bot.streaming import StreamingReply
 from bot.text import split_message, thread_name
@@ -41,6 +43,11 @@ REPLY_MENTIONS = discord.AllowedMentions.none()
 HUMAN_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 COOLDOWN_NOTE = "You're sending messages quickly, so I'll answer in a few seconds."
 BUSY_NOTE = "I'm answering several conversations at once; yours is next in line."
+STORE_FAILED_NOTE = (
+    "I can't save messages just now, so I can't answer them; the operator can see why in my log."
+)
+# A full disk fails every message of a thread: say so once in a while, not under each one.
+STORE_NOTICE_SECONDS = 300.0
 
 
 class ConversationCog(commands.Cog, name="Conversation"):
@@ -56,6 +63,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
         self._pending: dict[int, discord.Message] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._cooldown = Cooldown(self.settings.user_cooldown_seconds)
+        self._store_notices = Cooldown(STORE_NOTICE_SECONDS)
         # One model call per slot, across every thread: a busy bot queues rather than piles on.
         self._model_slots = asyncio.Semaphore(self.settings.max_concurrent_replies)
         # What was said while Echo was away is read back after each fresh IDENTIFY.
@@ -224,9 +232,9 @@ class ConversationCog(commands.Cog, name="Conversation"):
             return await self.manager.add_message_to_conversation(thread_id, record)
         except (StoreError, OSError) as exc:
             log.error("could not record message %s in thread %s: %s", message.id, thread_id, exc)
-            await self._send_quietly(
-                message.channel, "I couldn't save your message just now, so I can't answer it."
-            )
+            if not self._store_notices.remaining(thread_id):
+                self._store_notices.mark(thread_id)
+                await self._send_quietly(message.channel, STORE_FAILED_NOTE)
             return False
 
     async def _attachment(self, attachment: discord.Attachment) -> dict[str, object]:
@@ -244,8 +252,18 @@ class ConversationCog(commands.Cog, name="Conversation"):
             info["note"] = f"larger than ECHO_MAX_ATTACHMENT_BYTES ({limit}); not read"
             return info
         try:
-            data = await attachment.read()
-        except (discord.HTTPException, OSError) as exc:
+            # Not attachment.read(): that reads whatever the URL serves, however large.
+            data = await read_at_most(attachment.url, limit)
+        except AttachmentTooLarge as exc:
+            log.warning(
+                "attachment %s announced %d bytes but %s; not read",
+                attachment.filename,
+                attachment.size,
+                exc,
+            )
+            info["note"] = f"larger than ECHO_MAX_ATTACHMENT_BYTES ({limit}); not read"
+            return info
+        except AttachmentUnreadable as exc:
             log.warning("could not read attachment %s: %s", attachment.filename, exc)
             info["note"] = "could not be read"
             return info
@@ -503,9 +521,10 @@ class ConversationCog(commands.Cog, name="Conversation"):
             await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        data = await render(conversation)
+        shown = as_shown(conversation, show_thinking=self.settings.show_thinking)
+        data = await render(shown)
         await interaction.followup.send(
-            f"The conversation as recorded ({_count(len(conversation.history))}).",
+            f"The conversation as recorded ({_count(len(shown.history))}).",
             file=discord.File(io.BytesIO(data), filename=conversation.filename),
             ephemeral=True,
         )

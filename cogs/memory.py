@@ -126,11 +126,15 @@ class MemoryCog(
         view.interaction = interaction
 
     async def forget_user(self, guild_id: str, user_id: str) -> ForgetReport:
-        report = await forget_person(self.bot.manager, guild_id, user_id)
-        self.bot.forget_names(user_id)
-        recall = self.bot.agent.recall
-        if recall is not None:  # deleted ones left the index already; drop kept memories too
-            await recall.forget(guild_id, report.conversations_changed)
+        try:
+            report = await forget_person(self.bot.manager, guild_id, user_id)
+            self.bot.forget_names(user_id)
+            recall = self.bot.agent.recall
+            if recall is not None:  # deleted ones left the index already; drop kept memories too
+                await recall.forget(guild_id, report.conversations_changed)
+        finally:
+            # Last, even after a failure half-way: threads of this guild recall and fold anew.
+            self.bot.agent.states.drop_guild(guild_id)
         return report
 
     async def cog_app_command_error(

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-__all__ = ["IdleClock"]
+__all__ = ["IdleClock", "RetryBackoff"]
 
 
 class IdleClock:
@@ -60,3 +60,48 @@ class IdleClock:
 
     def now(self) -> float:
         return self._clock()
+
+
+class RetryBackoff:
+    """When to try a failed save again, per key: ``base`` seconds after the first failure,
+    doubling with each further one up to ``cap``. A full disk then costs a few attempts an
+    hour per conversation, not one per sweep, and a freed one is noticed soon."""
+
+    def __init__(
+        self, base: float, cap: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if base <= 0 or cap < base:
+            raise ValueError(f"need 0 < base <= cap, got base={base}, cap={cap}")
+        self.base = base
+        self.cap = cap
+        self._clock = clock
+        self._failures: dict[str, int] = {}
+        self._due: dict[str, float] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._due
+
+    def failed(self, key: str) -> float:
+        """Count a failure and schedule the next attempt; returns the delay in seconds."""
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(self.base * 2 ** min(failures - 1, 64), self.cap)
+        self._due[key] = self._clock() + delay
+        return delay
+
+    def forget(self, key: str) -> None:
+        """The key was saved (or is gone): its next failure starts from ``base`` again."""
+        self._failures.pop(key, None)
+        self._due.pop(key, None)
+
+    def next_deadline(self) -> float | None:
+        return min(self._due.values(), default=None)
+
+    def pop_due(self) -> list[str]:
+        """Remove and return every key whose attempt is due, soonest first (the failure
+        count is kept, so a further failure waits longer)."""
+        now = self._clock()
+        due = sorted((at, key) for key, at in self._due.items() if at <= now)
+        for _, key in due:
+            del self._due[key]
+        return [key for _, key in due]

@@ -21,7 +21,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Literal, Self
 
-from .idle import IdleClock
+from .idle import IdleClock, RetryBackoff
 from .models import Conversation, Message, utcnow, validate_snowflake
 from .mutations import (
     Append,
@@ -49,13 +49,20 @@ __all__ = [
 IDLE_TIME = 300.0
 """Seconds without a message before a conversation is saved and evicted (DESIGN.md)."""
 
-EventKind = Literal["saved", "idle", "deleted"]
+SAVE_RETRY_BASE = 5.0
+SAVE_RETRY_CAP = 300.0
+"""An idle conversation that cannot be saved (a full disk) is tried again after
+min(idle_time, SAVE_RETRY_BASE) seconds, then twice as long each time, at most SAVE_RETRY_CAP."""
+
+EventKind = Literal["saved", "idle", "removed", "deleted", "ended"]
 
 
 @dataclass(frozen=True, slots=True)
 class ConversationEvent:
     """Told to listeners: ``saved`` after every save, ``idle`` when one was saved and evicted
-    for inactivity, ``deleted`` when one was forgotten."""
+    for inactivity, ``removed`` when one was dropped from memory on request, ``deleted`` when
+    one was forgotten, ``ended`` when one was ended. Whatever a listener keeps per conversation
+    held in memory can go at ``idle``, ``removed`` and ``deleted``."""
 
     kind: EventKind
     thread_id: str
@@ -142,6 +149,9 @@ class InMemoryConversationManager:
         self.store = store
         self.idle_time = float(idle_time)
         self._clock = IdleClock(self.idle_time)
+        self._retries = RetryBackoff(
+            max(min(self.idle_time, SAVE_RETRY_BASE), 0.001), SAVE_RETRY_CAP
+        )
         self._active: dict[str, Conversation] = {}
         self._dirty: set[str] = set()
         # Started while the store could not be read (its server away): what this process
@@ -318,7 +328,9 @@ class InMemoryConversationManager:
 
     async def end_conversation(self, thread_id: str) -> None:
         """Mark the conversation ended (it stays readable and can still be resumed)."""
-        await self._mutate(End(validate_snowflake(thread_id, "thread_id")))
+        thread_id = validate_snowflake(thread_id, "thread_id")
+        if await self._mutate(End(thread_id)):
+            await self._emit("ended", thread_id, self._active.get(thread_id))
 
     async def reopen_conversation(self, thread_id: str) -> None:
         """Take an ended conversation up again."""
@@ -376,6 +388,7 @@ class InMemoryConversationManager:
             self._deactivate(thread_id)
         if saved:
             await self._emit("saved", thread_id, conversation)
+        await self._emit("removed", thread_id, conversation)
         return True
 
     async def save_all_conversations(self) -> int:
@@ -417,6 +430,7 @@ class InMemoryConversationManager:
     async def _save_locked(self, conversation: Conversation) -> None:
         await self.store.save(conversation)
         self._dirty.discard(conversation.thread_id)
+        self._retries.forget(conversation.thread_id)
 
     async def _active_or_resume(self, thread_id: str) -> Conversation | None:
         conversation = self._active.get(thread_id)
@@ -465,6 +479,7 @@ class InMemoryConversationManager:
         self._active.pop(thread_id, None)
         self._dirty.discard(thread_id)
         self._clock.forget(thread_id)
+        self._retries.forget(thread_id)
 
     # --- the idle sweeper ---------------------------------------------------------------------
 
@@ -472,9 +487,10 @@ class InMemoryConversationManager:
         """One task for every conversation: sleep until the oldest goes idle, evict, repeat."""
         next_maintenance = self._clock.now() + self._maintenance_interval
         while self._running:
-            deadline = self._clock.next_deadline()
+            deadlines = (self._clock.next_deadline(), self._retries.next_deadline())
             now = self._clock.now()
-            until = next_maintenance if deadline is None else min(deadline, next_maintenance)
+            until = min((d for d in deadlines if d is not None), default=next_maintenance)
+            until = min(until, next_maintenance)
             if until > now:
                 # A timer that sets the event, not wait_for(): on Python 3.11 wait_for can
                 # swallow a cancellation that races the event, and shutdown would hang.
@@ -488,6 +504,7 @@ class InMemoryConversationManager:
             if not self._running:
                 break
             expired = self._clock.pop_expired()
+            expired += [t for t in self._retries.pop_due() if t not in expired]
             if expired:
                 await asyncio.gather(*(self._evict_idle(t) for t in expired))
             elif self._clock.now() < next_maintenance:
@@ -510,10 +527,15 @@ class InMemoryConversationManager:
                     saved = False
                 self._deactivate(thread_id)
         except Exception as exc:
-            # Keep it in memory and try again after another idle period; the journal has it.
-            log.error("could not save idle conversation %s, will retry: %s", thread_id, exc)
-            if thread_id in self._active and self._clock.touch(thread_id):
-                self._wakeup.set()
+            # Keep it in memory (the journal has it too) and try again later, less and less
+            # often while it keeps failing: a full disk stays full for a while.
+            if thread_id not in self._active or thread_id in self._clock:
+                log.error("could not save idle conversation %s: %s", thread_id, exc)
+                return
+            delay = self._retries.failed(thread_id)
+            log.error(
+                "could not save idle conversation %s, will retry in %g s: %s", thread_id, delay, exc
+            )
             return
         log.debug("conversation %s idle: saved=%s, evicted", thread_id, saved)
         if saved:

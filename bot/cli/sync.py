@@ -18,6 +18,7 @@ from memory import StoreError
 from ..app import echo_app
 from ..client import EchoBot
 from ..config import ConfigError, Settings
+from ..discord_start import DiscordUnreachable, login_discord
 from .common import (
     EXIT_CONFIG,
     EXIT_OK,
@@ -76,15 +77,21 @@ async def _login_and_sync(
     bot: EchoBot, settings: Settings, token: str, guild_id: str | None
 ) -> list[str]:
     try:
-        await bot.login(token)
+        await login_discord(
+            bot,
+            token,
+            api_base=settings.discord_api_base,
+            within=settings.discord_connect_timeout_seconds,
+        )
+    except DiscordUnreachable as exc:
+        # The same line and exit code as `python -m bot` for the same fault.
+        raise CliError(str(exc), EXIT_CONFIG) from None
     except discord.LoginFailure:
         raise CliError(
             "Discord rejected DISCORD_TOKEN (401 Unauthorized): copy the token again from the "
             "Developer Portal (your application > Bot > Reset Token) into .env",
             EXIT_CONFIG,
         ) from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise CliError(f"cannot reach Discord at {settings.discord_api_base}: {exc}") from None
     try:
         if guild_id is not None:
             guild = discord.Object(id=int(guild_id))
@@ -95,5 +102,8 @@ async def _login_and_sync(
     except discord.HTTPException as exc:
         raise CliError(_refused(exc, guild_id)) from None
     except (aiohttp.ClientError, OSError) as exc:
-        raise CliError(f"cannot reach Discord at {settings.discord_api_base}: {exc}") from None
+        raise CliError(
+            f"cannot reach Discord at {settings.discord_api_base}: {exc or type(exc).__name__}",
+            EXIT_CONFIG,
+        ) from None
     return sorted(command.name for command in synced)

@@ -57,6 +57,10 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
         ({"ECHO_SHOW_THINKING": "maybe"}, "ECHO_SHOW_THINKING='maybe'"),
         ({"ECHO_LOG_LEVEL": "LOUD"}, "ECHO_LOG_LEVEL='LOUD': must be one of"),
         ({"ECHO_MAX_TOOL_ROUNDS": "-1"}, "ECHO_MAX_TOOL_ROUNDS='-1'"),
+        ({"ECHO_MAX_REPLY_SECONDS": "0"}, "ECHO_MAX_REPLY_SECONDS='0': Input should be greater"),
+        ({"ECHO_MAX_REPLY_SECONDS": "-5"}, "ECHO_MAX_REPLY_SECONDS='-5'"),
+        ({"ECHO_MAX_REPLY_CHARS": "0"}, "ECHO_MAX_REPLY_CHARS='0': Input should be greater"),
+        ({"ECHO_MAX_REPLY_CHARS": "lots"}, "ECHO_MAX_REPLY_CHARS='lots'"),
     ],
 )
 def test_bad_settings_are_one_line_naming_them(env: dict[str, str], expected: str) -> None:
@@ -71,6 +75,12 @@ def test_secrets_are_not_echoed_back() -> None:
     settings = load_settings({"DISCORD_TOKEN": "   "}, env_file=None)
     with pytest.raises(ConfigError, match=r"DISCORD_TOKEN is not set.*\.env\.example"):
         settings.require_token()
+    # A bad REDIS_URL is shown so the operator can find the mistake, its password masked.
+    for url in ("redis://alice:hunter2@127.0.0.1:notaport/0", "http://alice:hunter2@host/0"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"REDIS_URL": url}, env_file=None)
+        assert "hunter2" not in str(caught.value)
+        assert "alice:***@" in str(caught.value)
 
 
 def test_empty_values_mean_default() -> None:

@@ -19,7 +19,7 @@ from tests.discord_emulator.faults import ChannelRateLimit, RouteFault, compile_
 from tests.discord_emulator.gateway import INVALID_SESSION, RECONNECT, GatewayFrame
 from tests.discord_emulator.rest import RestApi
 from tests.discord_emulator.spec import SpecMonitor, load_spec
-from tests.discord_emulator.state import Channel, Message, UploadedFile
+from tests.discord_emulator.state import Attachment, Channel, Message, UploadedFile
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,11 @@ class DiscordEmulator(DiscordWorld):
         # Every routed exchange is held to Discord's OpenAPI spec (tests/README.md).
         self.spec = SpecMonitor(load_spec())
         self._runner: web.AppRunner | None = None
+        # serve_attachment_as(): what an attachment URL serves instead of the uploaded bytes.
+        self._served_instead: dict[str, tuple[bytes, bool]] = {}
+        self.attachment_bytes_sent: dict[int, int] = {}
+        """Per attachment id, bytes written to the socket for its URL (fewer if the client
+        hung up before the end)."""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -85,15 +90,47 @@ class DiscordEmulator(DiscordWorld):
         """What ``DISCORD_API_BASE`` must be set to."""
         return f"{self.url_base}/api/v10"
 
+    def serve_attachment_as(
+        self, filename: str, body: bytes, *, length_header: bool = False
+    ) -> None:
+        """Make the URL of every attachment named ``filename`` serve ``body`` while its message
+        still announces the uploaded size: a body larger than its claim, as a hostile or broken
+        CDN answer would be. Served in 64 KiB writes, chunked (no ``Content-Length``) unless
+        ``length_header``; ``attachment_bytes_sent`` counts what got out."""
+        self._served_instead[filename] = (body, length_header)
+
     async def _attachment(self, request: web.Request) -> web.StreamResponse:
         attachment_id = int(request.match_info["attachment_id"])
         for message in self.store.messages.values():
             for attachment in message.attachments:
                 if attachment.id == attachment_id:
+                    if attachment.filename in self._served_instead:
+                        return await self._stream_attachment(request, attachment)
                     return web.Response(
                         body=attachment.data, headers={"Content-Type": attachment.content_type}
                     )
         return web.Response(status=404, text="404: Not Found")
+
+    async def _stream_attachment(
+        self, request: web.Request, attachment: Attachment
+    ) -> web.StreamResponse:
+        body, length_header = self._served_instead[attachment.filename]
+        response = web.StreamResponse(headers={"Content-Type": attachment.content_type})
+        if length_header:
+            response.content_length = len(body)
+        else:
+            response.enable_chunked_encoding()
+        self.attachment_bytes_sent[attachment.id] = 0
+        try:
+            await response.prepare(request)
+            for start in range(0, len(body), 64 * 1024):
+                piece = body[start : start + 64 * 1024]
+                await response.write(piece)
+                self.attachment_bytes_sent[attachment.id] += len(piece)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up: that is what a capped download does
+        return response
 
     # -- acting as users ------------------------------------------------------
 

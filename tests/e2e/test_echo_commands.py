@@ -133,3 +133,46 @@ async def test_export_sends_the_json_privately(
     assert [m["message_content"] for m in data["history"]] == [
         m.message_content for m in conversation.history
     ]
+
+
+async def export_of_a_reasoned_answer(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path, **settings: str
+) -> tuple[list[dict[str, str]], list[str], str]:
+    """/export after an answer the model reasoned about: the file's history, the record's
+    message types, and what the thread showed."""
+    fake_llm.queue_text("The answer is 4.", reasoning="secret chain of thought about 2+2")
+    async with running_echo(discord_emulator, tmp_path, llm=fake_llm, **settings) as echo:
+        thread = await echo.mention("what is 2+2?")
+        shown = await echo.answer_in(thread.id, lambda m: "The answer is 4." in m["content"])
+        handle = await invoke(echo, thread.id, "export")
+        message = await handle.original()
+        conversation = echo.conversation(thread.id)
+    assert conversation is not None
+    [stored] = echo.emu.get_message(int(message["id"])).attachments
+    recorded = [m.message_type.value for m in conversation.history]
+    assert f"({len(json.loads(stored.data)['history'])} messages)" in message["content"]
+    return json.loads(stored.data)["history"], recorded, shown["content"]
+
+
+async def test_export_leaves_out_the_reasoning_discord_never_showed(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    history, recorded, shown = await export_of_a_reasoned_answer(
+        discord_emulator, fake_llm, tmp_path
+    )
+    assert "thinking" in recorded  # kept for the operator (the CLI export has it)...
+    assert "secret chain" not in shown
+    # ...but the member gets only what the thread showed.
+    assert [m["message_type"] for m in history] == ["chat", "chat"]
+    assert "secret chain" not in json.dumps(history)
+
+
+async def test_export_keeps_the_reasoning_when_discord_shows_it(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path
+) -> None:
+    history, recorded, shown = await export_of_a_reasoned_answer(
+        discord_emulator, fake_llm, tmp_path, ECHO_SHOW_THINKING="true"
+    )
+    assert "secret chain" in shown
+    assert [m["message_type"] for m in history] == recorded
+    assert "thinking" in recorded

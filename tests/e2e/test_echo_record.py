@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server import FakeLLM
 
@@ -130,6 +132,39 @@ async def test_text_attachments_reach_the_model_and_images_are_named(
     assert "[attached file notes.txt (text/plain, 17 bytes)]\n```\nline one\nline two\n```" in sent
     assert "[attached image photo.png (image/png" in sent
     assert "big.log" in sent and "x" * 100 not in sent
+
+
+@pytest.mark.parametrize("length_header", [False, True], ids=["chunked", "content-length"])
+async def test_an_attachment_serving_more_than_it_claims_is_read_only_to_the_limit(
+    discord_emulator: DiscordEmulator, fake_llm: FakeLLM, tmp_path: Path, length_header: bool
+) -> None:
+    emu = discord_emulator
+    served = b"y" * (50 * 1024 * 1024)
+    emu.serve_attachment_as("liar.txt", served, length_header=length_header)
+    async with running_echo(emu, tmp_path, llm=fake_llm) as echo:  # default limit: 100 KB
+        thread = await echo.mention("hi")
+        await echo.answer_in(thread.id)
+        await emu.post_message(
+            thread.id,
+            echo.world.user.id,
+            "a small file",
+            attachments=[("liar.txt", b"z" * 100), ("honest.txt", b"fine")],
+        )
+        await fake_llm.wait_for_requests(2)
+        conversation = echo.conversation(thread.id)
+    assert conversation is not None
+    meta = conversation.history[-2].meta.model_extra or {}
+    by_name = {a["filename"]: a for a in meta["attachments"]}
+    liar = by_name["liar.txt"]
+    assert liar["size"] == 100  # what Discord announced
+    assert "text" not in liar and "ECHO_MAX_ATTACHMENT_BYTES (100000)" in liar["note"]
+    assert by_name["honest.txt"]["text"] == "fine"
+    # The download stopped past the limit: most of the 50 MB never left the server (what did
+    # is at most the limit plus what the loopback socket buffers held).
+    [sent] = emu.attachment_bytes_sent.values()
+    assert sent < len(served) // 4, sent
+    request = fake_llm.chat_requests[1].messages[-1]["content"]
+    assert "liar.txt" in request and "y" * 1000 not in request
 
 
 async def test_a_quick_second_message_gets_a_cooldown_line_then_an_answer(

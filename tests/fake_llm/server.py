@@ -41,7 +41,9 @@ Scripting (first in, first out; an empty queue answers ``default_reply``):
   The SDK retries timeouts too, so use ``max_retries=0`` or queue what the retry gets.
 
   A timed-out reply is consumed all the same. ``chunk_delay`` sleeps after every delta,
-  the opening role delta included (a mid-stream read timeout).
+  the opening role delta included (a mid-stream read timeout).  A small ``chunk_size`` with a
+  ``chunk_delay`` under the client's read timeout makes a model that trickles: every read is
+  prompt, the whole answer is not. ``hangups`` counts streams the client closed midway.
 
 Reading what the SDK gives back: it has no ``reasoning_content`` field, but keeps unknown
 fields as pydantic extras, so ``delta.model_extra.get("reasoning_content")`` or
@@ -161,6 +163,7 @@ class FakeLLM:
         # Off by default: local servers (Ollama, llama.cpp) ignore the key, and so may tests.
         self.require_api_key = require_api_key
         self.requests: list[RecordedRequest] = []
+        self.hangups = 0  # streams the client closed before their end
         self._queue: deque[Reply | RawReply] = deque()
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -460,7 +463,11 @@ class FakeLLM:
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
         except ConnectionResetError:
+            self.hangups += 1
             log.info("fake LLM: client hung up mid-stream")
+        except asyncio.CancelledError:  # handler_cancellation: the client closed the stream
+            self.hangups += 1
+            raise
         return response
 
     async def _list_models(self, request: web.Request) -> web.Response:

@@ -161,6 +161,19 @@ async def test_idle_conversations_are_saved_evicted_and_resumed(tmp_path: Path) 
         assert data["participants"] == ["33", "34"]
 
 
+async def test_listeners_hear_when_a_conversation_leaves_memory_or_ends(tmp_path: Path) -> None:
+    events: list[tuple[str, str]] = []
+    async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
+        manager.add_listener(lambda event: events.append((event.kind, event.thread_id)))
+        await create(manager, "11")
+        await create(manager, "12")
+        await manager.end_conversation("11")
+        await manager.end_conversation("11")  # already ended: nothing to tell
+        assert await manager.remove_conversation("11")
+        await manager.delete_conversation("12")
+    assert events == [("ended", "11"), ("saved", "11"), ("removed", "11"), ("deleted", "12")]
+
+
 async def test_listener_failure_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
         manager.add_listener(lambda event: 1 / 0)
