@@ -52,6 +52,7 @@ from .cli.common import (
     shown_dir,
     snowflake_arg,
 )
+from .cli.safe_text import terminal_safe
 from .config import Settings
 from .llm import ChatProvider
 from .stores import describe_store
@@ -382,9 +383,11 @@ class ChatSession:
                     self._write(self.style.italic_dim("(thinking) "))
                     thinking = True
                     self._line_open = True
-                self._write(self.style.italic_dim(event.text))
+                self._write(self.style.italic_dim(terminal_safe(event.text)))
             elif isinstance(event, TextDelta):
-                piece = event.text
+                # The model's words can quote what anyone in a server wrote (recalled memories):
+                # no control character of theirs reaches the operator's terminal.
+                piece = terminal_safe(event.text)
                 if not started:
                     piece = piece.lstrip()
                     if not piece:
@@ -399,7 +402,7 @@ class ChatSession:
             elif isinstance(event, ToolUse):
                 self._end_line()
                 started = thinking = False
-                names = ", ".join(event.names)
+                names = terminal_safe(", ".join(event.names), one_line=True)
                 self._write(self.style.tool(f"  → using {names}") + "\n")
             elif isinstance(event, RoundStart):
                 self._end_line()
@@ -412,7 +415,7 @@ class ChatSession:
                 started = thinking = False
             elif isinstance(event, Final):
                 if not started and event.text:
-                    self._write(self.style.echo("Echo") + ": " + event.text)
+                    self._write(self.style.echo("Echo") + ": " + terminal_safe(event.text))
                     self._line_open = True
                 self._end_line()
             elif isinstance(event, Failure):
@@ -427,7 +430,7 @@ class ChatSession:
         try:
             await self.manager.save_conversation(self.thread_id)
         except (StoreError, OSError) as exc:
-            self._write(f"Could not save it: {exc}\n")
+            self._write(f"Could not save it: {terminal_safe(str(exc), one_line=True)}\n")
             return
         conversation = await self.manager.get_or_resume(self.thread_id)
         count = len(conversation.history) if conversation is not None else 0
@@ -443,7 +446,7 @@ class ChatSession:
             self._write("Nothing to summarize yet.\n")
             return
         await self.manager.set_summary(conversation.thread_id, summary)
-        self._write(self.style.bold("Summary so far:") + "\n" + summary + "\n")
+        self._write(self.style.bold("Summary so far:") + "\n" + terminal_safe(summary) + "\n")
 
     # --- output -------------------------------------------------------------------------------
 

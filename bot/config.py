@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -28,6 +29,7 @@ from memory.models import validate_snowflake
 from memory.store.redis_urls import check_redis_url, shown_url
 
 from .discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, resolve_discord_endpoints
+from .numbers import too_long
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +201,18 @@ class Settings(BaseModel):
     def runs_shard_zero(self) -> bool:
         """Once-per-bot duties (syncing slash commands) belong to the process of shard 0."""
         return self.shard_ids is None or 0 in self.shard_ids
+
+    @field_validator("*")
+    @classmethod
+    def _not_too_long(cls, value: Any, info: ValidationInfo) -> Any:
+        # Every duration setting, present and future, by its name: ..._SECONDS or ..._HOURS.
+        alias = cls.model_fields[info.field_name or ""].alias or ""
+        unit = alias.rpartition("_")[2].lower()
+        if isinstance(value, float) and unit in ("seconds", "hours"):
+            why = too_long(value, unit)
+            if why is not None:
+                raise ValueError(why)
+        return value
 
     @field_validator("journal_fsync", "llm_provider", "thread_replies", "store", mode="before")
     @classmethod

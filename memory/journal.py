@@ -26,6 +26,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from .aside import move_aside
+
 log = logging.getLogger(__name__)
 
 __all__ = ["FsyncPolicy", "Journal", "JournalError", "JournalRecord"]
@@ -34,6 +36,8 @@ _SEGMENT_SUFFIX = ".log"
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
 # Segments at least this big are unlinked in a worker thread (see Journal._start_unlinking).
 _INLINE_UNLINK_BYTES = 1024 * 1024
+# Unreadable records of one segment logged one by one; the rest only counted.
+_UNREADABLE_SHOWN = 3
 
 
 class FsyncPolicy(StrEnum):
@@ -158,8 +162,12 @@ class Journal:
             lines = data.split(b"\n")
             # A complete file ends with "\n", leaving an empty last element; anything else there
             # is a record cut short by the crash, which by definition had not been acknowledged.
-            if lines[-1]:
-                log.info("journal %s: ignoring a torn last record (%d bytes)", path, len(lines[-1]))
+            tail = lines[-1]
+            if tail and _cut_short(tail):
+                log.info("journal %s: ignoring a torn last record (%d bytes)", path, len(tail))
+            elif tail:  # not the start of a record: damage, not a crash mid-write
+                why = f"its last {len(tail)} bytes are not a record cut short"
+                self.keep_unreadable(path, len(lines), why)
             for number, raw in enumerate(lines[:-1], start=1):
                 if not raw.strip():
                     continue
@@ -168,14 +176,21 @@ class Journal:
                     if not isinstance(parsed, dict):
                         raise ValueError("not a JSON object")
                 except ValueError as exc:
-                    log.warning("journal %s line %d is unreadable, skipped: %s", path, number, exc)
-                    self.keep_unreadable(path)
+                    self.keep_unreadable(path, number, f"unreadable ({exc})")
                     continue
                 yield JournalRecord(path, number, parsed, raw)
 
-    def keep_unreadable(self, segment: Path) -> None:
-        """A record of ``segment`` could not be used: keep the segment, aside, not delete it."""
-        self._unreadable[segment] = self._unreadable.get(segment, 0) + 1
+    def keep_unreadable(self, segment: Path, line: int, why: str) -> None:
+        """A record of ``segment`` could not be used: keep the segment, aside, not delete it.
+
+        The first few are logged one by one; a damaged segment can hold thousands, and the
+        line ``discard_leftovers`` writes gives their count."""
+        count = self._unreadable.get(segment, 0) + 1
+        self._unreadable[segment] = count
+        if count <= _UNREADABLE_SHOWN:
+            log.warning("journal %s line %d: %s; skipped", segment, line, why)
+        elif count == _UNREADABLE_SHOWN + 1:
+            log.warning("journal %s: more unreadable records; counted, not shown", segment)
 
     def discard_leftovers(self) -> None:
         """Delete the earlier process's segments once everything in them is saved elsewhere;
@@ -185,9 +200,8 @@ class Journal:
         for path in self._old_segments:
             count = self._unreadable.pop(path, 0)
             if count:
-                target = _aside(path)
                 try:
-                    path.replace(target)
+                    target = move_aside(path)
                 except OSError as exc:
                     log.error("journal %s: could not move it aside: %s", path, exc)
                 else:
@@ -433,14 +447,10 @@ class Journal:
         return self.directory / f"{number:020d}{_SEGMENT_SUFFIX}"
 
 
-def _aside(path: Path) -> Path:
-    """``<segment>.corrupt`` (``.corrupt.2``, ... if taken): never a segment name again."""
-    target = path.with_name(path.name + ".corrupt")
-    number = 1
-    while target.exists():
-        number += 1
-        target = path.with_name(f"{path.name}.corrupt.{number}")
-    return target
+def _cut_short(tail: bytes) -> bool:
+    """Whether a segment's unterminated tail is what a crash leaves: the start of a record (a
+    JSON object) or the zeros a file system can leave past the last completed write."""
+    return tail.startswith(b"{") or not tail.strip(b"\0")
 
 
 def _checkpoint_line(thread_id: str, digest: str) -> bytes:

@@ -196,8 +196,10 @@ def encode(mutation: Mutation) -> bytes:
     return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-def decode(record: dict[str, Any]) -> Mutation:
+def decode(record: Any) -> Mutation:
     """The mutation a parsed journal record describes; ``MutationError`` if it is not one."""
+    if not isinstance(record, dict):  # a damaged line can parse as a number or a list
+        raise MutationError(f"not a journal record: {type(record).__name__}")
     try:
         op = record["op"]
         if op == "create":

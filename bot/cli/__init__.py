@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from ..numbers import too_long
 from .errors import EXIT_CONFIG, EXIT_FAILED, CliError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ def finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    why = too_long(value, "seconds")  # every such option is in seconds
+    if why is not None:
+        raise argparse.ArgumentTypeError(why)
     return value
 
 

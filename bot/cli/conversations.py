@@ -20,7 +20,7 @@ from typing import Any
 
 from memory import Conversation, ConversationRef, ConversationStore, JsonFileStore
 from memory.store.jsonfile import parse, render
-from memory.store.unsaved import unsaved_conversations
+from memory.store.unsaved import JOURNAL, SPOOL, has_segments, unsaved_conversations
 
 from ..config import Settings
 from .common import (
@@ -45,6 +45,11 @@ GUILD_NAME_CHARS = 24
 # Conversations loaded at once from a store that is not files (Redis round trips overlap).
 LOAD_CONCURRENCY = 16
 _THREAD_WHAT = "a Discord thread id"
+# What the listing says of a conversation the store does not hold yet, by where it waits.
+_WAITING = {
+    "journal": "[only in the journal, not saved yet]",
+    "spool": "[only in the spool, not in Redis yet]",
+}
 
 
 @dataclass
@@ -52,7 +57,9 @@ class Row:
     ref: ConversationRef
     conversation: Conversation | None
     error: str | None = None
-    unsaved: bool = False  # only in the journal so far: no file yet
+    # Where it waits when the store does not hold it yet: "journal" (no file yet) or "spool"
+    # (begun while Redis was away); "" once it is in the store.
+    unsaved: str = ""
 
     def sort_key(self) -> tuple[str, str, int]:
         if self.conversation is None:
@@ -139,22 +146,27 @@ async def _rows(settings: Settings, guild_id: str | None) -> list[Row]:
                     return await _load(store, ref)
 
             rows = list(await asyncio.gather(*(load(ref) for ref in refs)))
+            rows += await _journal_only(settings, store, guild_id)
     return sorted((row for row in rows if row is not None), key=Row.sort_key, reverse=True)
 
 
 async def _journal_only(
-    settings: Settings, store: JsonFileStore, guild_id: str | None
+    settings: Settings, store: ConversationStore, guild_id: str | None
 ) -> list[Row | None]:
-    """Conversations a running bot has not saved yet, or a crashed one left in its journal:
-    listed too, so that a broken run never reads as an empty folder."""
+    """Conversations a running bot has not saved yet, or a crashed one left in its journal
+    (with Redis: its spool, begun while Redis was away): listed too, so that a broken run
+    never reads as an empty folder."""
+    journal = settings.data_dir / (JOURNAL if isinstance(store, JsonFileStore) else SPOOL)
+    if not await asyncio.to_thread(has_segments, journal):
+        return []  # the usual case on Redis: no listing of every guild for nothing
     saved = {ref.thread_id for ref in await store.list_conversations()}
-    found = await asyncio.to_thread(unsaved_conversations, settings.data_dir, saved)
-    where = str(settings.data_dir / "journal")
+    found = await asyncio.to_thread(unsaved_conversations, journal, saved)
+    where = str(journal)
     return [
         Row(
             ConversationRef(c.thread_id, c.guild_id, c.requester, c.created_at.date(), where),
             c,
-            unsaved=True,
+            unsaved="journal" if isinstance(store, JsonFileStore) else "spool",
         )
         for c in found
         if guild_id is None or c.guild_id == guild_id
@@ -165,6 +177,12 @@ async def _one(settings: Settings, thread_id: str) -> tuple[ConversationRef, byt
     """The conversation of this thread, where it is, and its file bytes (on a store without
     files: the bytes its JSON file would hold)."""
     async with reading_store(settings) as store:
+        if not await store.exists(thread_id):
+            # Listed as not saved yet: shown and exported as its records leave it.
+            found = await _journal_only(settings, store, None)
+            row = next((r for r in found if r is not None and r.ref.thread_id == thread_id), None)
+            if row is not None and row.conversation is not None:
+                return row.ref, await render(row.conversation), row.conversation
         if isinstance(store, JsonFileStore):
             refs = {ref.thread_id: ref for ref in await store.list_conversations()}
             return await _one_file(settings, refs.get(thread_id), thread_id)
@@ -272,7 +290,7 @@ def _cells(row: Row) -> list[str]:
     if c.ended:
         summary = f"[ended] {summary}"
     if row.unsaved:
-        summary = f"[only in the journal, not saved yet] {summary}"
+        summary = f"{_WAITING[row.unsaved]} {summary}"
     return [
         c.thread_id,
         guild,
@@ -297,16 +315,26 @@ def show_command(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
     quiet_logging(settings)
     ref, _, conversation = run_store(_one(settings, thread_id))
+    label, location = _where_shown(settings, ref)
     text = render_transcript(
         conversation,
-        location=ref.location,
-        location_label="file" if settings.store == "json" else "location",
+        location=location,
+        location_label=label,
         full=args.full,
         style=Style.for_stream(sys.stdout),
     )
     sys.stdout.write(text)
     sys.stdout.flush()
     return EXIT_OK
+
+
+def _where_shown(settings: Settings, ref: ConversationRef) -> tuple[str, str]:
+    """The transcript's location line: its label, and what it says."""
+    if ref.location == str(settings.data_dir / JOURNAL):
+        return "journal", f"{ref.location} (not saved to a file yet)"
+    if ref.location == str(settings.data_dir / SPOOL):
+        return "spool", f"{ref.location} (not in Redis yet)"
+    return ("file" if settings.store == "json" else "location"), ref.location
 
 
 # --- export -------------------------------------------------------------------------------

@@ -160,9 +160,10 @@ def list_command(args: argparse.Namespace) -> int:
         when = (record.conversation_created_at or record.created_at).strftime("%Y-%m-%d")
         summary = terminal_safe(" ".join(record.memory_data.summary.split()), one_line=True)
         summary = summary if len(summary) <= 90 else summary[:89] + "…"
+        generator = terminal_safe(record.generator, one_line=True)
         print(
             f"{record.thread_id}  guild {record.guild_id}  {when}  "
-            f"{len(record.memory_data.facts)} facts  {record.generator}  {summary or '-'}"
+            f"{len(record.memory_data.facts)} facts  {generator}  {summary or '-'}"
         )
     return EXIT_OK
 

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import aiofiles
 import aiofiles.os
 
+from ..aside import move_aside
 from ..journal import FsyncPolicy, Journal, JournalError, JournalRecord
 from ..memories import MemoryRecord
 from ..models import MESSAGE_SEPARATOR, Conversation, Message, validate_snowflake
@@ -38,9 +39,9 @@ from .base import (
     ConversationRef,
     ConversationStore,
     RecoveryError,
-    StoreConfigError,
     StoreError,
 )
+from .data_folder import check_data_folder
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,7 @@ class JsonFileStore(ConversationStore):
     # --- life cycle ---------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        if self.data_dir.exists() and not self.data_dir.is_dir():
-            raise StoreConfigError(
-                f"the data folder {self.data_dir} is a file, not a folder: point ECHO_DATA_DIR "
-                "at a folder (it is made if missing)"
-            )
+        await asyncio.to_thread(check_data_folder, self.data_dir)
         if self.read_only:
             try:
                 found = self.guilds_dir.is_dir()
@@ -348,10 +345,12 @@ class JsonFileStore(ConversationStore):
         if self.read_only:
             log.warning("memory file %s: %s (left as it is: read-only)", path, why)
             return
-        target = path.with_name(path.name + ".corrupt")
-        with contextlib.suppress(OSError):
-            await aiofiles.os.replace(path, target)
-        log.warning("memory file %s: %s; moved aside to %s", path, why, target.name)
+        try:
+            target = await asyncio.to_thread(move_aside, path)
+        except OSError as exc:
+            log.error("memory file %s: %s; could not move it aside: %s", path, why, exc)
+        else:
+            log.warning("memory file %s: %s; moved aside to %s", path, why, target.name)
 
     async def _load(self, thread_id: str) -> Conversation | None:
         entry = self._index.get(thread_id)
@@ -393,13 +392,8 @@ class JsonFileStore(ConversationStore):
             log.warning("conversation file %s: %s (left as it is: read-only)", path, why)
             self._index.pop(thread_id, None)
             return
-        target = path.with_name(path.name + ".corrupt")
-        number = 1
-        while await aiofiles.os.path.exists(target):
-            number += 1
-            target = path.with_name(f"{path.name}.corrupt.{number}")
         try:
-            await aiofiles.os.replace(path, target)
+            target = await asyncio.to_thread(move_aside, path)
         except OSError as exc:
             log.error("conversation file %s: %s; could not move it aside: %s", path, why, exc)
         else:
@@ -452,10 +446,7 @@ class JsonFileStore(ConversationStore):
                 conv = record.data.get("conversation")
                 thread_id = conv.get("thread_id") if isinstance(conv, dict) else None
                 if not isinstance(thread_id, str) or not thread_id.isdigit():
-                    log.warning(
-                        "journal %s line %d names no thread; skipped", record.segment, record.line
-                    )
-                    self.journal.keep_unreadable(record.segment)
+                    self.journal.keep_unreadable(record.segment, record.line, "names no thread")
                     continue
             by_thread.setdefault(thread_id, []).append(record)
 
@@ -603,7 +594,8 @@ class JsonFileStore(ConversationStore):
                 conversation = decode(record.data).apply(conversation)
                 applied += 1
             except MutationError as exc:
-                log.warning("journal %s line %d: %s; skipped", record.segment, record.line, exc)
+                # JSON, but not a record this version can apply: kept with the segment.
+                self.journal.keep_unreadable(record.segment, record.line, str(exc))
         return conversation if applied else None
 
     async def _parse_or_quarantine(

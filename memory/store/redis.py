@@ -420,12 +420,13 @@ class RedisStore(ConversationStore):
         if spool is None or not spool.has_leftovers:
             return []
         records = [r.data for r in spool.read_leftovers()]
-        flushed = 0
+        flushed = kept = 0
         for data in records:
             try:
                 await self._apply_spooled(data)
             except (MutationError, StoreError) as exc:
                 self._set_aside(data, exc)
+                kept += 1
                 continue
             except _UNREACHABLE as exc:
                 raise StoreError(
@@ -437,6 +438,8 @@ class RedisStore(ConversationStore):
         log.info(
             "flushed %d mutation(s) an earlier run left in the spool %s", flushed, self.spool_dir
         )
+        if kept:
+            log.warning("%d spooled mutation(s) could not be applied and are kept (above)", kept)
         return []
 
     # --- sequence numbers ---------------------------------------------------------------------
@@ -573,21 +576,28 @@ class RedisStore(ConversationStore):
         target = self.spool_dir / f"orphaned-{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}.jsonl"
         with open(target, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        data = record.get("mutation")
+        data = data if isinstance(data, dict) else {}
         log.error(
             "a spooled %s of thread %s cannot be applied (%s); kept in %s",
-            record.get("mutation", {}).get("op"),
-            record.get("mutation", {}).get("thread_id"),
+            data.get("op"),
+            data.get("thread_id"),
             exc,
             target,
         )
 
     async def _apply_spooled(self, record: dict[str, Any]) -> None:
-        mutation = decode(record["mutation"])
+        data, seq = record.get("mutation"), record.get("seq")
+        if not isinstance(data, dict) or not isinstance(seq, str) or not seq.isdigit():
+            # JSON, but not a spool record (damaged, or hand-edited): kept, never applied.
+            raise MutationError("not a spooled mutation (no mutation and sequence number)")
+        mutation = decode(data)
         guild = record.get("guild")
         if isinstance(guild, str) and guild.isdigit():
             self._guild_of.setdefault(mutation.thread_id, guild)
-        marker = f"_s:{record.get('spool', self._spool_id)}"
-        await self._apply(mutation, marker, str(record["seq"]))
+        spool = record.get("spool")
+        marker = f"_s:{spool if isinstance(spool, str) and spool.isalnum() else self._spool_id}"
+        await self._apply(mutation, marker, seq)
 
     async def _apply_or_restore(self, mutation: Mutation, marker: str, seq: str) -> None:
         """Apply; if the conversation is gone because Redis lost its data, restore what this

@@ -174,3 +174,21 @@ def test_no_number_setting_is_infinite_or_nan(value: str) -> None:
             load_settings({name: value}, env_file=None)
         line = str(caught.value)
         assert line.startswith(f"invalid setting {name}=") and "\n" not in line, line
+
+
+DURATION_SETTINGS = [name for name in NUMBER_SETTINGS if name.endswith(("_SECONDS", "_HOURS"))]
+
+
+def test_no_duration_setting_overflows_the_date_arithmetic() -> None:
+    """Finite, and still too long to mean anything: refused at start-up, one line, rather than
+    an OverflowError the first time the bot computes a date from it."""
+    assert {"ECHO_IDLE_SECONDS", "ECHO_CATCH_UP_HOURS"} <= set(DURATION_SETTINGS)
+    for name in DURATION_SETTINGS:
+        with pytest.raises(ConfigError) as caught:
+            load_settings({name: "1e300"}, env_file=None)
+        line = str(caught.value)
+        assert line.startswith(f"invalid setting {name}=") and "(a century)" in line, line
+        assert "\n" not in line
+    # "Never" as operators write it (1e9 seconds: 32 years) is still a setting.
+    assert load_settings({"ECHO_MEMORY_INACTIVITY_SECONDS": "1e9"}, env_file=None)
+    assert load_settings({"ECHO_CATCH_UP_HOURS": "87600"}, env_file=None).catch_up_hours == 87600

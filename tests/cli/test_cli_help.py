@@ -56,6 +56,8 @@ async def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None
         ("store", "migrate", "--from", "json", "--to", "redis", "--redis-wait=-inf"): (
             "must be a finite number, got '-inf'"
         ),
+        # ...nor so long that the date arithmetic overflows (an OverflowError, exit 1, before).
+        ("memories", "generate", "--idle-seconds", "1e308"): "must be at most 3153600000 seconds",
     }
     results = await asyncio.gather(*(run_cli(*args, cwd=tmp_path, env=env) for args in cases))
     for (args, expected), result in zip(cases.items(), results, strict=True):
@@ -63,6 +65,27 @@ async def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None
         line = result.error_line
         assert line.startswith("echo: ") and expected in line, (args, line)
         assert "--help" in line
+        assert result.stdout == ""
+
+
+async def test_a_setting_that_is_no_usable_number_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    cases = {
+        "LLM_TIMEOUT_SECONDS": ("inf", "Input should be a finite number"),
+        "ECHO_IDLE_SECONDS": ("nan", "Input should be a finite number"),
+        "ECHO_MEMORY_INACTIVITY_SECONDS": ("1e308", "must be at most 3153600000 seconds"),
+        "ECHO_CATCH_UP_HOURS": ("1e300", "must be at most 876000 hours"),
+    }
+    results = await asyncio.gather(
+        *(
+            run_cli("memories", "list", cwd=tmp_path, env=cli_env(tmp_path, **{name: value}))
+            for name, (value, _) in cases.items()
+        )
+    )
+    for (name, (value, expected)), result in zip(cases.items(), results, strict=True):
+        assert result.code == 2, (name, result)
+        line = result.error_line
+        assert line.startswith(f"echo: invalid setting {name}={value!r}: "), line
+        assert expected in line, line
         assert result.stdout == ""
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from memory import InMemoryConversationManager, JsonFileStore, Message
+from tests.fake_llm.server import FakeLLM
 
 from .helpers import cli_env, run_cli
 
@@ -84,3 +85,24 @@ async def test_json_output_keeps_the_text_as_it_was(tmp_path: Path) -> None:
     [row] = json.loads(listed.stdout)
     assert row["guild_name"] == f"Guild{RETITLE}"  # ...and a script gets it back exactly
     assert row["summary"] == f"Summary {CLIPBOARD} of the harbour"
+
+
+async def test_chat_shows_the_models_control_characters_escaped(
+    tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    """The model's words can quote what anyone wrote in a server (recalled memories): in
+    ``chat`` they are shown escaped too, newlines and tabs kept for the layout."""
+    fake_llm.queue_text(f"Hi {RETITLE}there\n\tindented {HIDE}", reasoning=f"think {CLIPBOARD}")
+    fake_llm.queue_text(f"Summary {CLIPBOARD} {FLIP}")  # what /summarize asks the model
+    env = cli_env(tmp_path, LLM_PROVIDER="openai", LLM_BASE_URL=fake_llm.base_url, LLM_MODEL="m")
+    script = b"hello\n/summarize\n"
+    result = await run_cli("chat", "--thinking", cwd=tmp_path, env=env, stdin=script)
+    assert result.code == 0, result
+    assert_escaped(result.stdout)
+    assert result.stdout.splitlines() == [
+        "(thinking) think \\x1b]52;c;ZXZpbA==\\x07",
+        "Echo: Hi \\x1b]0;pwned\\x07there",
+        "\tindented line one\\x0dcovered",
+        "Summary so far:",
+        "Summary \\x1b]52;c;ZXZpbA==\\x07 \\u202edesrever",
+    ]

@@ -1,12 +1,19 @@
-"""The journal's bookkeeping: which segments may go, which threads pin them."""
+"""The journal's bookkeeping: which segments may go, which threads pin them; and what an
+earlier process left that cannot be read is kept, never destroyed."""
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
 
+from memory import JsonFileStore
 from memory.journal import Journal
+from memory.mutations import Append, Create, encode
+
+from .test_store_contract import chat, conversation
 
 pytestmark = pytest.mark.asyncio
 
@@ -88,3 +95,126 @@ async def test_many_threads_saved_one_by_one_free_every_segment(tmp_path: Path) 
         assert journal.segment_count == 0
     finally:
         await journal.close()
+
+
+# --- what an earlier process left -----------------------------------------------------------
+
+GARBAGE = b"\x1b\xff\x00 not a record \xfe"
+
+
+def _kept(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _leftover(folder: Path, number: int, data: bytes) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{number:020d}.log"
+    path.write_bytes(data)
+    return path
+
+
+async def test_unreadable_lines_are_kept_aside_and_the_rest_is_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    damaged = _leftover(
+        tmp_path, 3, _line(1) + GARBAGE + b"\n" + _line(2) + b"[1, 2]\n" + _line(3) + b'{"op":"ap'
+    )
+    clean = _leftover(tmp_path, 4, _line(4) + b'{"op":"append","n"')  # only a torn last record
+    caplog.set_level(logging.INFO, logger="memory")
+    journal = Journal(tmp_path, fsync="no")
+    journal.open()
+    try:
+        assert [r.data["n"] for r in journal.read_leftovers()] == [1, 2, 3, 4]
+        journal.discard_leftovers()
+    finally:
+        await journal.close()
+    # The damaged segment is kept whole under a name no start reads again; the one that only
+    # ends in a record a crash cut short held nothing unreadable, and goes.
+    kept = _kept(tmp_path)
+    assert list(kept) == [f"{damaged.name}.corrupt"]
+    assert kept[f"{damaged.name}.corrupt"].count(GARBAGE) == 1
+    assert not clean.exists()
+    assert f"2 unreadable record(s) kept in {damaged.name}.corrupt" in caplog.text
+    assert "torn last record" in caplog.text
+
+
+async def test_a_damaged_tail_is_kept_but_a_torn_record_is_not(tmp_path: Path) -> None:
+    """A crash mid-write leaves the start of a record (or zeros); anything else is damage."""
+    torn = _leftover(tmp_path, 1, _line(1) + b'{"op":"append","thr')
+    zeros = _leftover(tmp_path, 2, _line(2) + b"\0" * 512)
+    damaged = _leftover(tmp_path, 3, _line(3) + GARBAGE)
+    journal = Journal(tmp_path, fsync="no")
+    journal.open()
+    try:
+        assert [r.data["n"] for r in journal.read_leftovers()] == [1, 2, 3]
+        journal.discard_leftovers()
+    finally:
+        await journal.close()
+    assert not torn.exists() and not zeros.exists()
+    assert (tmp_path / f"{damaged.name}.corrupt").read_bytes() == _line(3) + GARBAGE
+
+
+async def test_a_segment_set_aside_twice_keeps_both_copies(tmp_path: Path) -> None:
+    for round_ in (1, 2):
+        _leftover(tmp_path, 5, _line(round_) + GARBAGE + b"\n")
+        journal = Journal(tmp_path, fsync="no")
+        journal.open()
+        try:
+            assert [r.data["n"] for r in journal.read_leftovers()] == [round_]
+            journal.discard_leftovers()
+        finally:
+            await journal.close()
+    kept = _kept(tmp_path)
+    name = f"{5:020d}.log"
+    assert kept == {
+        f"{name}.corrupt": _line(1) + GARBAGE + b"\n",
+        f"{name}.corrupt.2": _line(2) + GARBAGE + b"\n",
+    }
+
+
+async def test_the_store_replays_what_it_can_read_and_keeps_what_it_cannot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A line that is JSON but no record this version can apply (a flipped byte in a field
+    name, a bad id) is unreadable too: kept with its segment, not dropped."""
+    data = tmp_path / "data"
+    bad_message = json.loads(encode(Append("11", chat("x"))))
+    bad_message["message"]["message_tipe"] = bad_message["message"].pop("message_type")
+    bad_id = {**json.loads(encode(Append("11", chat("y")))), "thread_id": "eleven"}
+    lines = [
+        encode(Create(conversation("11"))),
+        encode(Append("11", chat("before"))),
+        json.dumps(bad_message).encode() + b"\n",
+        GARBAGE + b"\n",
+        json.dumps(bad_id).encode() + b"\n",
+        encode(Append("11", chat("after"))),
+    ]
+    segment = _leftover(data / "journal", 9, b"".join(lines))
+    caplog.set_level(logging.INFO, logger="memory")
+    async with JsonFileStore(data) as store:
+        loaded = await store.load("11")
+    assert loaded is not None
+    assert [m.message_content for m in loaded.history] == ["before", "after"]
+    aside = data / "journal" / f"{segment.name}.corrupt"
+    assert aside.read_bytes() == b"".join(lines)
+    assert f"3 unreadable record(s) kept in {aside.name}" in caplog.text
+    async with JsonFileStore(data) as store:  # the next start replays nothing twice
+        again = await store.load("11")
+    assert again is not None and len(again.history) == 2
+    assert [p.name for p in (data / "journal").glob("*.corrupt*")] == [aside.name]
+
+
+async def test_a_segment_of_garbage_is_a_few_log_lines_and_a_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    damaged = _leftover(tmp_path, 2, (GARBAGE + b"\n") * 5000 + _line(1))
+    caplog.set_level(logging.INFO, logger="memory")
+    journal = Journal(tmp_path, fsync="no")
+    journal.open()
+    try:
+        assert [r.data["n"] for r in journal.read_leftovers()] == [1]
+        journal.discard_leftovers()
+    finally:
+        await journal.close()
+    assert len(caplog.records) <= 6, caplog.text
+    assert f"5000 unreadable record(s) kept in {damaged.name}.corrupt" in caplog.text

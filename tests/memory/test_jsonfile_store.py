@@ -338,3 +338,17 @@ async def test_recovering_many_conversations_saves_each_once_with_its_checkpoint
     # Each recovered file sits once, under its guild, with no temp file beside it.
     files = sorted(p.name for p in (data / "guilds").rglob("*.json"))
     assert len(files) == 60 and list((data / "guilds").rglob("*.tmp")) == []
+
+
+async def test_a_memory_file_that_does_not_parse_twice_is_kept_twice(tmp_path: Path) -> None:
+    """Set aside as conversation files and journal segments are: an earlier ``.corrupt`` copy
+    is never overwritten by a later one."""
+    data = tmp_path / "data"
+    folder = data / "guilds" / "22" / "memories"
+    folder.mkdir(parents=True)
+    async with JsonFileStore(data) as store:
+        for damage in (b"{first", b"{second"):
+            (folder / "11.json").write_bytes(damage)
+            assert await store.load_memory("22", "11") is None
+    kept = {p.name: p.read_bytes() for p in folder.glob("11.json.corrupt*")}
+    assert kept == {"11.json.corrupt": b"{first", "11.json.corrupt.2": b"{second"}

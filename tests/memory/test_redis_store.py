@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -24,7 +25,7 @@ from redis.crc import key_slot
 
 from memory import InMemoryConversationManager, Message, RedisStore, StoreError
 from memory.memories import MemoryData, MemoryRecord
-from memory.mutations import Append, Create
+from memory.mutations import Append, Create, encode
 from tests.redis_support import PrivateRedis, free_port
 
 from .test_store_contract import T0, chat, conversation
@@ -453,3 +454,41 @@ async def test_messages_recorded_by_many_tasks_at_once_stay_in_arrival_order(
         loaded = await store.load("71")
         assert loaded is not None
         assert [m.message_content for m in loaded.history] == [f"burst {i}" for i in range(200)]
+
+
+async def test_a_damaged_spool_flushes_what_it_can_and_keeps_the_rest(
+    redis_url: str, redis_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spool is a journal: an unreadable line keeps its segment aside (``.corrupt``), a
+    line that is JSON but no spooled mutation is kept in the orphaned file, and neither stops
+    the start nor the flush of the mutations around them."""
+    spool = tmp_path / "spool"
+    (spool / "journal").mkdir(parents=True)
+
+    def spooled(seq: int, mutation: Create | Append) -> bytes:
+        record = {"seq": f"{seq:020d}", "spool": "abc123", "guild": "22"}
+        return json.dumps({**record, "mutation": json.loads(encode(mutation))}).encode() + b"\n"
+
+    lines = [
+        spooled(1, Create(conversation("11"))),
+        spooled(2, Append("11", chat("before", "911"))),
+        b"\x1b\xff not a record\n",
+        b'{"seq": "00000000000000000003"}\n',
+        b'{"seq": 4, "mutation": [1]}\n',
+        spooled(5, Append("11", chat("after", "912"))),
+    ]
+    segment = spool / "journal" / f"{1:020d}.log"
+    segment.write_bytes(b"".join(lines))
+    caplog.set_level(logging.INFO, logger="memory")
+    async with RedisStore(redis_url, prefix=redis_prefix, spool_dir=spool) as store:
+        loaded = await store.load("11")
+    assert loaded is not None and [m.message_content for m in loaded.history] == [
+        "before",
+        "after",
+    ]
+    assert (spool / "journal" / f"{segment.name}.corrupt").read_bytes() == b"".join(lines)
+    assert f"1 unreadable record(s) kept in {segment.name}.corrupt" in caplog.text
+    [orphaned] = spool.glob("orphaned-*.jsonl")
+    kept = [json.loads(line) for line in orphaned.read_text().splitlines()]
+    assert kept == [{"seq": "00000000000000000003"}, {"seq": 4, "mutation": [1]}]
+    assert "2 spooled mutation(s) could not be applied" in caplog.text
