@@ -19,7 +19,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    PrivateAttr,
     TypeAdapter,
     ValidationInfo,
     model_validator,
@@ -250,7 +249,10 @@ class Conversation(BaseModel):
     """One Discord thread's conversation with Echo, in the per-guild file format."""
 
     # Unknown top-level keys (a newer Echo's file) are kept and written back unchanged.
-    model_config = ConfigDict(validate_assignment=True, extra="allow")
+    # Assignment is not validated: fields change only through the methods below, which take
+    # already-validated values (Timestamps, _to_utc), and one of them runs for every message
+    # recorded, where validating again would be most of its cost.
+    model_config = ConfigDict(extra="allow")
 
     thread_id: Snowflake
     channel_id: Snowflake
@@ -265,12 +267,15 @@ class Conversation(BaseModel):
     ended_at: Timestamp | None = None
     history: list[Message] = Field(default_factory=list)
 
-    _message_ids: set[str] = PrivateAttr(default_factory=set)
+    # The Discord ids in ``history``, for dedupe; derived, so never written or read back. A
+    # field rather than a PrivateAttr: it is read for every message recorded, and a private
+    # attribute is reached through pydantic's ``__getattr__``, after a failed lookup.
+    message_ids: set[str] = Field(default_factory=set, exclude=True, repr=False)
 
     def model_post_init(self, __context: Any) -> None:
         if self.requester not in self.participants:
             self.participants.insert(0, self.requester)
-        self._message_ids = {m.message_id for m in self.history if m.message_id is not None}
+        self._index_ids(self.history)
 
     # --- identity -------------------------------------------------------------------------
 
@@ -287,14 +292,14 @@ class Conversation(BaseModel):
     def restore_history(self, messages: list[Message]) -> None:
         """Put already-validated stored messages back (loaders use it; no dedupe, no clock)."""
         self.history.extend(messages)
-        self._message_ids.update(m.message_id for m in messages if m.message_id is not None)
+        self.message_ids.update(m.message_id for m in messages if m.message_id is not None)
 
     def author_names(self) -> dict[str, str]:
         """The latest display name each person wrote under in this conversation."""
         return {m.requester: m.author_name for m in self.history if m.requester and m.author_name}
 
     def has_message_id(self, message_id: str) -> bool:
-        return message_id in self._message_ids
+        return message_id in self.message_ids
 
     # --- mutations (the journal replays exactly these) -------------------------------------
 
@@ -302,7 +307,7 @@ class Conversation(BaseModel):
         """Append ``message``; False (and no change) if its Discord message id is recorded."""
         message_id = message.message_id
         if message_id is not None:
-            ids = self._message_ids
+            ids = self.message_ids
             if message_id in ids:
                 return False
             ids.add(message_id)
@@ -339,11 +344,13 @@ class Conversation(BaseModel):
         if index is None:
             return False
         del self.history[index]
-        self._message_ids.discard(message_id)
+        self.message_ids.discard(message_id)
         self._touch(_to_utc(deleted_at))
         return True
 
     def set_summary(self, summary: str, at: datetime) -> None:
+        if not isinstance(summary, str):
+            raise TypeError(f"a summary is text, got {type(summary).__name__}")
         self.summary = summary
         self._touch(_to_utc(at))
 
@@ -369,7 +376,7 @@ class Conversation(BaseModel):
         if not removed and user_id not in self.participants:
             return 0
         self.history[:] = kept
-        self._message_ids = {m.message_id for m in kept if m.message_id is not None}
+        self._index_ids(kept)
         self.participants[:] = [p for p in self.participants if p != user_id]
         self.summary = ""
         self._touch(_to_utc(at))
@@ -384,8 +391,14 @@ class Conversation(BaseModel):
         if at > self.updated_at:
             self.updated_at = at
 
+    def _index_ids(self, messages: list[Message]) -> None:
+        # In place: the set is not reassigned, so it never counts as a field given.
+        ids = self.message_ids
+        ids.clear()
+        ids.update(m.message_id for m in messages if m.message_id is not None)
+
     def _index_of(self, message_id: str) -> int | None:
-        if message_id not in self._message_ids:
+        if message_id not in self.message_ids:
             return None
         # Edits and deletes are rare and target recent messages: search from the end.
         for index in range(len(self.history) - 1, -1, -1):

@@ -179,6 +179,18 @@ def test_a_bumped_updated_at_is_written_back() -> None:
     assert Conversation.from_json(conversation.to_json()).updated_at == later
 
 
+def test_the_message_id_index_is_derived_never_stored() -> None:
+    conversation = make_conversation(message_ids=["999"])  # given: ignored
+    conversation.add_message(Message(message_type="chat", message_id="5"))
+    assert conversation.message_ids == {"5"}
+    written = json.loads(conversation.to_json())
+    assert "message_ids" not in written and "message_ids" not in conversation.header()
+    assert Conversation.from_json(conversation.to_json()).message_ids == {"5"}
+    assert "message_ids" not in repr(conversation)
+    with pytest.raises(TypeError, match="summary"):
+        conversation.set_summary(None, T0)  # type: ignore[arg-type]
+
+
 def test_add_message_ignores_a_recorded_discord_id() -> None:
     conversation = make_conversation()
     first = Message(message_type="chat", message_content="a", message_id="5")
