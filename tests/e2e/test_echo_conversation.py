@@ -246,8 +246,13 @@ async def test_idle_conversations_are_saved_while_running(
     ) as echo:
         thread = await echo.mention("save me when idle")
         await echo.answer_in(thread.id)
-        await echo.emu.wait_for(lambda: echo.files() or None, timeout=5, what="the idle save")
-        assert echo.conversation(thread.id) is None  # evicted
+        # The file is visible from its rename, before the save returns (the folder's fsync
+        # comes after it) and the conversation is evicted: wait for both.
+        await echo.emu.wait_for(
+            lambda: (echo.files() and echo.conversation(thread.id) is None) or None,
+            timeout=5,
+            what="the idle save and eviction",
+        )
         await echo.say(thread.id, "back again")
         await echo.emu.wait_for(
             lambda: len(echo.emu.messages_in(thread.id)) == 3 or None, timeout=5, what="answer"
