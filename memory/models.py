@@ -6,11 +6,8 @@ anything else is rejected at the boundary rather than sanitised later.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import json
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -22,7 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    PrivateAttr,
+    TypeAdapter,
     ValidationInfo,
     model_validator,
 )
@@ -108,44 +105,6 @@ class MessageType(StrEnum):
     TOOL_CALL_RESPONSE = "tool_call_response"
 
 
-def _gc_untrack_function() -> Callable[[object], None] | None:
-    if sys.implementation.name != "cpython":
-        return None
-    try:
-        function = ctypes.pythonapi.PyObject_GC_UnTrack
-    except AttributeError:  # a build that does not export the C API
-        return None
-    function.argtypes = [ctypes.py_object]
-    function.restype = None
-    return function  # type: ignore[no-any-return]
-
-
-_gc_untrack = _gc_untrack_function()
-
-
-def _untrack(model: BaseModel) -> None:
-    """Take a record out of the cyclic garbage collector's lists (CPython; elsewhere a no-op).
-
-    An active conversation keeps all its messages, and a full (generation 2) collection walked
-    three objects for each one, holding the event loop meanwhile: 33 ms for 50,000 messages,
-    0.5 ms once they were untracked. The collector only looks for reference cycles, and a
-    record has none to find: it is frozen, made of JSON values, and nothing in it can refer
-    back to it, so reference counting frees it as it frees any object. Anything mutable a
-    record holds (a list, a dict of tool parameters) stays tracked.
-    """
-    untrack = _gc_untrack
-    if untrack is None:
-        return
-    untrack(model)
-    # A dict of plain values (most metas, their extras) was never tracked: no call for it.
-    fields = model.__dict__
-    if gc.is_tracked(fields):
-        untrack(fields)
-    extra = model.__pydantic_extra__
-    if extra is not None and gc.is_tracked(extra):
-        untrack(extra)
-
-
 class ToolCall(BaseModel):
     """One call the model asked for, as stored in ``meta.tools``."""
 
@@ -154,28 +113,6 @@ class ToolCall(BaseModel):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
-
-    def model_post_init(self, context: Any, /) -> None:
-        _untrack(self)
-
-
-# pydantic keeps a set of the fields given (``__pydantic_fields_set__``, ~200 bytes) in every
-# instance: two per message, a fifth of an active conversation's memory. Frozen models never
-# change theirs in place (pydantic copies it before a ``model_copy(update=...)``), so messages
-# given the same fields share one set.
-_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
-_MAX_FIELDS_SETS = 1024
-
-
-def _share_fields_set(model: BaseModel) -> None:
-    fields = model.__pydantic_fields_set__
-    key = frozenset(fields)
-    shared = _FIELDS_SETS.get(key)
-    if shared is None:
-        if len(_FIELDS_SETS) >= _MAX_FIELDS_SETS:  # extra meta keys past reason: keep its own
-            return
-        shared = _FIELDS_SETS.setdefault(key, set(fields))
-    object.__setattr__(model, "__pydantic_fields_set__", shared)
 
 
 class MessageMeta(BaseModel):
@@ -189,13 +126,20 @@ class MessageMeta(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
 
-    def model_post_init(self, context: Any, /) -> None:
-        _share_fields_set(self)
-        _untrack(self)
-
 
 # Echo's own records mostly carry no meta: they share this one (frozen) instead of one each.
 _NO_META = MessageMeta()
+
+
+def _is_empty_meta(meta: object) -> bool:
+    if isinstance(meta, dict):
+        return not meta
+    return (
+        isinstance(meta, MessageMeta)
+        and meta is not _NO_META
+        and not meta.model_fields_set
+        and not meta.model_extra
+    )
 
 
 # Between two message lines of a conversation file (see Conversation.render).
@@ -217,21 +161,18 @@ class Message(BaseModel):
     created_at: Timestamp = Field(default_factory=utcnow)
     message_type: MessageType
     message_content: str = ""
-    meta: MessageMeta = Field(default_factory=MessageMeta)
-
-    def model_post_init(self, context: Any, /) -> None:
-        meta = self.meta
-        if meta is not _NO_META and not meta.__pydantic_fields_set__ and not meta.model_extra:
-            self.__dict__["meta"] = _NO_META
-        _share_fields_set(self)
-        # Last: storing an object in an untracked dict would track the dict again.
-        _untrack(self)
+    # Frozen, so one instance can stand for every empty meta (pydantic does not copy it).
+    meta: MessageMeta = _NO_META
 
     @model_validator(mode="before")
     @classmethod
     def _gather_meta(cls, data: Any) -> Any:
         # Message(requester=..., tools=...) is the convenient form; the JSON nests them in meta.
-        if not isinstance(data, dict) or not (_META_KEYS & data.keys()):
+        if not isinstance(data, dict):
+            return data
+        if not (_META_KEYS & data.keys()):
+            if _is_empty_meta(data.get("meta")):
+                data = {**data, "meta": _NO_META}
             return data
         data = dict(data)
         meta = data.get("meta") or {}
@@ -240,7 +181,7 @@ class Message(BaseModel):
             value = data.pop(key)
             if value is not None:
                 meta[key] = value
-        data["meta"] = meta
+        data["meta"] = meta if meta else _NO_META
         return data
 
     @property
@@ -277,7 +218,7 @@ class Message(BaseModel):
 
     def to_json_bytes(self) -> bytes:
         """``to_json()`` encoded as UTF-8, straight from pydantic (no str in between)."""
-        return self.__pydantic_serializer__.to_json(self, exclude_none=True)
+        return _MESSAGE_JSON.dump_json(self, exclude_none=True)
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Message:
@@ -301,11 +242,17 @@ class Message(BaseModel):
         )
 
 
+_MESSAGE_JSON: TypeAdapter[Message] = TypeAdapter(Message)
+
+
 class Conversation(BaseModel):
     """One Discord thread's conversation with Echo, in the per-guild file format."""
 
     # Unknown top-level keys (a newer Echo's file) are kept and written back unchanged.
-    model_config = ConfigDict(validate_assignment=True, extra="allow")
+    # Assignment is not validated: fields change only through the methods below, which take
+    # already-validated values (Timestamps, _to_utc), and one of them runs for every message
+    # recorded, where validating again would be most of its cost.
+    model_config = ConfigDict(extra="allow")
 
     thread_id: Snowflake
     channel_id: Snowflake
@@ -320,12 +267,15 @@ class Conversation(BaseModel):
     ended_at: Timestamp | None = None
     history: list[Message] = Field(default_factory=list)
 
-    _message_ids: set[str] = PrivateAttr(default_factory=set)
+    # The Discord ids in ``history``, for dedupe; derived, so never written or read back. A
+    # field rather than a PrivateAttr: it is read for every message recorded, and a private
+    # attribute is reached through pydantic's ``__getattr__``, after a failed lookup.
+    message_ids: set[str] = Field(default_factory=set, exclude=True, repr=False)
 
     def model_post_init(self, __context: Any) -> None:
         if self.requester not in self.participants:
             self.participants.insert(0, self.requester)
-        self._message_ids = {m.message_id for m in self.history if m.message_id is not None}
+        self._index_ids(self.history)
 
     # --- identity -------------------------------------------------------------------------
 
@@ -342,14 +292,14 @@ class Conversation(BaseModel):
     def restore_history(self, messages: list[Message]) -> None:
         """Put already-validated stored messages back (loaders use it; no dedupe, no clock)."""
         self.history.extend(messages)
-        self._message_ids.update(m.message_id for m in messages if m.message_id is not None)
+        self.message_ids.update(m.message_id for m in messages if m.message_id is not None)
 
     def author_names(self) -> dict[str, str]:
         """The latest display name each person wrote under in this conversation."""
         return {m.requester: m.author_name for m in self.history if m.requester and m.author_name}
 
     def has_message_id(self, message_id: str) -> bool:
-        return message_id in self.__pydantic_private__["_message_ids"]  # type: ignore[index]
+        return message_id in self.message_ids
 
     # --- mutations (the journal replays exactly these) -------------------------------------
 
@@ -357,15 +307,14 @@ class Conversation(BaseModel):
         """Append ``message``; False (and no change) if its Discord message id is recorded."""
         message_id = message.message_id
         if message_id is not None:
-            # The private dict directly: pydantic's __getattr__ costs more than the lookup.
-            ids: set[str] = self.__pydantic_private__["_message_ids"]  # type: ignore[index]
+            ids = self.message_ids
             if message_id in ids:
                 return False
             ids.add(message_id)
         self.history.append(message)
         # max(): replaying an old message, or importing history, never moves time backwards.
         if message.created_at > self.updated_at:
-            self._set_updated_at(message.created_at)
+            self.updated_at = message.created_at
         requester = message.requester
         if requester is not None and requester not in self.participants:
             self.participants.append(requester)
@@ -395,11 +344,13 @@ class Conversation(BaseModel):
         if index is None:
             return False
         del self.history[index]
-        self._message_ids.discard(message_id)
+        self.message_ids.discard(message_id)
         self._touch(_to_utc(deleted_at))
         return True
 
     def set_summary(self, summary: str, at: datetime) -> None:
+        if not isinstance(summary, str):
+            raise TypeError(f"a summary is text, got {type(summary).__name__}")
         self.summary = summary
         self._touch(_to_utc(at))
 
@@ -425,7 +376,7 @@ class Conversation(BaseModel):
         if not removed and user_id not in self.participants:
             return 0
         self.history[:] = kept
-        self._message_ids = {m.message_id for m in kept if m.message_id is not None}
+        self._index_ids(kept)
         self.participants[:] = [p for p in self.participants if p != user_id]
         self.summary = ""
         self._touch(_to_utc(at))
@@ -438,16 +389,16 @@ class Conversation(BaseModel):
 
     def _touch(self, at: datetime) -> None:
         if at > self.updated_at:
-            self._set_updated_at(at)
+            self.updated_at = at
 
-    def _set_updated_at(self, at: datetime) -> None:
-        # ``at`` is a UTC datetime already (a validated Timestamp, or _to_utc's): assigning it
-        # through validate_assignment would validate it again, at a fifth of add_message's cost.
-        self.__dict__["updated_at"] = at
-        self.__pydantic_fields_set__.add("updated_at")
+    def _index_ids(self, messages: list[Message]) -> None:
+        # In place: the set is not reassigned, so it never counts as a field given.
+        ids = self.message_ids
+        ids.clear()
+        ids.update(m.message_id for m in messages if m.message_id is not None)
 
     def _index_of(self, message_id: str) -> int | None:
-        if message_id not in self._message_ids:
+        if message_id not in self.message_ids:
             return None
         # Edits and deletes are rare and target recent messages: search from the end.
         for index in range(len(self.history) - 1, -1, -1):

@@ -64,10 +64,7 @@ class Append:
 
     def encode(self) -> bytes:
         # Hot path: the message is serialised once, by pydantic, and spliced in as bytes.
-        # Exactly Message.to_json() (model_dump_json(exclude_none=True)) without the str
-        # round trip and pydantic's Python-level wrapper.
-        message = self.message
-        body = message.__pydantic_serializer__.to_json(message, exclude_none=True)
+        body = self.message.to_json_bytes()
         return b"".join((_APPEND_HEAD, self.thread_id.encode(), _APPEND_MID, body, b"}\n"))
 
     def payload(self) -> dict[str, Any]:

@@ -251,7 +251,7 @@ def run(quick: bool) -> Scenario:
         f"full garbage collections (generation 2) during the measured windows: "
         f"{sum(full_gcs):.0f} in {runs} runs"
         + (f", the longest {longest_full_gc:.1f} ms of CPU" if sum(full_gcs) else "")
-        + "; one walks neither the start-up objects (frozen first, as python -m bot does) nor "
-        "the messages of the conversations (never tracked: memory.models).",
+        + "; one skips the start-up objects (frozen first, as python -m bot does) and walks "
+        "the messages of the active conversations, tracked like any object.",
     ]
     return Scenario(NAME, TITLE, rows, targets, notes)

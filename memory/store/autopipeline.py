@@ -1,35 +1,36 @@
 """Lua script calls made at the same moment share one round trip to Redis.
 
 A bot records the messages of many conversations at once. Sent one by one, each append is a
-round trip and a pooled connection of its own, and most of its cost is the client's
-per-command work (a connection checked out and back, a timeout, a send and a read each), not
-Redis's. Here a call goes out at once when nothing else is on the wire, so a lone call waits
-for nothing; calls made while one is on the wire queue up and leave together, in one write,
+round trip and a pooled connection of its own. Here a call goes out at once when nothing else
+is on the wire, so a lone call waits for nothing; calls made while one is on the wire queue up
+and leave together, as one redis-py pipeline (``transaction=False``) of ``EVALSHA`` commands,
 as soon as it is answered. This is the auto-pipelining of ioredis and Lettuce: no timer, no
 added latency, batches as big as the load makes them.
 
 One batch at a time is on the wire, so calls reach Redis in the order they were made: two
 messages of one conversation, recorded by two tasks, stay in the order they arrived (several
-batches in flight on several connections measured no faster, and could overtake each other).
-Every caller gets its own result or error. A batch that fails on the wire fails every call in
-it; each may or may not have run, as with a lone call whose answer was lost.
+batches in flight on several connections could overtake each other). Every caller gets its own
+result or error: the pipeline runs with ``raise_on_error=False``, so an error reply stands in
+for its own call only. A batch that fails on the wire fails every call in it; each may or may
+not have run, as with a lone call whose answer was lost. redis-py's retry policy (the pool's
+``Retry``) sends a whole pipeline again on a new connection when its connection failed, as it
+does a lone command, even if some replies had come back: those calls then run twice. Echo's
+append script makes that harmless where it can: it skips a spool sequence number it has seen
+(with a spool) and a Discord message id it holds.
 
-Calls are packed here, and sent and read on a pooled connection, rather than through
-redis-py's ``Pipeline`` or script call: all of their arguments are strings, and packing them in
-one pass cuts the client's cost per call (measured: 25,000 -> 30,000-33,000 appends/s with 200
-conversations recording at once).
+Scripts are called by SHA and loaded when the server answers NOSCRIPT (a restart, SCRIPT
+FLUSH), rather than through redis-py's ``Script`` objects on the pipeline, which ask the server
+whether the scripts exist (one more round trip) before every batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 __all__ = ["ScriptBatcher"]
@@ -97,38 +98,20 @@ class ScriptBatcher:
             self._kick_soon()
 
     async def _exchange(self, batch: list[_Call]) -> list[Any]:
-        """Send the batch in one write and read its replies; an error reply is returned in
-        its place, as an exception object."""
-        pool = self._client.connection_pool
-        packed = _pack(batch)
+        """Every call's reply, in order; an error reply is returned in its place, as an
+        exception object."""
         self.round_trips += 1
-        for attempt in (1, 2):
-            conn = await pool.get_connection()
-            results: list[Any] = []
+        if len(batch) == 1:
+            # A plain command costs the client less than a pipeline of one.
+            script, keys, args, _ = batch[0]
             try:
-                await conn.send_packed_command(packed, check_health=False)
-                # One deadline for the batch, not one per reply (a timer each, a fifth of the
-                # client's time per call); math.inf tells redis-py to set none of its own.
-                async with asyncio.timeout(conn.socket_timeout):
-                    for _ in batch:
-                        try:
-                            results.append(await conn.read_response(timeout=math.inf))
-                        except ResponseError as exc:  # the reply was read whole: go on
-                            results.append(exc)
-                return results
-            except RedisConnectionError:
-                await conn.disconnect(nowait=True)
-                # Once more on a new connection, as the pool's retry policy does for a lone
-                # command: a pooled connection the server had closed fails this way. Not once
-                # a reply has come back: the calls before it ran, and would run twice.
-                if attempt == 2 or results:
-                    raise
-            except BaseException:
-                await conn.disconnect(nowait=True)
-                raise
-            finally:
-                await pool.release(conn)
-        raise AssertionError("unreachable")
+                return [await self._client.evalsha(script.sha, len(keys), *keys, *args)]
+            except ResponseError as exc:
+                return [exc]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for script, keys, args, _ in batch:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            return await pipe.execute(raise_on_error=False)
 
     async def _run(self, batch: list[_Call], *, reload: bool) -> None:
         try:
@@ -167,24 +150,6 @@ class ScriptBatcher:
                 future.set_exception(result)
             else:
                 future.set_result(result)
-
-
-def _pack(batch: list[_Call]) -> bytes:
-    """The RESP encoding of ``EVALSHA sha numkeys keys... args...`` for every call."""
-    out: list[bytes] = []
-    for script, keys, args, _ in batch:
-        numkeys = b"%d" % len(keys)
-        out.append(
-            b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$%d\r\n%s\r\n"
-            % (3 + len(keys) + len(args), script.sha.encode(), len(numkeys), numkeys)
-        )
-        for arg in (*keys, *args):
-            if isinstance(arg, str):
-                arg = arg.encode()
-            elif not isinstance(arg, bytes):
-                arg = str(arg).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
-    return b"".join(out)
 
 
 def _no_script(result: Any) -> bool:

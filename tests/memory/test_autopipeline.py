@@ -86,8 +86,8 @@ async def test_scripts_the_server_forgot_are_loaded_and_sent_again_once(
         batcher = ScriptBatcher(client)
         await batcher.call(script, ["warm"], ["0"])
         await client.script_flush()
-        # The first call goes out alone (redis-py's own script call, which reloads its
-        # script): make it another script, so the batch behind it meets NOSCRIPT for sure.
+        # The first call goes out alone, and reloads its own script: make it another script,
+        # so the pipeline behind it meets NOSCRIPT for sure.
         other = client.register_script("return 0")
         results = await asyncio.gather(
             batcher.call(other, ["k"], []),

@@ -1,6 +1,6 @@
-"""What the cyclic garbage collector walks: not the records of a conversation (each full
-collection walked three objects per message, holding the event loop), not the start-up
-objects once frozen; and whatever it must still find, it finds."""
+"""What the cyclic garbage collector walks: not the start-up objects once frozen; and what it
+must find among the records (a cycle a message holds), it finds, while a record with no cycle
+is freed by reference counting alone."""
 
 from __future__ import annotations
 
@@ -10,25 +10,16 @@ import sys
 import textwrap
 import weakref
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 
-from memory import Conversation, Message, MessageType, ToolCall, models
-
-needs_untrack = pytest.mark.skipif(
-    models._gc_untrack is None, reason="untracking needs CPython's C API"
-)
+from memory import Message, MessageType, ToolCall
 
 
 class Probe:
     """Something weakly referenceable to put inside a record."""
 
     me: Probe | None = None
-
-
-def walked(obj: object) -> bool:
-    return any(o is obj for o in gc.get_objects())
 
 
 @pytest.fixture
@@ -41,49 +32,6 @@ def no_collections() -> Iterator[None]:
         gc.enable()
 
 
-@needs_untrack
-def test_a_message_and_its_meta_are_not_walked() -> None:
-    message = Message(
-        message_type=MessageType.CHAT,
-        message_content="hi",
-        requester="33",
-        message_id="44",
-        meta={"author_name": "Ana", "nested": {"a": [1]}},
-    )
-    for obj in (message, message.__dict__, message.meta, message.meta.model_extra):
-        assert not gc.is_tracked(obj)
-    assert not walked(message)
-    # What a record holds that could change stays visible to the collector.
-    assert gc.is_tracked(message.meta.model_extra["nested"])  # type: ignore[index]
-
-
-@needs_untrack
-def test_tool_calls_are_not_walked_but_their_parameters_are() -> None:
-    message = Message(
-        message_type=MessageType.TOOL_CALL,
-        tools=[ToolCall(id="c1", name="search", params={"q": ["x"]})],
-    )
-    call = message.tools[0]  # type: ignore[index]
-    for obj in (message, message.meta, message.meta.__dict__, call, call.__dict__):
-        assert not gc.is_tracked(obj)
-    assert gc.is_tracked(message.tools) and gc.is_tracked(call.params)
-
-
-@needs_untrack
-def test_loaded_and_edited_messages_are_not_walked() -> None:
-    at = datetime(2026, 11, 20, tzinfo=UTC)
-    conversation = Conversation(thread_id="1", channel_id="2", guild_id="3", requester="4")
-    conversation.add_message(
-        Message(message_type=MessageType.CHAT, message_content="a", message_id="9", requester="4")
-    )
-    loaded = Conversation.from_json(conversation.to_json())
-    assert loaded.to_json() == conversation.to_json()
-    assert not gc.is_tracked(loaded.history[0])
-    assert loaded.edit_message("9", "b", at)
-    assert not gc.is_tracked(loaded.history[0]) and not walked(loaded.history[0])
-
-
-@needs_untrack
 def test_a_dropped_message_is_freed_at_once(no_collections: None) -> None:
     probe = Probe()
     gone = weakref.ref(probe)

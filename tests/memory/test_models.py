@@ -158,6 +158,39 @@ def test_add_message_appends_bumps_and_tracks_participants() -> None:
     assert [m.message_content for m in conversation.history] == ["a", "b"]
 
 
+def test_messages_without_meta_share_one_empty_meta() -> None:
+    # A conversation holds every message in memory: one empty meta for all, not one each.
+    made = Message(message_type="chat", message_content="a")
+    loaded = Message.from_json(made.to_json())
+    assert json.loads(made.to_json())["meta"] == {}
+    emptied = Message(message_type="chat", requester=None, meta={})
+    assert made.meta is loaded.meta is emptied.meta
+    assert made.with_meta(requester="7").with_meta(requester=None).meta is made.meta
+    given = Message(message_type="chat", requester="7")
+    assert given.meta is not made.meta and given.requester == "7"
+    assert made.meta.requester is None  # the shared one stayed empty
+
+
+def test_a_bumped_updated_at_is_written_back() -> None:
+    conversation = make_conversation()
+    later = T0 + timedelta(minutes=5)
+    conversation.add_message(Message(message_type="chat", created_at=later))
+    assert "updated_at" in conversation.model_fields_set
+    assert Conversation.from_json(conversation.to_json()).updated_at == later
+
+
+def test_the_message_id_index_is_derived_never_stored() -> None:
+    conversation = make_conversation(message_ids=["999"])  # given: ignored
+    conversation.add_message(Message(message_type="chat", message_id="5"))
+    assert conversation.message_ids == {"5"}
+    written = json.loads(conversation.to_json())
+    assert "message_ids" not in written and "message_ids" not in conversation.header()
+    assert Conversation.from_json(conversation.to_json()).message_ids == {"5"}
+    assert "message_ids" not in repr(conversation)
+    with pytest.raises(TypeError, match="summary"):
+        conversation.set_summary(None, T0)  # type: ignore[arg-type]
+
+
 def test_add_message_ignores_a_recorded_discord_id() -> None:
     conversation = make_conversation()
     first = Message(message_type="chat", message_content="a", message_id="5")
