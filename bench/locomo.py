@@ -62,9 +62,9 @@ from typing import Any
 
 from bench import locomo_data, locomo_distill, locomo_lodo
 from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, MessageType
-from memory.memories import MemoryRecord
-from memory.recall import RecallIndex, RecallSettings, sync
-from memory.summarizer import STOPWORDS
+from memory.longterm.summarizer import STOPWORDS
+from memory.recall.index import RecallIndex, RecallSettings, sync
+from memory.records.memories import MemoryRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLISHED = Path(__file__).resolve().parent / "results-locomo.json"
@@ -176,7 +176,7 @@ async def write_data_folder(folder: Path, records: list[dict[str, Any]], caption
 
 async def generate_memories(folder: Path) -> int:
     """``memories generate`` offline: the batch job with the extractive distiller."""
-    from memory.longterm import ExtractiveDistiller, MemoryService
+    from memory.longterm.service import ExtractiveDistiller, MemoryService
 
     store = JsonFileStore(folder, fsync="no")
     async with InMemoryConversationManager(store=store) as manager:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from memory.memories import MemoryRecord
-from memory.models import Conversation
-from memory.summarizer import words
+from memory.longterm.summarizer import words
+from memory.records.memories import MemoryRecord
+from memory.records.models import Conversation
 
 __all__ = ["measure", "table"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memory.memories import MemoryRecord
-from memory.models import Conversation
-from memory.recall import RecallIndex, RecallSettings
+from memory.recall.index import RecallIndex, RecallSettings
+from memory.records.memories import MemoryRecord
+from memory.records.models import Conversation
 
 if TYPE_CHECKING:
     from bench.locomo import Question

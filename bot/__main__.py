@@ -1,7 +1,7 @@
 """``python -m bot`` (and the ``echo-bot`` script): run Echo, or another operator command.
 
 ``run`` (the default) is here; the other commands (``sync``, ``conversations``, ``chat``)
-are dispatched to ``bot.cli`` and ``bot.chat``.
+are dispatched to ``bot.cli`` and ``bot.cli.chat``.
 
 Resources (the store, the manager, the model provider) are built here in ``async with``
 blocks and handed to the client, so that shutdown closes them in the right order: replies
@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli import build_parser, dispatch, program_name
+from bot.cli import build_parser, dispatch, program_name
 
 if TYPE_CHECKING:
-    from .client import EchoBot
-    from .config import Settings
+    from bot.config import Settings
+    from bot.discord.client import EchoBot
 
 log = logging.getLogger("bot")
 
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(program_name(sys.argv[0])).parse_args(argv)
     if args.command not in (None, "run"):
         return dispatch(args)
-    from .config import ConfigError, load_settings
+    from bot.config import ConfigError, load_settings
 
     try:
         settings = load_settings()
@@ -69,7 +69,7 @@ def configure_logging(level: str) -> None:
         # discord.py's INFO lines about each gateway (re)connect are worth keeping; its
         # per-request chatter is not.
         logging.getLogger("discord.http").setLevel(logging.WARNING)
-    from .discord_start import silence_voice_notices
+    from bot.discord.start import silence_voice_notices
 
     silence_voice_notices()
 
@@ -93,10 +93,9 @@ def announce_where(settings: Settings) -> None:
 
 
 async def run(settings: Settings, token: str) -> int:
+    from bot.app import echo_app
     from memory import StoreError
-    from memory.manager import freeze_start_up_objects
-
-    from .app import echo_app
+    from memory.recording.manager import freeze_start_up_objects
 
     # Start-up can wait a long time (for Redis, say): a signal then stops it cleanly.
     loop = asyncio.get_running_loop()
@@ -138,7 +137,7 @@ async def _serve(bot: EchoBot, token: str, settings: Settings) -> int:
     import aiohttp
     import discord
 
-    from .discord_start import DiscordUnreachable
+    from bot.discord.start import DiscordUnreachable
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -189,7 +188,7 @@ async def _serve(bot: EchoBot, token: str, settings: Settings) -> int:
 
 async def _start(bot: EchoBot, token: str, settings: Settings) -> None:
     """``bot.start``, with start-up's deadline on Discord's first answers."""
-    from .discord_start import connect_discord, login_discord
+    from bot.discord.start import connect_discord, login_discord
 
     timeout = settings.discord_connect_timeout_seconds
     await login_discord(bot, token, api_base=settings.discord_api_base, within=timeout)

@@ -15,20 +15,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from bot.agent.loop import Agent
+from bot.config import Settings
+from bot.discord.client import EchoBot
+from bot.discord.endpoints import apply_discord_endpoints
+from bot.llm import ChatProvider, make_provider
+from bot.llm.distiller import ModelDistiller
+from bot.stores import describe_store, make_store
+from bot.tools.registry import default_tools
 from memory import ConversationStore, InMemoryConversationManager
-from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
-from memory.recall import RecallIndex
-from memory.recall_service import RecallService
-from memory.store import QueueHost
-
-from .agent import Agent
-from .client import EchoBot
-from .config import Settings
-from .discord_endpoints import apply_discord_endpoints
-from .distiller import ModelDistiller
-from .llm import ChatProvider, make_provider
-from .stores import describe_store, make_store
-from .tools import default_tools
+from memory.longterm.service import ExtractiveDistiller, MemoryQueue, MemoryService
+from memory.recall.index import RecallIndex
+from memory.recall.service import RecallService
+from memory.stores import QueueHost
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,11 @@ from pydantic import (
     model_validator,
 )
 
+from bot.discord.endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, resolve_discord_endpoints
+from bot.numbers import too_long
 from memory import FsyncPolicy
-from memory.models import validate_snowflake
-from memory.store.redis_urls import check_redis_url, shown_url
-
-from .discord_endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, resolve_discord_endpoints
-from .numbers import too_long
+from memory.records.models import validate_snowflake
+from memory.stores.redis.urls import check_redis_url, shown_url
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from bot.config import ConfigError, Settings
 from memory import ConversationStore, JsonFileStore
-from memory.store.redis_urls import shown_url
-
-from .config import ConfigError, Settings
+from memory.stores.redis.urls import shown_url
 
 __all__ = ["StoreKind", "describe_store", "make_store"]
 
@@ -35,7 +34,7 @@ def make_store(
     if kind == "json":
         return JsonFileStore(settings.data_dir, fsync=settings.journal_fsync, read_only=read_only)
     try:
-        from memory.store.redis import RedisStore
+        from memory.stores.redis.store import RedisStore
     except ImportError as exc:
         raise ConfigError(
             f"ECHO_STORE=redis needs the redis extra: pip install -e '.[redis]' ({exc})"

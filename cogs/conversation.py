@@ -16,20 +16,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
-from bot.attachments import is_text
-from bot.catch_up import CatchUp
-from bot.downloads import AttachmentTooLarge, AttachmentUnreadable, read_at_most
-from bot.export import as_shown
-from bot.limits import Cooldown
-from bot.replies import already_answered
-from bot.streaming import StreamingReply
-from bot.text import split_message, thread_name
+from bot.agent.loop import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
+from bot.discord.attachments import is_text
+from bot.discord.catch_up import CatchUp
+from bot.discord.cooldown import Cooldown
+from bot.discord.downloads import AttachmentTooLarge, AttachmentUnreadable, read_at_most
+from bot.discord.export import as_shown
+from bot.discord.replies import already_answered
+from bot.discord.streaming import StreamingReply
+from bot.discord.text import split_message, thread_name
 from memory import Conversation, Message, MessageType, StoreError
-from memory.store.jsonfile import render
+from memory.records import render
 
 if TYPE_CHECKING:
-    from bot.client import EchoBot
+    from bot.discord.client import EchoBot
 
 log = logging.getLogger(__name__)
 

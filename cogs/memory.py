@@ -15,11 +15,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.text import MESSAGE_LIMIT
-from memory.forget import ForgetReport, forget_person
+from bot.discord.text import MESSAGE_LIMIT
+from memory.longterm.forget import ForgetReport, forget_person
 
 if TYPE_CHECKING:
-    from bot.client import EchoBot
+    from bot.discord.client import EchoBot
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ async with InMemoryConversationManager(store=JsonFileStore("data"), idle_time=30
 
 from __future__ import annotations
 
-from .journal import FsyncPolicy, JournalError
-from .manager import IDLE_TIME, ConversationEvent, InMemoryConversationManager
-from .models import Conversation, Message, MessageMeta, MessageType, ToolCall
-from .store import (
+from memory.recording.journal import FsyncPolicy, JournalError
+from memory.recording.manager import IDLE_TIME, ConversationEvent, InMemoryConversationManager
+from memory.records.models import Conversation, Message, MessageMeta, MessageType, ToolCall
+from memory.stores import (
     ConversationRef,
     ConversationStore,
     JsonFileStore,
@@ -49,7 +49,7 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # RedisStore needs the redis extra: imported on first use, so JSON-only installs work.
     if name == "RedisStore":
-        from .store.redis import RedisStore
+        from memory.stores.redis.store import RedisStore
 
         return RedisStore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

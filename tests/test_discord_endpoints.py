@@ -10,7 +10,7 @@ import discord.http
 import pytest
 import yarl
 
-from bot.discord_endpoints import (
+from bot.discord.endpoints import (
     DEFAULT_API_BASE,
     DEFAULT_GATEWAY_URL,
     apply_discord_endpoints,
@@ -34,7 +34,7 @@ def test_library_defaults_are_discords_own() -> None:
 
 
 def test_apply_redirects_rest_routes_and_the_gateway(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="bot.discord_endpoints"):
+    with caplog.at_level(logging.INFO, logger="bot.discord.endpoints"):
         apply_discord_endpoints("http://127.0.0.1:8080/api/v10/", "ws://127.0.0.1:8080")
 
     route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=5)

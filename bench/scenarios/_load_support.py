@@ -26,9 +26,9 @@ import aiohttp
 
 from bench.framework import BENCH_DIR
 from bot.app import echo_app
-from bot.client import EchoBot
 from bot.config import load_settings
-from bot.discord_endpoints import apply_discord_endpoints
+from bot.discord.client import EchoBot
+from bot.discord.endpoints import apply_discord_endpoints
 
 log = logging.getLogger(__name__)
 

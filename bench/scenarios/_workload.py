@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from memory import InMemoryConversationManager, Message, MessageType
-from memory.mutations import Append, encode
+from memory.records.mutations import Append, encode
 
 GUILD_ID = "900000000000000001"
 CHANNEL_ID = "900000000000000002"

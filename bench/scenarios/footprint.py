@@ -128,7 +128,7 @@ def _idle(kind: str, count: int, touches: int) -> dict[str, Any]:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         if kind == "clock":
-            from memory.idle import IdleClock
+            from memory.recording.idle import IdleClock
 
             clock = IdleClock(IDLE)
             for key in keys:

@@ -10,7 +10,7 @@ Echo, ``HumanMessage``/``AIMessage`` (with the person's name and message id) for
 * ``fsync everysec``: Echo's journal with the background flush once a second;
   ``FileChatMessageHistory`` (one JSON file per conversation, which it reads and rewrites
   whole on every message, never fsynced); the ceiling: the journal's own Append record bytes
-  (``memory.mutations.encode``), pre-built, appended with one ``os.write`` each to one file.
+  (``memory.records.mutations.encode``), pre-built, appended with one ``os.write`` each to one file.
 * ``fsync always``: each message fsynced before the call returns; the ceiling adds an
   ``fsync`` after each ``os.write``. Echo and the ceiling are timed in alternating rounds
   (one message of each conversation), in the same seconds: fsync time on a shared disk
@@ -31,8 +31,8 @@ from pathlib import Path
 from bench.framework import Row, Scenario, Target, package_version, scratch_dir
 from bench.scenarios import _workload as w
 from memory import InMemoryConversationManager, JsonFileStore, Message
-from memory.manager import freeze_start_up_objects
-from memory.mutations import Append, encode
+from memory.recording.manager import freeze_start_up_objects
+from memory.records.mutations import Append, encode
 
 NAME = "recording"
 TITLE = "Durable recording (messages/s)"

@@ -83,7 +83,7 @@ def _quiet(name: str) -> Iterator[None]:
 
 def _store_class() -> tuple[type | None, str]:
     try:
-        from memory.store.redis import RedisStore
+        from memory.stores.redis.store import RedisStore
     except ImportError as exc:
         return None, f"RedisStore not available ({exc})"
     return RedisStore, ""

@@ -108,7 +108,7 @@ async def _journal(folder: Path, count: int, conversations: int) -> list[str]:
     files the replay will write (to put them back between runs)."""
     from bench.scenarios import _workload as w
     from memory import Conversation, JsonFileStore
-    from memory.mutations import Append, Create
+    from memory.records.mutations import Append, Create
 
     per = count // conversations
     touched: list[str] = []

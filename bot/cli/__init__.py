@@ -15,8 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from ..numbers import too_long
-from .errors import EXIT_CONFIG, EXIT_FAILED, CliError
+from bot.cli.errors import EXIT_CONFIG, EXIT_FAILED, CliError
+from bot.numbers import too_long
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +298,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         action="store_true",
         help="show the model's reasoning as it streams (also ECHO_SHOW_THINKING=true)",
     )
-    chat.set_defaults(handler=_handler("bot.chat", "chat_command"))
+    chat.set_defaults(handler=_handler("bot.cli.chat", "chat_command"))
     return parser
 
 

@@ -15,12 +15,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from bot.cli.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from bot.config import ConfigError, Settings, load_settings
+from bot.stores import describe_store, make_store
 from memory import ConversationStore, StoreConfigError, StoreError
-from memory.models import validate_snowflake
-
-from ..config import ConfigError, Settings, load_settings
-from ..stores import describe_store, make_store
-from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from memory.records.models import validate_snowflake
 
 T = TypeVar("T")
 

@@ -18,12 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memory import Conversation, ConversationRef, ConversationStore, JsonFileStore
-from memory.store.jsonfile import parse, render
-from memory.store.unsaved import JOURNAL, SPOOL, has_segments, unsaved_conversations
-
-from ..config import Settings
-from .common import (
+from bot.cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
     CliError,
@@ -35,8 +30,13 @@ from .common import (
     snowflake_arg,
     store_where,
 )
-from .safe_text import terminal_safe
-from .transcript import render_transcript, utc
+from bot.cli.safe_text import terminal_safe
+from bot.cli.transcript import render_transcript, utc
+from bot.config import Settings
+from memory import Conversation, ConversationRef, ConversationStore, JsonFileStore
+from memory.errors import first_line
+from memory.records import parse, render
+from memory.stores.json.unsaved import JOURNAL, SPOOL, has_segments, unsaved_conversations
 
 __all__ = ["export_command", "list_command", "show_command"]
 
@@ -118,7 +118,7 @@ async def _read_file(ref: ConversationRef) -> Row:
     try:
         return Row(ref, await parse(data))
     except ValueError as exc:
-        return Row(ref, None, f"{ref.location} does not parse: {_first_line(exc)}")
+        return Row(ref, None, f"{ref.location} does not parse: {first_line(exc)}")
 
 
 async def _load(store: ConversationStore, ref: ConversationRef) -> Row | None:
@@ -216,14 +216,9 @@ async def _one_file(
     except ValueError as exc:
         raise CliError(
             f"the file of conversation {thread_id} does not parse ({ref.location}): "
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from None
     return ref, data, conversation
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- list ---------------------------------------------------------------------------------

@@ -12,13 +12,7 @@ import json
 import sys
 from typing import Any
 
-from memory import ConversationStore, InMemoryConversationManager
-from memory.longterm import MemoryService
-from memory.memories import MemoryRecord
-from memory.store import ChangeFeed
-
-from ..config import Settings
-from .common import (
+from bot.cli.common import (
     quiet_logging,
     reading_store,
     run_store,
@@ -27,9 +21,14 @@ from .common import (
     stderr_line,
     store_where,
 )
-from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
-from .progress import Progress
-from .safe_text import terminal_safe
+from bot.cli.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from bot.cli.progress import Progress
+from bot.cli.safe_text import terminal_safe
+from bot.config import Settings
+from memory import ConversationStore, InMemoryConversationManager
+from memory.longterm.service import MemoryService
+from memory.records.memories import MemoryRecord
+from memory.stores import ChangeFeed
 
 _REDIS_WAIT = 5.0
 """Seconds ``memories generate`` waits for an unreachable Redis before giving up."""
@@ -81,7 +80,7 @@ def generate_command(args: argparse.Namespace) -> int:
 
 
 async def _generate(settings: Any, guild_id: str | None, idle_seconds: float | None) -> Any:
-    from ..app import echo_core  # the bot's own wiring: same model, store and index
+    from bot.app import echo_core  # the bot's own wiring: same model, store and index
 
     # No spool (it records no conversation), and a bounded wait: a command, not a daemon.
     async with echo_core(settings, spool=False, wait_for_redis=_REDIS_WAIT) as core:
@@ -123,7 +122,7 @@ async def _enqueue(
     settings: Any, guild_id: str | None, idle_seconds: float | None, wait: bool
 ) -> Any:
     """Queue a batch for ``python -m bot worker``; with ``wait``, its report once done."""
-    from ..app import echo_core
+    from bot.app import echo_core
 
     async with echo_core(settings, spool=False, wait_for_redis=_REDIS_WAIT) as core:
         if idle_seconds is not None:
@@ -236,7 +235,7 @@ def search_command(args: argparse.Namespace) -> int:
 async def _search(
     settings: Settings, guild_id: str, queries: Any, limit: int, as_json: bool
 ) -> None:
-    from memory.recall import RecallIndex, query_terms
+    from memory.recall.index import RecallIndex, query_terms
 
     index = RecallIndex.in_data_dir(settings.data_dir)
     await asyncio.to_thread(index.open)
@@ -279,8 +278,8 @@ async def _catch_up(index: Any, store: ConversationStore, guild_id: str) -> None
     unchanged conversation has no newer version for ``sync`` to notice. So there, the recall
     service does it, as the bot does before each search.
     """
-    from memory.recall import sync
-    from memory.recall_service import RecallService
+    from memory.recall.index import sync
+    from memory.recall.service import RecallService
 
     if not isinstance(store, ChangeFeed):
         await sync(index, store, guild_id)

@@ -29,15 +29,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot.cli.common import quiet_logging, run_store, settings_or_fail, shown_dir, snowflake_arg
+from bot.cli.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from bot.cli.progress import Progress
+from bot.config import ConfigError, Settings
+from bot.stores import StoreKind, describe_store, make_store
 from memory import ConversationStore, JsonFileStore, StoreConfigError, StoreError
-from memory.memories import MemoryRecord
-from memory.store.jsonfile import MEMORIES_FOLDER
-
-from ..config import ConfigError, Settings
-from ..stores import StoreKind, describe_store, make_store
-from .common import quiet_logging, run_store, settings_or_fail, shown_dir, snowflake_arg
-from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
-from .progress import Progress
+from memory.records.memories import MemoryRecord
+from memory.stores.json.store import MEMORIES_FOLDER
 
 __all__ = ["migrate_command"]
 

@@ -13,13 +13,8 @@ import asyncio
 import aiohttp
 import discord
 
-from memory import StoreError
-
-from ..app import echo_app
-from ..client import EchoBot
-from ..config import ConfigError, Settings
-from ..discord_start import DiscordUnreachable, login_discord
-from .common import (
+from bot.app import echo_app
+from bot.cli.common import (
     EXIT_CONFIG,
     EXIT_OK,
     CliError,
@@ -27,6 +22,10 @@ from .common import (
     settings_or_fail,
     snowflake_arg,
 )
+from bot.config import ConfigError, Settings
+from bot.discord.client import EchoBot
+from bot.discord.start import DiscordUnreachable, login_discord
+from memory import StoreError
 
 __all__ = ["sync_command"]
 

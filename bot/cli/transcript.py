@@ -12,10 +12,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.cli.common import Style
+from bot.cli.safe_text import terminal_safe
 from memory import Conversation, Message, MessageType
-
-from .common import Style
-from .safe_text import terminal_safe
 
 __all__ = ["ECHO_NAME", "person", "render_transcript", "utc"]
 

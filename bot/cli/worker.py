@@ -18,9 +18,9 @@ import signal
 import sys
 from typing import Any
 
-from ..config import Settings
-from .common import settings_or_fail
-from .errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from bot.cli.common import settings_or_fail
+from bot.cli.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, CliError
+from bot.config import Settings
 
 __all__ = ["worker_command"]
 
@@ -59,9 +59,8 @@ def _logging(level: str) -> None:
 
 
 async def _work(settings: Settings, claim_after: float | None, once: bool) -> int:
-    from memory.redis_queue import RedisMemoryQueue
-
-    from ..app import echo_core
+    from bot.app import echo_core
+    from memory.stores.redis.queue import RedisMemoryQueue
 
     # No spool: a worker records no conversation, so several can share one data folder.
     async with echo_core(settings, spool=False) as core:

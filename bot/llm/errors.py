@@ -15,6 +15,7 @@ import json
 import logging
 from typing import Any
 
+import httpx2
 import openai
 
 from bot.llm.base import LLMError, LLMErrorKind
@@ -139,7 +140,7 @@ def to_llm_error(exc: openai.OpenAIError, *, where: str, timeout: float) -> LLME
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         detail = f"{type(cause).__name__}: {cause}" if cause else exc.message
-        if type(cause).__name__ in {"RemoteProtocolError", "ReadError"}:
+        if isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError):
             # The connection was up and broke: "cannot connect" would send the operator
             # looking at the wrong thing.
             return LLMError("unavailable", f"connection to {where} lost mid-answer: {detail}")

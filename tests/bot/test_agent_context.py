@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest_asyncio
 
-from bot.agent import Agent, Failure, Final
+from bot.agent.loop import Agent, Failure, Final
 from bot.llm import ChatProvider, EchoProvider, OpenAIProvider
-from bot.tools import default_tools
+from bot.tools.registry import default_tools
 from memory import (
     Conversation,
     InMemoryConversationManager,
@@ -26,7 +26,7 @@ from memory import (
     Message,
     MessageType,
 )
-from memory.models import utcnow
+from memory.records.models import utcnow
 from tests.fake_llm.server import FakeLLM
 
 THREAD = "900000000000000001"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.pacing import WriteBudget
+from bot.discord.pacing import WriteBudget
 
 
 class Clock:

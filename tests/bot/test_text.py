@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bot.text import MESSAGE_LIMIT, split_message, thread_name
+from bot.discord.text import MESSAGE_LIMIT, split_message, thread_name
 
 
 def fences_balanced(chunk: str) -> bool:

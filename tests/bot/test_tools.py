@@ -15,8 +15,8 @@ from typing import Annotated, Any
 import pytest
 from pydantic import Field
 
-from bot.tools import ToolContext, ToolError, ToolRegistry, ToolResult, default_tools
-from memory.models import Conversation, Message, MessageType
+from bot.tools.registry import ToolContext, ToolError, ToolRegistry, ToolResult, default_tools
+from memory.records.models import Conversation, Message, MessageType
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # a Friday
 REQUESTER = "111111111111111111"
@@ -247,11 +247,11 @@ async def test_unknown_tool(registry: ToolRegistry) -> None:
 async def test_raising_tool_is_an_error_result_and_a_warning(
     registry: ToolRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.tools"):
+    with caplog.at_level(logging.WARNING, logger="bot.tools.registry"):
         result = await registry.call("boom", "{}", context())
 
     assert result == ToolResult("tool 'boom' failed: RuntimeError: kaboom", is_error=True)
-    [record] = [r for r in caplog.records if r.name == "bot.tools"]
+    [record] = [r for r in caplog.records if r.name == "bot.tools.registry"]
     assert record.levelno == logging.WARNING
     assert record.exc_info is not None
 

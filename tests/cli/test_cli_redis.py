@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from memory import Conversation, InMemoryConversationManager, Message, MessageType
-from memory.memories import Fact, MemoryData, MemoryRecord
-from memory.store.jsonfile import parse, render
-from memory.store.redis import RedisStore
+from memory.records import parse, render
+from memory.records.memories import Fact, MemoryData, MemoryRecord
+from memory.stores.redis.store import RedisStore
 from tests.redis_support import free_port
 
 from .helpers import (

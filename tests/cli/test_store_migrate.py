@@ -13,8 +13,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from memory import Conversation, JsonFileStore, Message, MessageType
-from memory.memories import Fact, MemoryData, MemoryRecord
-from memory.mutations import Append, Create
+from memory.records.memories import Fact, MemoryData, MemoryRecord
+from memory.records.mutations import Append, Create
 from tests.redis_support import PrivateRedis, free_port
 
 from .helpers import (
@@ -111,7 +111,7 @@ async def seed(data: Path) -> dict[str, str]:
 
 async def redis_contents(url: str, prefix: str) -> tuple[dict[str, str], dict[str, str]]:
     """Every conversation and memory under ``prefix``, read with the Redis store itself."""
-    from memory.store.redis import RedisStore
+    from memory.stores.redis.store import RedisStore
 
     conversations: dict[str, str] = {}
     memories: dict[str, str] = {}
@@ -209,7 +209,7 @@ async def test_json_to_redis_and_back_moves_everything_once(
 async def test_the_source_is_the_truth_on_a_second_run(
     tmp_path: Path, redis_url: str, redis_prefix: str
 ) -> None:
-    from memory.store.redis import RedisStore
+    from memory.stores.redis.store import RedisStore
 
     data = tmp_path / "data"
     expected = await seed(data)

@@ -21,8 +21,8 @@ from pathlib import Path
 from redis.exceptions import ResponseError
 
 from memory import InMemoryConversationManager, Message, MessageType, RedisStore
-from memory.longterm import ExtractiveDistiller, MemoryService
-from memory.redis_queue import RedisMemoryQueue
+from memory.longterm.service import ExtractiveDistiller, MemoryService
+from memory.stores.redis.queue import RedisMemoryQueue
 from tests.fake_llm.server import FakeLLM
 
 from .helpers import cli_env, run_cli

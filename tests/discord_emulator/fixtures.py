@@ -1,7 +1,7 @@
 """Pytest fixtures and a bot runner for end-to-end tests against the emulator.
 
 The bot under test reaches the emulator only through ``DISCORD_API_BASE`` /
-``DISCORD_GATEWAY_URL`` (``bot.discord_endpoints``), the same settings an operator uses
+``DISCORD_GATEWAY_URL`` (``bot.discord.endpoints``), the same settings an operator uses
 for a proxy, and the defaults are restored afterwards so no test leaks a redirect.
 """
 
@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 from discord.ext import commands
 
-from bot.discord_endpoints import apply_discord_endpoints
+from bot.discord.endpoints import apply_discord_endpoints
 from tests.discord_emulator.server import DiscordEmulator
 from tests.discord_emulator.spec import SESSION_STATS
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import echo_app
-from bot.client import EchoBot
 from bot.config import Settings, load_settings
+from bot.discord.client import EchoBot
 from memory import Conversation
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.fixtures import TEST_GUILD_READY_TIMEOUT, running_bot

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.agent import CUT_NOTE
+from bot.agent.loop import CUT_NOTE
 from tests.bot.test_llm_dialects import TEMPLATE_OPENED, content, sse
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server import FakeLLM

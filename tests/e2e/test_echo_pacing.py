@@ -1,11 +1,11 @@
 """Streamed replies stay inside Discord's global limit when many threads stream at once:
-Echo paces its own writes (``bot.pacing.WriteBudget``) instead of collecting 429s."""
+Echo paces its own writes (``bot.discord.pacing.WriteBudget``) instead of collecting 429s."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.pacing import WriteBudget
+from bot.discord.pacing import WriteBudget
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server import FakeLLM
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bot.reply_bounds import STOP_NOTES
+from bot.agent.bounds import STOP_NOTES
 from memory import MessageType
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server import FakeLLM

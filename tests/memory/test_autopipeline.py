@@ -18,7 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from memory.store.autopipeline import ScriptBatcher
+from memory.stores.redis.batching import ScriptBatcher
 
 # Appends ARGV[1] to the list and returns its new length; refuses the value "bad".
 PUSH = """

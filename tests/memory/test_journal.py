@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from memory import JsonFileStore
-from memory.journal import Journal
-from memory.mutations import Append, Create, encode
+from memory.recording.journal import Journal
+from memory.records.mutations import Append, Create, encode
 
 from .test_store_contract import chat, conversation
 

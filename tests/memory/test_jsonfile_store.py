@@ -19,7 +19,7 @@ from memory import (
     RecoveryError,
     StoreError,
 )
-from memory.mutations import Append, Create, Purge, encode
+from memory.records.mutations import Append, Create, Purge, encode
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
-from memory.longterm import (
+from memory.longterm.service import (
     ExtractiveDistiller,
     MemoryService,
     eligible,
     extractive_memory,
 )
-from memory.memories import MemoryData, MemoryRecord
-from memory.models import Conversation
-from memory.store.base import ConversationInfo
+from memory.records.memories import MemoryData, MemoryRecord
+from memory.records.models import Conversation
+from memory.stores.base import ConversationInfo
 
 LONG_AGO = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

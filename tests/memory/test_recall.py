@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from memory import JsonFileStore
-from memory.memories import Fact, MemoryData, MemoryRecord
-from memory.models import Conversation, Message, MessageType
-from memory.recall import (
+from memory.recall.index import (
     RecallError,
     RecallIndex,
     RecallSettings,
@@ -21,6 +19,8 @@ from memory.recall import (
     query_terms,
     sync,
 )
+from memory.records.memories import Fact, MemoryData, MemoryRecord
+from memory.records.models import Conversation, Message, MessageType
 
 T0 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 
@@ -426,7 +426,7 @@ def test_a_damaged_guild_file_is_set_aside_and_started_afresh(tmp_path: Path) ->
 def crowded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A guild where "apple" and "pear" are common words: small thresholds stand in for the
     thousands of passages of a large guild."""
-    import memory.recall as recall
+    import memory.recall.index as recall
 
     monkeypatch.setattr(recall, "_EXACT_MATCHES", 8)
     monkeypatch.setattr(recall, "_RARE_MATCHES", 5)
@@ -454,7 +454,7 @@ def crowded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def exact(index: RecallIndex, query: str, limit: int = 5):
-    import memory.recall as recall
+    import memory.recall.index as recall
 
     saved = recall._EXACT_MATCHES
     recall._EXACT_MATCHES = 10**9

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memory.recall import RecallIndex, query_terms
-from memory.recall_temporal import TIME_MARK, asks_for_time, time_words
+from memory.recall.index import RecallIndex, query_terms
+from memory.recall.temporal import TIME_MARK, asks_for_time, time_words
 from tests.memory.test_recall import conversation
 
 MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023

@@ -18,16 +18,16 @@ import pytest
 import redis.asyncio as aioredis
 
 from memory import InMemoryConversationManager, Message, MessageType, RedisStore
-from memory.longterm import (
+from memory.longterm.service import (
     BatchReport,
     InProcessMemoryQueue,
     MemoryBatch,
     MemoryService,
     extractive_memory,
 )
-from memory.memories import MemoryData
-from memory.models import Conversation
-from memory.redis_queue import RedisMemoryQueue
+from memory.records.memories import MemoryData
+from memory.records.models import Conversation
+from memory.stores.redis.queue import RedisMemoryQueue
 
 GUILD = "22"
 LONG_AGO = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

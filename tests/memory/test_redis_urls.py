@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memory.store.redis_urls import check_redis_url, redis_address, shown_url
+from memory.stores.redis.urls import check_redis_url, redis_address, shown_url
 
 
 @pytest.mark.parametrize(

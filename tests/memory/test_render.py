@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, MessageType
-from memory.store import jsonfile
-from memory.store.jsonfile import render, render_chunks
+from memory.records import fileformat as jsonfile
+from memory.records.fileformat import render, render_chunks
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memory.idle import RetryBackoff
+from memory.recording.idle import RetryBackoff
 
 
 class Clock:

@@ -7,10 +7,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory import Conversation, InMemoryConversationManager, Message, StoreError
-from memory.longterm import MemoryQueue
-from memory.memories import MemoryData, MemoryRecord
-from memory.mutations import Append, Create, Delete, Edit, End, ForgetPerson, Reopen, SetSummary
-from memory.store import ChangeFeed, QueueHost
+from memory.longterm.service import MemoryQueue
+from memory.records.memories import MemoryData, MemoryRecord
+from memory.records.mutations import (
+    Append,
+    Create,
+    Delete,
+    Edit,
+    End,
+    ForgetPerson,
+    Reopen,
+    SetSummary,
+)
+from memory.stores import ChangeFeed, QueueHost
 
 from .conftest import StoreFactory
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from memory import Message, MessageType
-from memory.summarizer import extractive_summary, words
+from memory.longterm.summarizer import extractive_summary, words
 
 
 def chat(text: str, requester: str | None = "1") -> Message:
