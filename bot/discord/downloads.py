@@ -1,9 +1,9 @@
 """Downloading a text attachment, never more than a limit of bytes.
 
 The size Discord announces for an attachment is what the uploader's client claimed; the URL
-may serve far more. ``discord.Attachment.read`` reads the whole body into memory, so a
-"100 byte" file serving 50 MB cost 50 MB of memory per message. Here the body is streamed
-and the download stops as soon as it passes the limit.
+may serve far more. ``discord.Attachment.read`` reads the whole body into memory, so a file
+claiming to be tiny could make every message cost as much memory as its server chose to send.
+Here the body is streamed and the download stops as soon as it passes the limit.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ async def render_chunks(conversation: Conversation) -> list[bytes]:
     """The file bytes of a conversation as pieces to write one after another.
 
     The history is serialised a slice at a time, yielding to the event loop in between. The
-    pieces are never joined here: joining and encoding a 5,000-message file held the loop for
-    3-4 ms (``_write_file`` writes and hashes them in a worker thread instead).
+    pieces are never joined here: joining and encoding a long history in one go would hold the
+    event loop; the store writes and hashes the pieces in a worker thread instead.
 
     What is rendered is the conversation as it was when this was called, even if it changes
     while the slices are serialised: messages are immutable (an edit replaces the list item),

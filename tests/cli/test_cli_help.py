@@ -40,6 +40,24 @@ async def test_every_command_has_help(tmp_path: Path) -> None:
         for words in expected:
             assert " ".join(words.split()) in text, (command, words, result.stdout)
         assert result.stderr == ""
+        # A command the help lists must have its own entry above, so a new command cannot
+        # arrive without its help being checked.
+        listed = {(*command, name) for name in _subcommands(result.stdout)}
+        assert listed <= HELPS.keys(), (command, sorted(listed - HELPS.keys()))
+
+
+def _subcommands(help_text: str) -> list[str]:
+    """The names under a help's COMMAND/ACTION heading (argparse indents them by four)."""
+    names: list[str] = []
+    lines = help_text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() in {"COMMAND", "ACTION"}:
+            for entry in lines[i + 1 :]:
+                if not entry.strip():
+                    break
+                if entry.startswith("    ") and not entry.startswith("     "):
+                    names.append(entry.split()[0])
+    return names
 
 
 async def test_bad_command_lines_are_one_line_and_exit_2(tmp_path: Path) -> None:
