@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.text import MESSAGE_LIMIT
-from memory.longterm.forget import ForgetReport, forget_person
+from memory.longterm import ForgetReport, forget_person
 
 if TYPE_CHECKING:
     from bot.discord.client import EchoBot
