@@ -176,7 +176,7 @@ async def write_data_folder(folder: Path, records: list[dict[str, Any]], caption
 
 async def generate_memories(folder: Path) -> int:
     """``memories generate`` offline: the batch job with the extractive distiller."""
-    from memory.longterm.service import ExtractiveDistiller, MemoryService
+    from memory.longterm import ExtractiveDistiller, MemoryService
 
     store = JsonFileStore(folder, fsync="no")
     async with InMemoryConversationManager(store=store) as manager:

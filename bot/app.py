@@ -24,7 +24,7 @@ from bot.llm.distiller import ModelDistiller
 from bot.stores import describe_store, make_store
 from bot.tools.registry import default_tools
 from memory import ConversationStore, InMemoryConversationManager
-from memory.longterm.service import ExtractiveDistiller, MemoryQueue, MemoryService
+from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
 from memory.recall.index import RecallIndex
 from memory.recall.service import RecallService
 from memory.stores import QueueHost

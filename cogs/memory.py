@@ -17,7 +17,7 @@ from discord.ext import commands
 
 from bot.discord.text import MESSAGE_LIMIT
 from cogs.checks import answer_command_error
-from memory.longterm.forget import ForgetReport, forget_person
+from memory.longterm import ForgetReport, forget_person
 
 if TYPE_CHECKING:
     from bot.discord.client import EchoBot

@@ -26,7 +26,7 @@ from bot.cli.progress import Progress
 from bot.cli.safe_text import terminal_safe
 from bot.config import Settings
 from memory import ConversationStore, InMemoryConversationManager
-from memory.longterm.service import MemoryService
+from memory.longterm import MemoryService
 from memory.records.memories import MemoryRecord
 from memory.stores import ChangeFeed
 

@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.discord.endpoints import recommended_shard_count
 from bot.discord.pacing import WriteBudget
 from memory import InMemoryConversationManager
-from memory.longterm.service import MemoryService
+from memory.longterm import MemoryService
 
 log = logging.getLogger(__name__)
 

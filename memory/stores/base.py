@@ -19,7 +19,7 @@ from memory.records.models import Conversation, validate_snowflake
 from memory.records.mutations import Mutation
 
 if TYPE_CHECKING:
-    from memory.longterm.service import MemoryQueue
+    from memory.longterm.queue import MemoryQueue
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory import Conversation, InMemoryConversationManager, Message, StoreError
-from memory.longterm.service import MemoryQueue
+from memory.longterm import MemoryQueue
 from memory.records.memories import MemoryData, MemoryRecord
 from memory.records.mutations import (
     Append,

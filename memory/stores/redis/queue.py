@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from memory.longterm.service import BatchLease, BatchReport, MemoryBatch, MemoryQueue, stop_task
+from memory.longterm.queue import BatchLease, BatchReport, MemoryBatch, MemoryQueue, stop_task
 
 log = logging.getLogger(__name__)
 
