@@ -22,7 +22,7 @@ from bot.discord.endpoints import apply_discord_endpoints
 from bot.llm import ChatProvider, make_provider
 from bot.llm.distiller import ModelDistiller
 from bot.stores import describe_store, make_store
-from bot.tools.registry import default_tools
+from bot.tools import default_tools
 from memory import ConversationStore, InMemoryConversationManager
 from memory.longterm.service import ExtractiveDistiller, MemoryQueue, MemoryService
 from memory.recall.index import RecallIndex

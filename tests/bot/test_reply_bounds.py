@@ -12,7 +12,7 @@ import pytest_asyncio
 from bot.agent.bounds import STOP_NOTES
 from bot.agent.loop import Agent, Failure, Final, ToolUse
 from bot.llm import OpenAIProvider
-from bot.tools.registry import ToolContext, ToolRegistry
+from bot.tools import ToolContext, ToolRegistry
 from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
 from tests.fake_llm.server import FakeLLM
 
