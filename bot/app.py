@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.loop import Agent
+from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.client import EchoBot
 from bot.discord.endpoints import apply_discord_endpoints

@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.agent.loop import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
+from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.discord.attachments import is_text
 from bot.discord.catch_up import CatchUp
 from bot.discord.cooldown import Cooldown

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.agent.loop import (
+from bot.agent import (
     Agent,
     Failure,
     Final,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from bot.agent import Agent, Failure, Final, ToolUse
 from bot.agent.bounds import STOP_NOTES
-from bot.agent.loop import Agent, Failure, Final, ToolUse
 from bot.llm import OpenAIProvider
 from bot.tools import ToolContext, ToolRegistry
 from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
