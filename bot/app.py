@@ -15,14 +15,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.loop import Agent
+from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.client import EchoBot
 from bot.discord.endpoints import apply_discord_endpoints
 from bot.llm import ChatProvider, make_provider
 from bot.llm.distiller import ModelDistiller
 from bot.stores import describe_store, make_store
-from bot.tools.registry import default_tools
+from bot.tools import default_tools
 from memory import ConversationStore, InMemoryConversationManager
 from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
 from memory.recall.index import RecallIndex

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from bot.agent.loop import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
+from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.discord.cooldown import Cooldown
 from bot.discord.pacing import WriteBudget
 from bot.discord.replies import already_answered

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.agent.loop import Agent
+from bot.agent import Agent
 from bot.app import echo_core
 from bot.cli.common import (
     EXIT_CONFIG,

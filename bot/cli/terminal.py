@@ -14,7 +14,7 @@ import re
 import threading
 from typing import Any, TextIO
 
-from bot.agent.loop import (
+from bot.agent import (
     AgentEvent,
     Failure,
     Final,

@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.agent.loop import Agent
+from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.endpoints import recommended_shard_count
 from bot.discord.pacing import WriteBudget
