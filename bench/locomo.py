@@ -63,7 +63,7 @@ from typing import Any
 from bench import locomo_data, locomo_distill, locomo_lodo
 from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, MessageType
 from memory.longterm.summarizer import STOPWORDS
-from memory.recall.index import RecallIndex, RecallSettings, sync
+from memory.recall import RecallIndex, RecallSettings, sync
 from memory.records.memories import MemoryRecord
 
 ROOT = Path(__file__).resolve().parent.parent

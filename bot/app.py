@@ -25,8 +25,7 @@ from bot.stores import describe_store, make_store
 from bot.tools import default_tools
 from memory import ConversationStore, InMemoryConversationManager
 from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
-from memory.recall.index import RecallIndex
-from memory.recall.service import RecallService
+from memory.recall import RecallIndex, RecallService
 from memory.stores import QueueHost
 
 log = logging.getLogger(__name__)
