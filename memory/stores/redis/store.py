@@ -79,7 +79,7 @@ from memory.records.mutations import (
     encode,
 )
 from memory.stores.base import ConversationInfo, ConversationRef, ConversationStore, StoreError
-from memory.stores.json.store import _lock_folder
+from memory.stores.data_folder import lock_folder
 from memory.stores.redis.batching import ScriptBatcher
 from memory.stores.redis.refusals import refusal
 from memory.stores.redis.urls import shown_url
@@ -373,7 +373,7 @@ class RedisStore(ConversationStore):
         assert self.spool_dir is not None
         try:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = _lock_folder(self.spool_dir)
+            self._lock_fd = lock_folder(self.spool_dir)
             id_file = self.spool_dir / "spool-id"
             if id_file.is_file():
                 self._spool_id = id_file.read_text().strip()
