@@ -40,6 +40,7 @@ from bot.config import Settings
 from bot.llm import ChatProvider
 from bot.stores import describe_store
 from memory import InMemoryConversationManager, Message, MessageType, StoreError
+from memory.stores import FileBacked
 
 log = logging.getLogger(__name__)
 
@@ -322,10 +323,8 @@ class ChatSession:
         return f"{into}{shown_dir(self._path())}"
 
     def _path(self) -> Path:
-        conversation = self.manager.get_conversation(self.thread_id or "")
-        if conversation is not None:
-            return self.data_dir / "guilds" / self.guild_id / conversation.filename
-        # Saved and evicted: find its file.
-        folder = self.data_dir / "guilds" / self.guild_id
-        found = sorted(folder.glob(f"*_{self.thread_id}.json"))
-        return found[0] if found else folder
+        store = self.manager.store
+        found = None
+        if isinstance(store, FileBacked) and self.thread_id is not None:
+            found = store.file_of(self.guild_id, self.thread_id)
+        return found or self.data_dir

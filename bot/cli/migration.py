@@ -10,17 +10,14 @@ either side. What became of each record is counted in a ``Tally``; a store faili
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from bot.cli.progress import Progress
-from memory import ConversationStore, JsonFileStore, StoreError
+from memory import ConversationStore, StoreError
 from memory.records.memories import MemoryRecord
-from memory.stores.json.store import MEMORIES_FOLDER
+from memory.stores import FileBacked
 
 __all__ = [
     "CONCURRENCY",
@@ -118,15 +115,10 @@ async def copy_each(
 async def guilds_of(store: ConversationStore) -> list[str]:
     """Every guild of the store that holds a conversation or a memory, in id order."""
     guilds = set(await store.list_guilds())
-    if isinstance(store, JsonFileStore):
+    if isinstance(store, FileBacked):
         # A guild folder may hold memories whose conversations are gone; list_guilds knows
         # guilds by their conversations only.
-        with contextlib.suppress(OSError):
-            guilds.update(
-                entry.name
-                for entry in store.guilds_dir.iterdir()
-                if entry.name.isdigit() and (entry / MEMORIES_FOLDER).is_dir()
-            )
+        guilds.update(await asyncio.to_thread(store.memory_file_guilds))
     return sorted(guilds, key=int)
 
 
@@ -141,7 +133,7 @@ async def copy_conversation(
     try:
         conversation = await source.load(thread_id)
     except StoreError as exc:
-        if not isinstance(source, JsonFileStore):
+        if not isinstance(source, FileBacked):
             raise Stopped(f"could not read conversation {thread_id}: {exc}") from exc
         # One file that cannot be read (permissions, a bad disk block) is that file's problem.
         tally.unreadable.append((thread_id, guild_id, str(exc)))
@@ -179,28 +171,18 @@ async def memories_of(
     """The memories of ``guilds``; a memory file that does not parse counts as unreadable."""
     records: list[MemoryRecord] = []
     for guild in guilds:
-        if not isinstance(store, JsonFileStore):
+        if not isinstance(store, FileBacked):
             records += await store.list_memories(guild)
             continue
         # list_memories leaves out (and sets aside) a file that does not parse: name it.
-        folder = store.guilds_dir / guild / MEMORIES_FOLDER
-        names = await asyncio.to_thread(_memory_files, folder)
+        files = await asyncio.to_thread(store.memory_file_ids, guild)
         found = await store.list_memories(guild)
         records += found
-        for thread in sorted(names - {record.thread_id for record in found}, key=int):
+        for thread in sorted(files.keys() - {record.thread_id for record in found}, key=int):
             tally.total += 1
-            why = f"{folder / (thread + '.json')} does not parse (set aside as *.corrupt)"
+            why = f"{files[thread]} does not parse (set aside as *.corrupt)"
             tally.unreadable.append((thread, guild, why))
     return records
-
-
-def _memory_files(folder: Path) -> set[str]:
-    """Thread ids of the memory files in a folder."""
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return set()
-    return {name[:-5] for name in names if name.endswith(".json") and name[:-5].isdigit()}
 
 
 async def copy_memory(target: ConversationStore, record: MemoryRecord, tally: Tally) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 import aiofiles
@@ -75,6 +76,30 @@ class MemoryFiles:
                 if record is not None:
                     records.append(record)
         return records
+
+    def guilds(self) -> set[str]:
+        """Guild folders that hold a memory folder."""
+        try:
+            return {
+                entry.name
+                for entry in self.guilds_dir.iterdir()
+                if entry.name.isdigit() and (entry / MEMORIES_FOLDER).is_dir()
+            }
+        except OSError:
+            return set()
+
+    def files(self, guild_id: str) -> dict[str, Path]:
+        """The guild's memory files by thread id, whether or not they parse."""
+        folder = self.guilds_dir / guild_id / MEMORIES_FOLDER
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return {}
+        return {
+            name.removesuffix(".json"): folder / name
+            for name in names
+            if name.endswith(".json") and name.removesuffix(".json").isdigit()
+        }
 
     async def delete(self, guild_id: str, thread_id: str) -> bool:
         try:

@@ -42,13 +42,12 @@ from memory.stores.json.files import (
     temp_beside,
     write_files,
 )
-from memory.stores.json.memory_files import MEMORIES_FOLDER, MemoryFiles
+from memory.stores.json.memory_files import MemoryFiles
 from memory.stores.json.recovery import parse_or_quarantine, quarantine, recover
 
 log = logging.getLogger(__name__)
 
-# MEMORIES_FOLDER: the operator's tools name the memory files' folder from here.
-__all__ = ["MEMORIES_FOLDER", "JsonFileStore"]
+__all__ = ["JsonFileStore"]
 
 
 class JsonFileStore(ConversationStore):
@@ -297,6 +296,20 @@ class JsonFileStore(ConversationStore):
                 raise StoreError(f"could not delete {entry.location}: {exc}") from exc
         self.journal.mark_saved(thread_id, position)
         return entry is not None
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.journal.directory
+
+    def file_of(self, guild_id: str, thread_id: str) -> Path | None:
+        found = sorted((self.guilds_dir / guild_id).glob(f"*_{thread_id}.json"))
+        return found[0] if found else None
+
+    def memory_file_guilds(self) -> set[str]:
+        return self._memories.guilds()
+
+    def memory_file_ids(self, guild_id: str) -> dict[str, Path]:
+        return self._memories.files(guild_id)
 
     def pinned_threads(self) -> set[str]:
         return self.journal.pinned_threads()
