@@ -29,9 +29,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
+
+from memory.stores.redis.connection import RedisClient
 
 __all__ = ["ScriptBatcher"]
 
@@ -41,7 +42,7 @@ _Call = tuple[AsyncScript, Sequence[Any], Sequence[Any], "asyncio.Future[Any]"]
 class ScriptBatcher:
     """Runs ``script(keys, args)`` calls, coalescing concurrent ones into pipelines."""
 
-    def __init__(self, client: Redis, *, max_batch: int = 512) -> None:
+    def __init__(self, client: RedisClient, *, max_batch: int = 512) -> None:
         self._client = client
         self._max_batch = max_batch
         self._busy = False  # a batch (or a lone call) is on the wire

@@ -8,7 +8,7 @@ wrote.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from memory.records.models import validate_snowflake
 from memory.stores.redis.connection import reads
@@ -26,16 +26,10 @@ keep the deleted text in their bytes (see ``RecallIndex.scrub``)."""
 class RedisChangeFeed:
     """``RedisStore``'s change feed (methods only: the state is the store's)."""
 
-    async def _changed(self: RedisStore, pipe: Any, guild: str, thread: str) -> None:
-        """Note that this conversation (or its memory) changed, for other processes' caches.
-
-        With ``pipe``, queued in that transaction; otherwise sent at once.
-        """
+    async def _changed(self: RedisStore, guild: str, thread: str) -> None:
+        """Note that this conversation (or its memory) changed, for other processes' caches."""
         keys = [self.keys.generation(guild), self.keys.changes(guild)]
-        if pipe is None:
-            await self._changed_script(keys=keys, args=[thread])
-        else:
-            await self._changed_script(keys=keys, args=[thread], client=pipe)
+        await self.scripts.changed(keys=keys, args=[thread])
 
     @reads
     async def changes_since(
@@ -48,9 +42,8 @@ class RedisChangeFeed:
         The recall index of each process uses it to catch up with what other processes wrote.
         """
         guild = validate_snowflake(guild_id, "guild_id")
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.get(self.keys.generation(guild))
         low = "-inf" if generation is None else f"({generation}"
-        pipe.zrangebyscore(self.keys.changes(guild), low, "+inf")
-        now, threads = await pipe.execute()
+        now, threads = await self.scripts.changes_since(
+            keys=[self.keys.generation(guild), self.keys.changes(guild)], args=[low]
+        )
         return int(now or 0), {t.decode() for t in threads}

@@ -27,13 +27,16 @@ __all__ = [
     "header_fields",
     "memory_record",
     "micros",
+    "pairs",
+    "put_args",
+    "rewrite_args",
     "score",
-    "write_back",
+    "version",
 ]
 
 # Messages parsed between two yields to the event loop, so a long history never stalls it.
 _SLICE = 256
-# Items per command when a list or set is written at once.
+# Commands per pipeline when a listing reads many keys.
 PIPELINE_CHUNK = 1000
 # Digits of a zero-padded number that Lua compares as a string.
 SEQ_WIDTH = 20
@@ -73,36 +76,72 @@ async def build(raw: dict[bytes, bytes], items: list[bytes], people: list[bytes]
     return conversation
 
 
-def write_back(
-    pipe: Any,
-    keys: list[str],
-    conversation: Conversation,
-    before: list[Message],
-    items: list[bytes],
-) -> None:
-    """Queue the writes that turn the stored conversation into ``conversation``."""
-    hdr, log_key, ids_key, people_key = keys
+def pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A hash from a script's reply (field, value, field, value...)."""
+    return dict(zip(flat[0::2], flat[1::2], strict=True))
+
+
+def version(raw: dict[bytes, bytes]) -> str:
+    """The version of a conversation as read ('' for one written before versions existed)."""
+    value = raw.get(b"_v")
+    return "" if value is None else value.decode()
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [part for item in fields.items() for part in item]
+
+
+def put_args(conversation: Conversation) -> list[Any]:
+    """The arguments of the ``PUT`` script that writes ``conversation`` anew."""
+    fields = header_fields(conversation)
+    people = list(conversation.participants)
+    ids = [m.message_id for m in conversation.history if m.message_id]
+    return [
+        conversation.thread_id,
+        score(conversation.created_at),
+        len(fields),
+        *_flat(fields),
+        len(people),
+        *people,
+        len(ids),
+        *ids,
+        *(m.to_json() for m in conversation.history),
+    ]
+
+
+def rewrite_args(
+    conversation: Conversation, before: list[Message], items: list[bytes]
+) -> list[Any]:
+    """The arguments of the ``REWRITE`` script (after its first five) that turn the stored
+    conversation, whose history was ``before`` (read as ``items``), into ``conversation``."""
     after = conversation.history
-    pipe.hset(hdr, mapping=header_fields(conversation))
-    if "ended_at" not in conversation.header():
-        pipe.hdel(hdr, "ended_at")
-    pipe.delete(people_key)
-    pipe.rpush(people_key, *conversation.participants)
+    fields = header_fields(conversation)
+    people = list(conversation.participants)
+    drop_ended = "" if "ended_at" in conversation.header() else "1"
+    head: list[Any] = [drop_ended]
     if len(after) == len(before):
-        for index, (old, new) in enumerate(zip(before, after, strict=True)):
-            if old is not new:
-                pipe.lset(log_key, index, new.to_json())
-        return
+        changed = [
+            part
+            for index, (old, new) in enumerate(zip(before, after, strict=True))
+            if old is not new
+            for part in (index, new.to_json())
+        ]
+        return [*head, "set", len(fields), *_flat(fields), len(people), *people, *changed]
     # Messages went (a delete, a forget): write the list anew, reusing the stored JSON.
     stored = {id(m): items[i] for i, m in enumerate(before)}
-    pipe.delete(log_key)
     lines = [stored.get(id(m)) or m.to_json().encode() for m in after]
-    for start in range(0, len(lines), PIPELINE_CHUNK):
-        pipe.rpush(log_key, *lines[start : start + PIPELINE_CHUNK])
-    pipe.delete(ids_key)
     ids = [m.message_id for m in after if m.message_id]
-    if ids:
-        pipe.sadd(ids_key, *ids)
+    return [
+        *head,
+        "all",
+        len(fields),
+        *_flat(fields),
+        len(people),
+        *people,
+        len(ids),
+        *ids,
+        *lines,
+    ]
 
 
 def memory_record(key: str, data: bytes) -> MemoryRecord | None:

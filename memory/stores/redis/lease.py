@@ -10,12 +10,12 @@ import uuid
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
-import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from memory.longterm.queue import BatchLease, MemoryBatch, stop_task
+from memory.stores.redis.connection import RedisClient
 from memory.stores.redis.queue_scripts import HEARTBEAT, HOLD, REFRESH, RELEASE
 from memory.stores.redis.stream_replies import text
 
@@ -30,7 +30,7 @@ __all__ = ["LeaseScripts", "RedisLease"]
 class LeaseScripts:
     """The scripts of a queue's leases, registered once on its client."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.heartbeat: AsyncScript = client.register_script(HEARTBEAT)
         self.hold: AsyncScript = client.register_script(HOLD)
         self.refresh: AsyncScript = client.register_script(REFRESH)

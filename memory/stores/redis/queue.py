@@ -26,14 +26,14 @@ import socket
 import uuid
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from memory.longterm.queue import BatchReport, MemoryBatch, MemoryQueue
+from memory.stores.redis.connection import RedisClient
 from memory.stores.redis.lease import LeaseScripts, RedisLease
-from memory.stores.redis.queue_scripts import LEAVE
+from memory.stores.redis.queue_scripts import FINISH, LEAVE, REPORT
 from memory.stores.redis.stream_replies import entries, field, still_running, text
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class RedisBacked(Protocol):
     """What ``for_store`` needs: an opened ``RedisStore`` has both."""
 
     @property
-    def redis(self) -> aioredis.Redis: ...
+    def redis(self) -> RedisClient: ...
 
     @property
     def prefix(self) -> str: ...
@@ -71,7 +71,7 @@ class RedisMemoryQueue(MemoryQueue):
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         prefix: str = "echo",
         *,
         consumer: str | None = None,
@@ -95,6 +95,8 @@ class RedisMemoryQueue(MemoryQueue):
         self._entry_ids: dict[str, str] = {}  # batch id -> stream entry id, while processing
         self.lease_scripts = LeaseScripts(client)
         self._leave = client.register_script(LEAVE)
+        self._report = client.register_script(REPORT)
+        self._finish_entry = client.register_script(FINISH)
 
     @classmethod
     def for_store(cls, store: RedisBacked, **options: Any) -> RedisMemoryQueue:
@@ -295,18 +297,13 @@ class RedisMemoryQueue(MemoryQueue):
             await self._finish(entry_id)
 
     async def _store_report(self, batch: MemoryBatch, report: BatchReport) -> None:
-        key = self.done_key(batch.batch_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(key, {"report": report.to_json()}, maxlen=1)
-            pipe.pexpire(key, self.millis(self.report_ttl))
-            await pipe.execute()
+        await self._report(
+            keys=[self.done_key(batch.batch_id)],
+            args=[report.to_json(), self.millis(self.report_ttl)],
+        )
 
     async def _finish(self, entry_id: str) -> None:
-        # Acknowledged entries leave the stream: it holds only what is still to do.
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, entry_id)
-            pipe.xdel(self.stream, entry_id)
-            await pipe.execute()
+        await self._finish_entry(keys=[self.stream], args=[self.group, entry_id])
 
     async def wait_for(self, batch: MemoryBatch) -> BatchReport:
         """The batch's report, from whichever process acknowledges it."""

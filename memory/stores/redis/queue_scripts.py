@@ -1,12 +1,13 @@
 """The Lua scripts of the memory queue and its leases: each touches one key.
 
 A script runs atomically where a read and the write that depends on it must not be split by
-another worker's command: whose entry it is, whose lock it is.
+another worker's command (whose entry it is, whose lock it is), or where two writes to one key
+go together. One key per script: on Redis Cluster each runs on the node of that key's slot.
 """
 
 from __future__ import annotations
 
-__all__ = ["HEARTBEAT", "HOLD", "LEAVE", "REFRESH", "RELEASE"]
+__all__ = ["FINISH", "HEARTBEAT", "HOLD", "LEAVE", "REFRESH", "RELEASE", "REPORT"]
 
 # Re-claim the entry for its owner (resetting its idle time), unless another worker owns it
 # by now. JUSTID: a heartbeat is not a delivery, so it does not count towards giving up.
@@ -39,4 +40,17 @@ LEAVE = """
 local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if #mine > 0 then return 0 end
 return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+"""
+# Store a batch's report (one entry: whoever waits reads it with XREAD) for a while.
+# KEYS: the report's stream   ARGV: the report (JSON), milliseconds to keep it
+REPORT = """
+redis.call('XADD', KEYS[1], 'MAXLEN', 1, '*', 'report', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+# Acknowledged entries leave the stream: it holds only what is still to do.
+# KEYS: the stream   ARGV: the group, the entry
+FINISH = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('XDEL', KEYS[1], ARGV[2])
 """

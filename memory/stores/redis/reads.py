@@ -16,7 +16,7 @@ from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation, validate_snowflake
 from memory.stores.base import ConversationInfo, ConversationRef, StoreError
 from memory.stores.redis.connection import UNREACHABLE, reads
-from memory.stores.redis.encoding import PIPELINE_CHUNK, build, header, memory_record
+from memory.stores.redis.encoding import PIPELINE_CHUNK, build, header, memory_record, pairs
 
 if TYPE_CHECKING:
     from memory.stores.redis.store import RedisStore
@@ -39,11 +39,7 @@ class RedisReads:
             if guild is None:
                 return None
             keys = self.keys.conversation(guild, thread_id)
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hgetall(keys[0])
-            pipe.lrange(keys[1], 0, -1)
-            pipe.lrange(keys[3], 0, -1)
-            raw, items, people = await pipe.execute()
+            raw, items, people = await self._read_conversation(keys)
         except UNREACHABLE as exc:
             raise StoreError(
                 f"cannot read conversation {thread_id}: Redis is unreachable ({first_line(exc)})"
@@ -60,6 +56,13 @@ class RedisReads:
                 first_line(exc),
             )
             return None
+
+    async def _read_conversation(
+        self: RedisStore, keys: list[str]
+    ) -> tuple[dict[bytes, bytes], list[bytes], list[bytes]]:
+        """A conversation's header hash, history and participants, read at one moment."""
+        raw, items, people = await self.scripts.read(keys=[keys[0], keys[1], keys[3]])
+        return pairs(raw), items, people
 
     @reads
     async def _exists(self: RedisStore, thread_id: str) -> bool:

@@ -12,7 +12,9 @@ from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
     InvalidResponse,
+    MovedError,
     NoPermissionError,
+    RedisClusterException,
     RedisError,
     ResponseError,
 )
@@ -21,7 +23,7 @@ from memory.errors import first_line
 from memory.stores.base import StoreConfigError
 from memory.stores.redis.urls import redis_address
 
-__all__ = ["refusal"]
+__all__ = ["cluster_refusal", "refusal"]
 
 # Without a password, redis-py's HELLO is refused with NOAUTH ("Authentication required", or
 # "HELLO must be called with the client already authenticated" from Redis 6+).
@@ -48,6 +50,10 @@ def refusal(exc: BaseException, url: str) -> StoreConfigError | None:
         )
     if isinstance(exc, ResponseError) and cause.upper().startswith(("NOAUTH", "WRONGPASS")):
         return StoreConfigError(f"{where} refused Echo's credentials: {cause}")
+    if isinstance(exc, MovedError):  # the key is on another node of a cluster
+        return StoreConfigError(
+            f"{where} is a node of a Redis Cluster: set ECHO_REDIS_CLUSTER=true (MOVED {cause})"
+        )
     if isinstance(exc, InvalidResponse) or (
         isinstance(exc, RedisError) and "protocol error" in cause.lower()
     ):
@@ -62,3 +68,20 @@ def _has_password(url: str) -> bool:
     rest = url.partition("://")[2]
     credentials, at, _ = rest.rpartition("@")
     return bool(at and ":" in credentials) or "password=" in rest.lower()
+
+
+def cluster_refusal(exc: RedisClusterException, url: str) -> StoreConfigError:
+    """What the cluster client's failure to start means: its cause refused Echo, the server is
+    no cluster node, or the cluster is not ready (not every slot has a node)."""
+    cause = exc.__cause__
+    if cause is not None and (refused := refusal(cause, url)) is not None:
+        return refused
+    where = f"Redis at {redis_address(url)}"
+    text = first_line(cause if cause is not None else exc)
+    lower = text.lower()
+    if "cluster" in lower and ("not enabled" in lower or "disabled" in lower):
+        return StoreConfigError(
+            f"{where} is not a Redis Cluster node, but ECHO_REDIS_CLUSTER=true: unset it to use "
+            f"one server ({text})"
+        )
+    return StoreConfigError(f"{where}: the Redis Cluster cannot be used: {text}")

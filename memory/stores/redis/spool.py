@@ -186,7 +186,7 @@ class OutageSpool:
                 flushed = 0
             for conversation in held.values():  # saved while away: other processes' caches
                 with contextlib.suppress(*UNREACHABLE):
-                    await self._changed(None, conversation.guild_id, conversation.thread_id)
+                    await self._changed(conversation.guild_id, conversation.thread_id)
             # Nothing awaits between this check and the return, so a record spooled after it
             # finds this task done and starts another.
             if not self._wake and self._online and not self._backlog:

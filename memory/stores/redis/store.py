@@ -2,18 +2,21 @@
 
 Redis is the source of truth: every mutation reaches it when it is recorded, and the
 in-memory manager above is a cache. The keys are in ``keys``: everything of one guild shares
-its hash tag, so each mutation is one atomic script or transaction on one Redis Cluster slot.
+its hash tag, so each mutation is one atomic script on one Redis Cluster slot. With
+``cluster=True`` the store talks to a Redis Cluster through redis-py's cluster client, with the
+same scripts and keys as on one server.
 
 The store is made of parts, one module each: ``writes`` (mutations, whole conversations,
 memories), ``reads`` (a conversation, the listings), ``changes`` (the change feed other
 processes' caches follow), ``spool`` (recording while Redis is away), ``epoch`` (a Redis that
-came back without its data), on ``connection`` (the shared pool) and ``encoding`` (hashes and
-lists to and from records). ``save`` rewrites nothing (Redis already holds every mutation); it
-only writes a conversation Redis does not have yet.
+came back without its data), on ``connection`` (the shared client), ``scripts`` (every write
+to a guild's keys) and ``encoding`` (hashes and lists to and from records). ``save`` rewrites
+nothing (Redis already holds every mutation); it only writes a conversation Redis lacks.
 
 Opening waits for an unreachable Redis, retrying with backoff and saying so; a Redis that
-refuses Echo (a password, an ACL) or a server that is not Redis is a ``StoreConfigError`` at
-once (``refusals``), since no wait helps.
+refuses Echo (a password, an ACL), a server that is not Redis, or a cluster where none was
+expected (or none where one was) is a ``StoreConfigError`` at once (``refusals``), since no
+wait helps.
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 try:
-    import redis.asyncio as aioredis
-    from redis.exceptions import RedisError, ResponseError
+    from redis.exceptions import RedisClusterException, RedisError, ResponseError
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("RedisStore needs the 'redis' package: pip install -e '.[redis]'") from exc
 
@@ -40,12 +42,19 @@ from memory.records.mutations import Create, Mutation
 from memory.stores.base import ConversationStore, StoreError
 from memory.stores.redis.batching import ScriptBatcher
 from memory.stores.redis.changes import SCRUB, RedisChangeFeed
-from memory.stores.redis.connection import UNREACHABLE, SharedPool, pool_for, reads, release_pool
+from memory.stores.redis.connection import (
+    UNREACHABLE,
+    RedisClient,
+    SharedClient,
+    client_for,
+    reads,
+    release_client,
+)
 from memory.stores.redis.epoch import DataLossGuard
 from memory.stores.redis.keys import RedisKeys
 from memory.stores.redis.reads import RedisReads
-from memory.stores.redis.refusals import refusal
-from memory.stores.redis.scripts import APPEND, CHANGED, CREATE
+from memory.stores.redis.refusals import cluster_refusal, refusal
+from memory.stores.redis.scripts import StoreScripts
 from memory.stores.redis.spool import OutageSpool
 from memory.stores.redis.urls import shown_url
 from memory.stores.redis.writes import RedisWrites
@@ -71,10 +80,12 @@ class RedisStore(
         *,
         fsync: FsyncPolicy | str = FsyncPolicy.EVERYSEC,
         wait_for_redis: float | None = None,
+        cluster: bool = False,
     ) -> None:
         """``spool_dir``: where mutations wait while Redis is unreachable (one process per
         folder); without it such a mutation raises ``StoreError``. ``wait_for_redis``: how
-        long ``open`` retries an unreachable server (None: until it answers)."""
+        long ``open`` retries an unreachable server (None: until it answers). ``cluster``:
+        ``url`` names a node of a Redis Cluster (any one; the others are found from it)."""
         super().__init__()
         self.keys = RedisKeys(prefix)
         self.url = url
@@ -82,12 +93,11 @@ class RedisStore(
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self.fsync = FsyncPolicy(fsync)
         self.wait_for_redis = wait_for_redis
-        self._shared: SharedPool | None = None
-        self._redis: aioredis.Redis | None = None
+        self.cluster = cluster
+        self._shared: SharedClient | None = None
+        self._redis: RedisClient | None = None
+        self._scripts: StoreScripts | None = None
         self._guild_of: dict[str, str] = {}
-        self._append_script: Any = None
-        self._create_script: Any = None
-        self._changed_script: Any = None
         self._appends: ScriptBatcher | None = None
         # The spool: a journal on disk for crashes, a queue in memory for the flush.
         self._spool: Journal | None = None
@@ -107,18 +117,26 @@ class RedisStore(
         self._held: dict[str, Conversation] = {}
 
     def __repr__(self) -> str:
-        return f"RedisStore({shown_url(self.url)!r}, prefix={self.prefix!r})"
+        cluster = ", cluster=True" if self.cluster else ""
+        return f"RedisStore({shown_url(self.url)!r}, prefix={self.prefix!r}{cluster})"
 
     def guild_key(self, guild_id: str, *parts: str) -> str:
         """``<prefix>:{<guild>}:<parts...>``: every key of one guild shares one hash tag."""
         return self.keys.guild(guild_id, *parts)
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> RedisClient:
         """The process's shared client (open the store first)."""
         if self._redis is None:
             raise StoreError(f"{self!r} is not open (use 'async with store:')")
         return self._redis
+
+    @property
+    def scripts(self) -> StoreScripts:
+        """The store's scripts, on the shared client (open the store first)."""
+        if self._scripts is None:
+            raise StoreError(f"{self!r} is not open (use 'async with store:')")
+        return self._scripts
 
     @property
     def online(self) -> bool:
@@ -138,11 +156,9 @@ class RedisStore(
     # --- life cycle ---------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        self._shared = pool_for(self.url)
-        self._redis = aioredis.Redis(connection_pool=self._shared.pool)
-        self._append_script = self._redis.register_script(APPEND)
-        self._create_script = self._redis.register_script(CREATE)
-        self._changed_script = self._redis.register_script(CHANGED)
+        self._shared = client_for(self.url, cluster=self.cluster)
+        self._redis = self._shared.client
+        self._scripts = StoreScripts(self._redis)
         self._appends = ScriptBatcher(self._redis)
         try:
             await self._wait_until_reachable()
@@ -155,6 +171,9 @@ class RedisStore(
             if refused is not None:
                 raise refused from None
             raise StoreError(f"Redis at {shown_url(self.url)} refused: {first_line(exc)}") from exc
+        except RedisClusterException as exc:  # no cluster there, or one not ready
+            await self._close()
+            raise cluster_refusal(exc, self.url) from None
         except BaseException:
             await self._close()
             raise
@@ -195,9 +214,10 @@ class RedisStore(
             await self._appends.aclose()
             self._appends = None
         if self._shared is not None:
-            await release_pool(self.url, self._shared)
+            await release_client(self.url, self._shared, cluster=self.cluster)
             self._shared = None
         self._redis = None
+        self._scripts = None
 
     # --- recording, saving, deleting ----------------------------------------------------------
 
@@ -219,12 +239,12 @@ class RedisStore(
             try:
                 await self._apply_or_restore(mutation, self._marker, seq)
                 return
-            except ResponseError as exc:
-                raise StoreError(f"Redis at {shown_url(self.url)} refused: {exc}") from exc
             except UNREACHABLE as exc:
                 # The write may or may not have happened; its sequence number makes the
                 # flush skip it if it did.
                 self._went_away(exc)
+            except ResponseError as exc:
+                raise StoreError(f"Redis at {shown_url(self.url)} refused: {exc}") from exc
         await self._to_spool(mutation, seq)
 
     async def _save(self, conversation: Conversation) -> None:
@@ -241,7 +261,7 @@ class RedisStore(
             if header_key is None or not await self.redis.exists(header_key):
                 await self._put(conversation)
             else:
-                await self._changed(None, guild, thread)
+                await self._changed(guild, thread)
         except UNREACHABLE as exc:
             if self._spool is None:
                 raise StoreError(
@@ -264,7 +284,7 @@ class RedisStore(
             ) from exc
 
     def memory_queue(self) -> RedisMemoryQueue:
-        """The memory queue beside this store: a Redis Stream on its pool, under its prefix."""
+        """The memory queue beside this store: a Redis Stream on its client, under its prefix."""
         from memory.stores.redis.queue import RedisMemoryQueue
 
         return RedisMemoryQueue.for_store(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-__all__ = ["check_redis_url", "redis_address", "shown_url"]
+__all__ = ["check_cluster_url", "check_redis_url", "redis_address", "shown_url"]
 
 _SCHEMES = ("redis", "rediss", "unix")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
@@ -59,3 +59,14 @@ def check_redis_url(url: str) -> None:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ValueError(f"the database after the host must be a number, got {db!r}")
+
+
+def check_cluster_url(url: str) -> None:
+    """``ValueError`` unless ``url`` can name a node of a Redis Cluster (a cluster has only
+    database 0, and its nodes are reached over TCP)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        raise ValueError("a Redis Cluster is reached over TCP (redis://, rediss://), not a socket")
+    db = parts.path.strip("/")
+    if db and db != "0":
+        raise ValueError(f"a Redis Cluster has only database 0, not {db}")

@@ -3,9 +3,10 @@
 Appending is one Lua script: O(1), atomic, deduplicated by Discord message id; two processes
 appending to one conversation interleave and lose nothing. Appends made at the same moment
 (many conversations recording at once) share round trips (``batching.ScriptBatcher``).
-Rarer mutations (edit, delete, summary, end, forget) read the conversation under WATCH,
-apply the same ``Mutation.apply`` the JSON store replays, and write back in MULTI/EXEC,
-retrying if another process changed it.
+Rarer mutations (edit, delete, summary, end, forget) read the conversation, apply the same
+``Mutation.apply`` the JSON store replays, and write back in one script that first checks the
+conversation's version, reading again if another process changed it meanwhile (what WATCH and
+MULTI/EXEC would do, in a form Redis Cluster runs as well: see ``scripts``).
 
 The thread -> guild lookup is written before a conversation is: a crash in between leaves a
 pointer to nothing (read as "no conversation"), never a conversation that cannot be found.
@@ -16,8 +17,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import WatchError
-
 from memory.errors import first_line
 from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation
@@ -26,12 +25,13 @@ from memory.stores.base import StoreError
 from memory.stores.redis.changes import SCRUB
 from memory.stores.redis.connection import UNREACHABLE, reads
 from memory.stores.redis.encoding import (
-    PIPELINE_CHUNK,
     build,
     header_fields,
     micros,
+    put_args,
+    rewrite_args,
     score,
-    write_back,
+    version,
 )
 
 if TYPE_CHECKING:
@@ -57,6 +57,14 @@ class RedisWrites:
             self._guild_of[thread_id] = guild
         return guild
 
+    async def _index(self: RedisStore, thread_id: str, guild_id: str) -> None:
+        """The thread -> guild lookup and the guild list: keys of their own slots (one per key
+        on a cluster), so they are written beside a guild's script, never inside it."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(self.keys.threads, thread_id, guild_id)
+        pipe.sadd(self.keys.guilds, guild_id)
+        await pipe.execute()
+
     async def _apply(self: RedisStore, mutation: Mutation, marker: str, seq: str) -> None:
         if isinstance(mutation, Create):
             await self._apply_create(mutation.conversation, marker, seq)
@@ -75,10 +83,7 @@ class RedisWrites:
         self: RedisStore, conversation: Conversation, marker: str, seq: str
     ) -> None:
         guild, thread = conversation.guild_id, conversation.thread_id
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(self.keys.threads, thread, guild)
-        pipe.sadd(self.keys.guilds, guild)
-        await pipe.execute()
+        await self._index(thread, guild)
         args: list[Any] = [
             marker,
             seq,
@@ -89,7 +94,7 @@ class RedisWrites:
         for field, value in header_fields(conversation).items():
             args.extend((field, value))
         keys = [*self.keys.conversation(guild, thread), self.keys.conversations(guild)]
-        await self._create_script(keys=keys, args=args)
+        await self.scripts.create(keys=keys, args=args)
 
     async def _apply_append(
         self: RedisStore, guild: str, mutation: Append, marker: str, seq: str
@@ -98,7 +103,7 @@ class RedisWrites:
         created = message.created_at
         assert self._appends is not None
         result = await self._appends.call(
-            self._append_script,
+            self.scripts.append,
             self.keys.conversation(guild, mutation.thread_id),
             [
                 marker,
@@ -116,70 +121,64 @@ class RedisWrites:
     async def _rewrite(
         self: RedisStore, guild: str, mutation: Mutation, marker: str, seq: str
     ) -> None:
-        """Read under WATCH, apply, write back in MULTI/EXEC; again if someone else wrote."""
+        """Read, apply, write back if the version is unchanged; again if someone else wrote."""
         keys = self.keys.conversation(guild, mutation.thread_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(*keys)
-                    if marker:
-                        last = await pipe.hget(keys[0], marker)
-                        if last is not None and last.decode() >= seq:
-                            await pipe.reset()
-                            return
-                    header = await pipe.hgetall(keys[0])
-                    if not header:
-                        raise Missing(f"no conversation for thread {mutation.thread_id} in Redis")
-                    items = await pipe.lrange(keys[1], 0, -1)
-                    people = await pipe.lrange(keys[3], 0, -1)
-                    conversation = await build(header, items, people)
-                    before = list(conversation.history)
-                    mutation.apply(conversation)
-                    pipe.multi()
-                    write_back(pipe, keys, conversation, before, items)
-                    if isinstance(mutation, ForgetPerson):
-                        await self._changed(pipe, guild, mutation.thread_id)
-                        await self._changed(pipe, guild, SCRUB)
-                    if marker:
-                        pipe.hset(keys[0], marker, seq)
-                    await pipe.execute()
+        missing = f"no conversation for thread {mutation.thread_id} in Redis"
+        scrub = SCRUB if isinstance(mutation, ForgetPerson) else ""
+        while True:
+            raw, items, people = await self._read_conversation(keys)
+            if marker:
+                last = raw.get(marker.encode())
+                if last is not None and last.decode() >= seq:
                     return
-                except WatchError:
-                    continue
+            if not raw:
+                raise Missing(missing)
+            conversation = await build(raw, items, people)
+            before = list(conversation.history)
+            mutation.apply(conversation)
+            result = await self.scripts.rewrite(
+                keys=[*keys, self.keys.generation(guild), self.keys.changes(guild)],
+                args=[
+                    marker,
+                    seq,
+                    version(raw),
+                    mutation.thread_id,
+                    scrub,
+                    *rewrite_args(conversation, before, items),
+                ],
+            )
+            if result == -1:
+                raise Missing(missing)
+            if result != 0:
+                return
 
     async def _purge(self: RedisStore, guild: str, thread_id: str) -> bool:
-        keys = self.keys.conversation(guild, thread_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(*keys)
-        pipe.zrem(self.keys.conversations(guild), thread_id)
-        await self._changed(pipe, guild, thread_id)
-        await self._changed(pipe, guild, SCRUB)
-        results = await pipe.execute()
+        deleted = await self.scripts.purge(
+            keys=[
+                *self.keys.conversation(guild, thread_id),
+                self.keys.conversations(guild),
+                self.keys.generation(guild),
+                self.keys.changes(guild),
+            ],
+            args=[thread_id, SCRUB],
+        )
         await self.redis.hdel(self.keys.threads, thread_id)
-        return bool(results[0])
+        return bool(deleted)
 
     @reads
     async def _put(self: RedisStore, conversation: Conversation) -> None:
         guild, thread = conversation.guild_id, conversation.thread_id
-        keys = self.keys.conversation(guild, thread)
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(self.keys.threads, thread, guild)
-            pipe.sadd(self.keys.guilds, guild)
-            await pipe.execute()
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(*keys)
-            pipe.hset(keys[0], mapping=header_fields(conversation))
-            history = [m.to_json() for m in conversation.history]
-            for start in range(0, len(history), PIPELINE_CHUNK):
-                pipe.rpush(keys[1], *history[start : start + PIPELINE_CHUNK])
-            ids = [m.message_id for m in conversation.history if m.message_id]
-            if ids:
-                pipe.sadd(keys[2], *ids)
-            pipe.rpush(keys[3], *conversation.participants)
-            pipe.zadd(self.keys.conversations(guild), {thread: score(conversation.created_at)})
-            await self._changed(pipe, guild, thread)
-            await pipe.execute()
+            await self._index(thread, guild)
+            await self.scripts.put(
+                keys=[
+                    *self.keys.conversation(guild, thread),
+                    self.keys.conversations(guild),
+                    self.keys.generation(guild),
+                    self.keys.changes(guild),
+                ],
+                args=put_args(conversation),
+            )
         except UNREACHABLE as exc:
             raise StoreError(f"could not write conversation {thread}: {first_line(exc)}") from exc
         self._guild_of[thread] = guild
@@ -188,14 +187,16 @@ class RedisWrites:
     async def _save_memory(self: RedisStore, record: MemoryRecord) -> None:
         guild = record.guild_id
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.sadd(self.keys.guilds, guild)
-            await pipe.execute()
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.set(self.keys.memory(guild, record.thread_id), record.to_json())
-            pipe.sadd(self.keys.memories(guild), record.thread_id)
-            await self._changed(pipe, guild, record.thread_id)
-            await pipe.execute()
+            await self.redis.sadd(self.keys.guilds, guild)
+            await self.scripts.save_memory(
+                keys=[
+                    self.keys.memory(guild, record.thread_id),
+                    self.keys.memories(guild),
+                    self.keys.generation(guild),
+                    self.keys.changes(guild),
+                ],
+                args=[record.thread_id, record.to_json()],
+            )
         except UNREACHABLE as exc:
             raise StoreError(
                 f"could not save the memory of {record.thread_id}: Redis is unreachable"
@@ -203,10 +204,13 @@ class RedisWrites:
 
     @reads
     async def _delete_memory(self: RedisStore, guild_id: str, thread_id: str) -> bool:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(self.keys.memory(guild_id, thread_id))
-        pipe.srem(self.keys.memories(guild_id), thread_id)
-        await self._changed(pipe, guild_id, thread_id)
-        await self._changed(pipe, guild_id, SCRUB)
-        deleted = (await pipe.execute())[0]
+        deleted = await self.scripts.delete_memory(
+            keys=[
+                self.keys.memory(guild_id, thread_id),
+                self.keys.memories(guild_id),
+                self.keys.generation(guild_id),
+                self.keys.changes(guild_id),
+            ],
+            args=[thread_id, SCRUB],
+        )
         return bool(deleted)
