@@ -28,7 +28,7 @@ from bot.discord.endpoints import DEFAULT_API_BASE, DEFAULT_GATEWAY_URL, resolve
 from bot.numbers import too_long
 from memory import FsyncPolicy
 from memory.records.models import validate_snowflake
-from memory.stores.redis.urls import check_redis_url, shown_url
+from memory.stores.redis.urls import check_cluster_url, check_redis_url, shown_url
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class Settings(BaseModel):
     store: Literal["json", "redis"] = Field("json", alias="ECHO_STORE")
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
     redis_prefix: str = Field("echo", alias="ECHO_REDIS_PREFIX")
+    redis_cluster: bool = Field(False, alias="ECHO_REDIS_CLUSTER")
 
     llm_provider: Literal["echo", "openai"] = Field("echo", alias="LLM_PROVIDER")
     llm_base_url: str | None = Field(None, alias="LLM_BASE_URL")
@@ -162,6 +163,15 @@ class Settings(BaseModel):
         if not value or any(c in value for c in "{}: \t\n*?[]"):
             raise ValueError("must be a non-empty word without spaces, ':', '{', '}' or globs")
         return value
+
+    @model_validator(mode="after")
+    def _redis_cluster(self) -> Settings:
+        if self.redis_cluster:
+            try:
+                check_cluster_url(self.redis_url)
+            except ValueError as exc:
+                raise ValueError(f"REDIS_URL with ECHO_REDIS_CLUSTER=true: {exc}") from None
+        return self
 
     @field_validator("shard_ids", mode="before")
     @classmethod

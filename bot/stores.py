@@ -45,6 +45,7 @@ def make_store(
         spool_dir=settings.data_dir / "spool" if spool and not read_only else None,
         fsync=settings.journal_fsync,
         wait_for_redis=wait_for_redis,
+        cluster=settings.redis_cluster,
     )
 
 
@@ -53,4 +54,5 @@ def describe_store(settings: Settings, kind: StoreKind | None = None) -> str:
     kind = kind or settings.store
     if kind == "json":
         return f"JSON files in {settings.data_dir.resolve()}"
-    return f"Redis at {shown_url(settings.redis_url)} (prefix {settings.redis_prefix!r})"
+    what = "Redis Cluster" if settings.redis_cluster else "Redis"
+    return f"{what} at {shown_url(settings.redis_url)} (prefix {settings.redis_prefix!r})"
