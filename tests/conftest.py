@@ -7,4 +7,11 @@ from tests.discord_emulator.fixtures import (  # noqa: F401
     pytest_terminal_summary,
 )
 from tests.fake_llm.fixtures import fake_llm  # noqa: F401
-from tests.redis_support import private_redis, redis_prefix, redis_url  # noqa: F401
+from tests.redis_support import (  # noqa: F401
+    private_redis,
+    pytest_configure,
+    pytest_generate_tests,
+    redis_cluster,
+    redis_prefix,
+    redis_url,
+)

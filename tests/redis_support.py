@@ -1,8 +1,16 @@
-"""Real Redis for the tests: the shared server, a private prefix per test, private servers.
+"""Real Redis for the tests: the shared server, a private prefix per test, private servers,
+and a Redis Cluster.
 
 Tests that need Redis take the ``redis_url`` fixture. It answers with ``REDIS_URL`` (default
 ``redis://127.0.0.1:6379/0``). If nothing answers there, the test fails under ``CI=true``
 (``.ci/run`` starts a server first) and is skipped, with the reason, on a laptop.
+
+A test (or module) marked ``redis_backends`` runs twice: on that server, and on a Redis Cluster
+at ``TEST_REDIS_CLUSTER_URL`` (default ``redis://127.0.0.1:7000/0``, any node of it; ``.ci/run``
+starts a three-node one). Its ``redis_cluster`` fixture says which (``RedisStore(...,
+cluster=redis_cluster)``); ``redis_url`` names the server or the cluster's node. A cluster that
+does not answer fails the test under ``CI=true`` and skips it on a laptop, as a server does.
+(Not ``REDIS_...``: Echo warns about a variable that looks like one of its settings.)
 
 Every test gets its own key prefix (``redis_prefix``), removed afterwards, so tests never see
 each other's keys and never need FLUSHALL. A test that stops or kills Redis must not do it to
@@ -20,22 +28,36 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_CLUSTER_URL = "redis://127.0.0.1:7000/0"
+BACKENDS_MARK = "redis_backends"
 
 
 def shared_redis_url() -> str:
     return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
 
 
-def _ping(url: str) -> str | None:
-    """None if Redis answers at ``url``, else why not."""
+def cluster_redis_url() -> str:
+    return os.environ.get("TEST_REDIS_CLUSTER_URL") or DEFAULT_REDIS_CLUSTER_URL
+
+
+def _ping(url: str, cluster: bool = False) -> str | None:
+    """None if Redis (a whole cluster, with ``cluster``) answers at ``url``, else why not."""
     try:
         import redis
     except ImportError:
         return "the 'redis' package is not installed (pip install -e '.[dev,redis]')"
+    if cluster:
+        try:
+            with sync_client(url, cluster=True) as client:
+                state = client.cluster_info().get("cluster_state")
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+            return f"no Redis Cluster answers at {url}: {exc}"
+        return None if state == "ok" else f"the Redis Cluster at {url} is {state}, not ok"
     client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
     try:
         client.ping()
@@ -44,6 +66,23 @@ def _ping(url: str) -> str | None:
     finally:
         client.close()
     return None
+
+
+def sync_client(url: str, *, cluster: bool = False) -> Any:
+    """A blocking client of the server, or of the whole cluster (``redis.RedisCluster``, which
+    sends each command to the node of its key); use it in a ``with`` block."""
+    import redis
+
+    if cluster:
+        return redis.RedisCluster.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+    return redis.Redis.from_url(url)
+
+
+def async_client(url: str, *, cluster: bool = False) -> Any:
+    """An asyncio client of the server or of the whole cluster (close it with ``aclose``)."""
+    from redis.asyncio import Redis, RedisCluster
+
+    return RedisCluster.from_url(url) if cluster else Redis.from_url(url)
 
 
 def _in_ci() -> bool:
@@ -61,41 +100,63 @@ def require_redis_package() -> None:
         pytest.skip(why, allow_module_level=True)
 
 
-def require_redis(url: str) -> None:
-    problem = _ping(url)
+def require_redis(url: str, *, cluster: bool = False) -> None:
+    problem = _ping(url, cluster)
     if problem is None:
         return
     if _in_ci():
         pytest.fail(f"{problem} (CI=true: Redis tests must run; .ci/run starts a server)")
+    if cluster:
+        pytest.skip(
+            f"{problem}; start a Redis Cluster (as .ci/run does) or set TEST_REDIS_CLUSTER_URL to "
+            "run the Redis tests on a cluster"
+        )
     pytest.skip(f"{problem}; start redis-server or set REDIS_URL to run the Redis tests")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{BACKENDS_MARK}: run on one Redis server and on a Redis Cluster (TEST_REDIS_CLUSTER_URL)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "redis_cluster" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        BACKENDS_MARK
+    ):
+        metafunc.parametrize(
+            "redis_cluster", [False, True], ids=["redis", "redis-cluster"], indirect=True
+        )
+
+
 @pytest.fixture
-def redis_url() -> str:
-    url = shared_redis_url()
-    require_redis(url)
+def redis_cluster(request: pytest.FixtureRequest) -> bool:
+    """Whether this run of the test is on the Redis Cluster (only ``redis_backends`` tests)."""
+    return bool(getattr(request, "param", False))
+
+
+@pytest.fixture
+def redis_url(redis_cluster: bool) -> str:
+    url = cluster_redis_url() if redis_cluster else shared_redis_url()
+    require_redis(url, cluster=redis_cluster)
     return url
 
 
 @pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
+def redis_prefix(redis_url: str, redis_cluster: bool) -> Iterator[str]:
     """A key prefix no other test uses; its keys are deleted after the test."""
     prefix = f"echotest-{uuid.uuid4().hex[:12]}"
     yield prefix
-    delete_prefix(redis_url, prefix)
+    delete_prefix(redis_url, prefix, cluster=redis_cluster)
 
 
-def delete_prefix(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
+def delete_prefix(url: str, prefix: str, *, cluster: bool = False) -> None:
+    with sync_client(url, cluster=cluster) as client:
         for pattern in (f"{prefix}:*", f"{prefix}"):
             batch = list(client.scan_iter(match=pattern, count=1000))
             for start in range(0, len(batch), 500):
                 client.delete(*batch[start : start + 500])
-    finally:
-        client.close()
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from redis.exceptions import ResponseError
 
 from memory import InMemoryConversationManager, Message, MessageType, RedisStore
@@ -26,6 +27,9 @@ from memory.stores.redis.queue import RedisMemoryQueue
 from tests.fake_llm.server import FakeLLM
 
 from .helpers import cli_env, run_cli
+
+# The workers run on one Redis server and on a Redis Cluster.
+pytestmark = pytest.mark.redis_backends
 
 GUILD = "1310000000000000022"
 THREADS = [f"13100000000000001{n:02d}" for n in range(1, 5)]
@@ -43,9 +47,10 @@ MEMORY_JSON = json.dumps(
 
 
 @asynccontextmanager
-async def redis_service(url: str, prefix: str) -> AsyncIterator[MemoryService]:
+async def redis_service(url: str, prefix: str, cluster: bool) -> AsyncIterator[MemoryService]:
     """The bot's side: the store the conversations are in, and the trigger that queues them."""
-    async with InMemoryConversationManager(store=RedisStore(url, prefix=prefix)) as manager:
+    store = RedisStore(url, prefix=prefix, cluster=cluster)
+    async with InMemoryConversationManager(store=store) as manager:
         service = MemoryService(manager, ExtractiveDistiller(), inactivity=0)
         service.queue = RedisMemoryQueue.for_store(manager.store, consumer="test-bot")
         yield service
@@ -70,12 +75,15 @@ async def old_conversations(manager: InMemoryConversationManager) -> None:
         await manager.remove_conversation(thread)
 
 
-def worker_env(tmp_path: Path, name: str, url: str, prefix: str, **more: str) -> dict[str, str]:
+def worker_env(
+    tmp_path: Path, name: str, url: str, prefix: str, cluster: bool, **more: str
+) -> dict[str, str]:
     return cli_env(
         tmp_path,
         ECHO_STORE="redis",
         REDIS_URL=url,
         ECHO_REDIS_PREFIX=prefix,
+        ECHO_REDIS_CLUSTER="true" if cluster else "false",
         ECHO_DATA_DIR=str(tmp_path / name),  # each worker its own spool and index
         **more,
     )
@@ -110,20 +118,22 @@ def thread_of(request_body: dict[str, object]) -> str:
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(
-    tmp_path: Path, fake_llm: FakeLLM, redis_url: str, redis_prefix: str
+    tmp_path: Path, fake_llm: FakeLLM, redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
     fake_llm.queue_text(MEMORY_JSON)
     fake_llm.queue_text(MEMORY_JSON, delay=60)  # the first worker dies waiting for this one
     for _ in THREADS[1:]:
         fake_llm.queue_text(MEMORY_JSON)
     model = {"LLM_BASE_URL": fake_llm.base_url, "LLM_MODEL": "fake-model", "LLM_API_KEY": "k"}
-    async with redis_service(redis_url, redis_prefix) as bot:
+    async with redis_service(redis_url, redis_prefix, redis_cluster) as bot:
         await old_conversations(bot.manager)
         batch = await bot.enqueue()
         assert [t for _, t in batch.conversations] == THREADS
 
         first, first_log = await start_worker(
-            tmp_path, "first", worker_env(tmp_path, "first", redis_url, redis_prefix, **model)
+            tmp_path,
+            "first",
+            worker_env(tmp_path, "first", redis_url, redis_prefix, redis_cluster, **model),
         )
         try:
             # The first memory is made, and the second conversation is with the model.
@@ -138,7 +148,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(
         second, second_log = await start_worker(
             tmp_path,
             "second",
-            worker_env(tmp_path, "second", redis_url, redis_prefix, **model),
+            worker_env(tmp_path, "second", redis_url, redis_prefix, redis_cluster, **model),
             "--claim-after",
             "1",
         )
@@ -170,11 +180,11 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_nothing(
 
 
 async def test_the_cli_queues_for_workers_and_once_processes_what_is_queued(
-    tmp_path: Path, redis_url: str, redis_prefix: str
+    tmp_path: Path, redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with redis_service(redis_url, redis_prefix) as bot:
+    async with redis_service(redis_url, redis_prefix, redis_cluster) as bot:
         await old_conversations(bot.manager)
-        env = worker_env(tmp_path, "cron", redis_url, redis_prefix)
+        env = worker_env(tmp_path, "cron", redis_url, redis_prefix, redis_cluster)
         queued = await run_cli("memories", "generate", "--enqueue", cwd=tmp_path, env=env)
         assert queued.code == 0, queued
         found = re.fullmatch(
@@ -207,14 +217,14 @@ async def test_the_cli_queues_for_workers_and_once_processes_what_is_queued(
 
 
 async def test_sigterm_stops_an_idle_worker_and_it_leaves_the_group(
-    tmp_path: Path, redis_url: str, redis_prefix: str
+    tmp_path: Path, redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with redis_service(redis_url, redis_prefix) as bot:
+    async with redis_service(redis_url, redis_prefix, redis_cluster) as bot:
         queue = bot.queue
         assert isinstance(queue, RedisMemoryQueue)
         nothing = await bot.enqueue()  # an empty batch: its report says the worker is up
         worker, log = await start_worker(
-            tmp_path, "idle", worker_env(tmp_path, "idle", redis_url, redis_prefix)
+            tmp_path, "idle", worker_env(tmp_path, "idle", redis_url, redis_prefix, redis_cluster)
         )
         try:
             report = await asyncio.wait_for(queue.wait_for(nothing), 60)
@@ -229,16 +239,18 @@ async def test_sigterm_stops_an_idle_worker_and_it_leaves_the_group(
 
 
 async def test_sigterm_mid_batch_hands_the_batch_back_at_once(
-    tmp_path: Path, fake_llm: FakeLLM, redis_url: str, redis_prefix: str
+    tmp_path: Path, fake_llm: FakeLLM, redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
     fake_llm.queue_text(MEMORY_JSON)
     fake_llm.queue_text(MEMORY_JSON, delay=60)
     model = {"LLM_BASE_URL": fake_llm.base_url, "LLM_MODEL": "fake-model", "LLM_API_KEY": "k"}
-    async with redis_service(redis_url, redis_prefix) as bot:
+    async with redis_service(redis_url, redis_prefix, redis_cluster) as bot:
         await old_conversations(bot.manager)
         batch = await bot.enqueue()
         worker, log = await start_worker(
-            tmp_path, "stopping", worker_env(tmp_path, "stopping", redis_url, redis_prefix, **model)
+            tmp_path,
+            "stopping",
+            worker_env(tmp_path, "stopping", redis_url, redis_prefix, redis_cluster, **model),
         )
         try:
             await fake_llm.wait_for_requests(2, timeout=60)  # mid-batch, waiting on the model

@@ -18,15 +18,21 @@ from tests.redis_support import PrivateRedis
 from .echo_harness import running_echo
 
 
-def redis_settings(url: str, prefix: str = "echo") -> dict[str, str]:
-    return {"ECHO_STORE": "redis", "REDIS_URL": url, "ECHO_REDIS_PREFIX": prefix}
+def redis_settings(url: str, prefix: str = "echo", cluster: bool = False) -> dict[str, str]:
+    settings = {"ECHO_STORE": "redis", "REDIS_URL": url, "ECHO_REDIS_PREFIX": prefix}
+    return {**settings, "ECHO_REDIS_CLUSTER": "true"} if cluster else settings
 
 
+@pytest.mark.redis_backends
 async def test_echo_records_in_redis_and_writes_no_conversation_files(
-    discord_emulator: DiscordEmulator, tmp_path: Path, redis_url: str, redis_prefix: str
+    discord_emulator: DiscordEmulator,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    redis_cluster: bool,
 ) -> None:
     async with running_echo(
-        discord_emulator, tmp_path, **redis_settings(redis_url, redis_prefix)
+        discord_emulator, tmp_path, **redis_settings(redis_url, redis_prefix, redis_cluster)
     ) as echo:
         thread = await echo.mention("remember the blue door")
         await echo.answer_in(thread.id)
@@ -34,7 +40,7 @@ async def test_echo_records_in_redis_and_writes_no_conversation_files(
         await echo.answer_in(thread.id, lambda m: "red key" in m["content"])
         guild = str(echo.world.guild.id)
 
-    async with RedisStore(redis_url, prefix=redis_prefix) as store:
+    async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as store:
         stored = await store.load(str(thread.id))
         listed = await store.list_conversations(guild)
     assert stored is not None

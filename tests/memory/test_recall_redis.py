@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.redis_support import require_redis_package
 
 require_redis_package()
@@ -16,6 +18,9 @@ from memory.records.memories import Fact, MemoryData, MemoryRecord
 
 from .test_store_contract import T0, chat
 
+# The change feed each process's index follows, on one server and on a cluster.
+pytestmark = pytest.mark.redis_backends
+
 
 async def open_service(path: Path, manager: InMemoryConversationManager) -> RecallService:
     index = RecallIndex(path)
@@ -24,10 +29,14 @@ async def open_service(path: Path, manager: InMemoryConversationManager) -> Reca
 
 
 async def test_a_search_sees_what_another_process_wrote_and_forgot(
-    redis_url: str, redis_prefix: str, tmp_path: Path
+    redis_url: str, redis_prefix: str, redis_cluster: bool, tmp_path: Path
 ) -> None:
-    writer = InMemoryConversationManager(store=RedisStore(redis_url, prefix=redis_prefix))
-    reader = InMemoryConversationManager(store=RedisStore(redis_url, prefix=redis_prefix))
+    writer = InMemoryConversationManager(
+        store=RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster)
+    )
+    reader = InMemoryConversationManager(
+        store=RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster)
+    )
     async with writer, reader:
         service = await open_service(tmp_path / "reader-index", reader)
         try:
@@ -73,11 +82,11 @@ async def test_a_search_sees_what_another_process_wrote_and_forgot(
 
 
 async def test_a_restarted_process_catches_up_with_what_changed_while_it_was_down(
-    redis_url: str, redis_prefix: str, tmp_path: Path
+    redis_url: str, redis_prefix: str, redis_cluster: bool, tmp_path: Path
 ) -> None:
     index_dir = tmp_path / "index"
     async with InMemoryConversationManager(
-        store=RedisStore(redis_url, prefix=redis_prefix)
+        store=RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster)
     ) as manager:
         service = await open_service(index_dir, manager)
         await manager.create_conversation(
@@ -90,7 +99,7 @@ async def test_a_restarted_process_catches_up_with_what_changed_while_it_was_dow
         await asyncio.to_thread(service.index.close)
 
         # While "down": another process saves a new conversation.
-        async with RedisStore(redis_url, prefix=redis_prefix) as other:
+        async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as other:
             conversation = await manager.get_or_resume("11")
             assert conversation is not None
             newer = conversation.model_copy(update={"thread_id": "12", "history": []})

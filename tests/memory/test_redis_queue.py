@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
-import redis.asyncio as aioredis
 
 from memory import InMemoryConversationManager, Message, MessageType, RedisStore
 from memory.longterm import (
@@ -27,7 +26,12 @@ from memory.longterm import (
 )
 from memory.records.memories import MemoryData
 from memory.records.models import Conversation
+from memory.stores.redis.connection import RedisClient
 from memory.stores.redis.queue import RedisMemoryQueue
+from tests.redis_support import async_client
+
+# Every test on the shared server runs on a Redis Cluster too.
+pytestmark = pytest.mark.redis_backends
 
 GUILD = "22"
 LONG_AGO = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -53,8 +57,8 @@ class Gated:
 
 
 @contextlib.asynccontextmanager
-async def client(url: str) -> AsyncIterator[aioredis.Redis]:
-    redis = aioredis.Redis.from_url(url)
+async def client(url: str, cluster: bool) -> AsyncIterator[RedisClient]:
+    redis = async_client(url, cluster=cluster)
     try:
         yield redis
     finally:
@@ -62,8 +66,11 @@ async def client(url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @contextlib.asynccontextmanager
-async def manager_on(url: str, prefix: str) -> AsyncIterator[InMemoryConversationManager]:
-    async with InMemoryConversationManager(store=RedisStore(url, prefix=prefix)) as manager:
+async def manager_on(
+    url: str, prefix: str, cluster: bool
+) -> AsyncIterator[InMemoryConversationManager]:
+    store = RedisStore(url, prefix=prefix, cluster=cluster)
+    async with InMemoryConversationManager(store=store) as manager:
         yield manager
 
 
@@ -90,8 +97,13 @@ def batch_of(*threads: str, batch_id: str = "b1") -> MemoryBatch:
     return MemoryBatch(batch_id, tuple((GUILD, t) for t in threads))
 
 
-async def test_put_get_ack_and_wait_for_across_processes(redis_url: str, redis_prefix: str) -> None:
-    async with client(redis_url) as bot_side, client(redis_url) as worker_side:
+async def test_put_get_ack_and_wait_for_across_processes(
+    redis_url: str, redis_prefix: str, redis_cluster: bool
+) -> None:
+    async with (
+        client(redis_url, redis_cluster) as bot_side,
+        client(redis_url, redis_cluster) as worker_side,
+    ):
         trigger = RedisMemoryQueue(bot_side, redis_prefix, consumer="bot")
         worker = RedisMemoryQueue(worker_side, redis_prefix, consumer="worker")
         batch = batch_of("11", "12")
@@ -111,9 +123,9 @@ async def test_put_get_ack_and_wait_for_across_processes(redis_url: str, redis_p
 
 
 async def test_a_worker_stopped_while_acknowledging_finishes_the_acknowledgement(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with client(redis_url) as redis:
+    async with client(redis_url, redis_cluster) as redis:
         queue = RedisMemoryQueue(redis, redis_prefix, consumer="worker")
         batch = batch_of("11")
         await queue.put(batch)
@@ -131,9 +143,12 @@ async def test_a_worker_stopped_while_acknowledging_finishes_the_acknowledgement
 
 
 async def test_a_dead_workers_batch_is_taken_over_after_the_timeout(
-    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+    redis_url: str, redis_prefix: str, redis_cluster: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with client(redis_url) as dead_side, client(redis_url) as live_side:
+    async with (
+        client(redis_url, redis_cluster) as dead_side,
+        client(redis_url, redis_cluster) as live_side,
+    ):
         dead = RedisMemoryQueue(dead_side, redis_prefix, consumer="dead")
         live = RedisMemoryQueue(
             live_side, redis_prefix, consumer="live", claim_after=0.3, prune_after=0.2
@@ -154,9 +169,12 @@ async def test_a_dead_workers_batch_is_taken_over_after_the_timeout(
 
 
 async def test_the_heartbeat_keeps_a_long_batch_with_its_worker(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with client(redis_url) as busy_side, client(redis_url) as idle_side:
+    async with (
+        client(redis_url, redis_cluster) as busy_side,
+        client(redis_url, redis_cluster) as idle_side,
+    ):
         busy = RedisMemoryQueue(busy_side, redis_prefix, consumer="busy", claim_after=0.3)
         idle = RedisMemoryQueue(idle_side, redis_prefix, consumer="idle", claim_after=0.3)
         leased, unleased = batch_of("11", batch_id="leased"), batch_of("12", batch_id="bare")
@@ -180,11 +198,11 @@ async def test_the_heartbeat_keeps_a_long_batch_with_its_worker(
 
 
 async def test_a_taken_over_batch_skips_what_the_dead_worker_finished(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
     async with (
-        manager_on(redis_url, redis_prefix) as manager,
-        client(redis_url) as dead_side,
+        manager_on(redis_url, redis_prefix, redis_cluster) as manager,
+        client(redis_url, redis_cluster) as dead_side,
     ):
         await old_conversations(manager, "11", "12", "13")
         bot = MemoryService(manager, Gated("bot"), inactivity=0)
@@ -210,9 +228,9 @@ async def test_a_taken_over_batch_skips_what_the_dead_worker_finished(
 
 
 async def test_a_stalled_worker_loses_the_batch_and_saves_nothing(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with manager_on(redis_url, redis_prefix) as manager:
+    async with manager_on(redis_url, redis_prefix, redis_cluster) as manager:
         await old_conversations(manager, "11")
         slow = Gated("slow", gate_on="11")
         stalled = MemoryService(manager, slow, inactivity=0)
@@ -238,9 +256,9 @@ async def test_a_stalled_worker_loses_the_batch_and_saves_nothing(
 
 
 async def test_two_batches_holding_one_conversation_make_its_memory_once(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with manager_on(redis_url, redis_prefix) as manager:
+    async with manager_on(redis_url, redis_prefix, redis_cluster) as manager:
         await old_conversations(manager, "11", "12")
         first = Gated("first", gate_on="11")
         one = MemoryService(manager, first, inactivity=0)
@@ -263,9 +281,9 @@ async def test_two_batches_holding_one_conversation_make_its_memory_once(
 
 
 async def test_a_cancelled_worker_hands_its_batch_back_at_once(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with manager_on(redis_url, redis_prefix) as manager:
+    async with manager_on(redis_url, redis_prefix, redis_cluster) as manager:
         await old_conversations(manager, "11", "12")
         slow = Gated("stopping", gate_on="12")
         stopping = MemoryService(manager, slow, inactivity=0)
@@ -287,9 +305,9 @@ async def test_a_cancelled_worker_hands_its_batch_back_at_once(
 
 
 async def test_a_batch_that_stops_every_worker_is_given_up(
-    redis_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+    redis_url: str, redis_prefix: str, redis_cluster: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with client(redis_url) as redis:
+    async with client(redis_url, redis_cluster) as redis:
         options = {"claim_after": 0.1, "max_deliveries": 2}
         batch = batch_of("11", "12")
         first = RedisMemoryQueue(redis, redis_prefix, consumer="w1", **options)
@@ -309,9 +327,9 @@ async def test_a_batch_that_stops_every_worker_is_given_up(
 
 
 async def test_the_schedule_triggers_once_per_interval_and_only_enqueues(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with manager_on(redis_url, redis_prefix) as manager:
+    async with manager_on(redis_url, redis_prefix, redis_cluster) as manager:
         await old_conversations(manager, "11", "12")
         bots = []
         for name in ("bot-1", "bot-2"):
@@ -331,9 +349,9 @@ async def test_the_schedule_triggers_once_per_interval_and_only_enqueues(
 
 
 async def test_generate_needs_no_worker_and_reports_a_workers_result(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with manager_on(redis_url, redis_prefix) as manager:
+    async with manager_on(redis_url, redis_prefix, redis_cluster) as manager:
         await old_conversations(manager, "11")
         bot = MemoryService(manager, Gated("bot"), inactivity=0)
         bot.queue = RedisMemoryQueue.for_store(manager.store, consumer="bot", claim_after=1)

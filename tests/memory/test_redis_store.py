@@ -26,11 +26,14 @@ from redis.crc import key_slot
 from memory import InMemoryConversationManager, Message, RedisStore, StoreError
 from memory.records.memories import MemoryData, MemoryRecord
 from memory.records.mutations import Append, Create, encode
-from tests.redis_support import PrivateRedis, free_port
+from tests.redis_support import PrivateRedis, free_port, sync_client
 
 from .test_store_contract import T0, chat, conversation
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# The tests on the shared server run on a Redis Cluster too (the outages use a private server).
+pytestmark = pytest.mark.redis_backends
 
 
 def memory(thread_id: str, guild_id: str) -> MemoryRecord:
@@ -44,9 +47,9 @@ def memory(thread_id: str, guild_id: str) -> MemoryRecord:
 
 
 async def test_every_guild_key_carries_its_hash_tag_and_listings_never_cross(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with RedisStore(redis_url, prefix=redis_prefix) as store:
+    async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as store:
         for thread, guild in [("11", "1"), ("12", "1"), ("21", "12"), ("31", "123")]:
             await store.record(Create(conversation(thread, guild_id=guild)))
             await store.record(Append(thread, chat(f"in {guild}", f"9{thread}")))
@@ -57,7 +60,7 @@ async def test_every_guild_key_carries_its_hash_tag_and_listings_never_cross(
         assert [m.thread_id for m in await store.list_memories("12")] == ["21"]
         assert await store.list_guilds() == ["1", "12", "123"]
 
-    client = redis_sync.Redis.from_url(redis_url)
+    client = sync_client(redis_url, cluster=redis_cluster)
     try:
         keys = sorted(k.decode() for k in client.scan_iter(match=f"{redis_prefix}:*"))
     finally:
@@ -87,7 +90,7 @@ _APPENDER = textwrap.dedent(
 
     async def main():
         async with InMemoryConversationManager(
-            store=RedisStore(url, prefix=prefix), idle_time=60
+            store=RedisStore(url, prefix=prefix, cluster=sys.argv[8] == "1"), idle_time=60
         ) as manager:
             await asyncio.sleep(max(0.0, start - time.time()))
             for n in range(count):
@@ -106,9 +109,9 @@ _APPENDER = textwrap.dedent(
 
 
 async def test_two_processes_appending_to_one_conversation_lose_nothing(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
-    async with RedisStore(redis_url, prefix=redis_prefix) as store:
+    async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as store:
         await store.record(Create(conversation("11")))
     count = 300
     start = time.time() + 1.5  # both processes import first, then start together
@@ -117,7 +120,7 @@ async def test_two_processes_appending_to_one_conversation_lose_nothing(
         await asyncio.to_thread(
             subprocess.Popen,
             [sys.executable, "-c", _APPENDER, redis_url, redis_prefix, name, str(count),
-             str(start), requester, prefix],
+             str(start), requester, prefix, "1" if redis_cluster else ""],
             env=env,
         )
         for name, requester, prefix in [("a", "33", "1"), ("b", "34", "2")]
@@ -125,7 +128,7 @@ async def test_two_processes_appending_to_one_conversation_lose_nothing(
     for process in processes:
         assert await asyncio.to_thread(process.wait, 60) == 0
 
-    async with RedisStore(redis_url, prefix=redis_prefix) as store:
+    async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as store:
         loaded = await store.load("11")
     assert loaded is not None
     texts = [m.message_content for m in loaded.history]
@@ -290,10 +293,12 @@ async def test_a_reader_gives_up_with_one_clear_error() -> None:
     assert time.monotonic() - started < 5
 
 
-async def test_a_spool_folder_serves_one_process(redis_url: str, tmp_path: Path) -> None:
-    async with RedisStore(redis_url, spool_dir=tmp_path / "spool"):
+async def test_a_spool_folder_serves_one_process(
+    redis_url: str, redis_cluster: bool, tmp_path: Path
+) -> None:
+    async with RedisStore(redis_url, spool_dir=tmp_path / "spool", cluster=redis_cluster):
         with pytest.raises(StoreError, match="in use by another Echo process"):
-            async with RedisStore(redis_url, spool_dir=tmp_path / "spool"):
+            async with RedisStore(redis_url, spool_dir=tmp_path / "spool", cluster=redis_cluster):
                 pass
 
 
@@ -320,14 +325,16 @@ async def test_idle_eviction_during_an_outage_keeps_the_conversation_resumable(
     assert [m.message_content for m in loaded.history] == ["while away", "resumed"]
 
 
-def test_messages_are_plain_json_in_redis(redis_url: str, redis_prefix: str) -> None:
+def test_messages_are_plain_json_in_redis(
+    redis_url: str, redis_prefix: str, redis_cluster: bool
+) -> None:
     async def record() -> None:
-        async with RedisStore(redis_url, prefix=redis_prefix) as store:
+        async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as store:
             await store.record(Create(conversation("11")))
             await store.record(Append("11", chat("hello", "5")))
 
     asyncio.run(record())
-    client = redis_sync.Redis.from_url(redis_url)
+    client = sync_client(redis_url, cluster=redis_cluster)
     try:
         raw = client.lrange(f"{redis_prefix}:{{22}}:conv:11:log", 0, -1)
         header = client.hgetall(f"{redis_prefix}:{{22}}:conv:11")
@@ -398,9 +405,11 @@ async def test_a_redis_refusing_writes_is_a_store_error_naming_why(
 
 
 async def test_hundreds_of_concurrent_appends_wait_for_a_connection_not_the_spool(
-    redis_url: str, redis_prefix: str, tmp_path: Path
+    redis_url: str, redis_prefix: str, redis_cluster: bool, tmp_path: Path
 ) -> None:
-    store = RedisStore(redis_url, prefix=redis_prefix, spool_dir=tmp_path / "spool")
+    store = RedisStore(
+        redis_url, prefix=redis_prefix, spool_dir=tmp_path / "spool", cluster=redis_cluster
+    )
     async with InMemoryConversationManager(store=store, idle_time=60) as manager:
         threads = [str(1000 + n) for n in range(300)]
         for thread in threads:
@@ -411,7 +420,7 @@ async def test_hundreds_of_concurrent_appends_wait_for_a_connection_not_the_spoo
             *(manager.add_message_to_conversation(t, chat(f"hello {t}")) for t in threads)
         )
         assert store.online  # more writers than connections is not an outage
-    async with RedisStore(redis_url, prefix=redis_prefix) as fresh:
+    async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as fresh:
         for thread in threads[::37]:
             loaded = await fresh.load(thread)
             assert loaded is not None
@@ -419,12 +428,12 @@ async def test_hundreds_of_concurrent_appends_wait_for_a_connection_not_the_spoo
 
 
 async def test_messages_recorded_by_many_tasks_at_once_stay_in_arrival_order(
-    redis_url: str, redis_prefix: str
+    redis_url: str, redis_prefix: str, redis_cluster: bool
 ) -> None:
     # discord.py runs each on_message in a task of its own: a burst in one thread is many
     # concurrent appends, and Redis must keep them in the order they arrived.
     async with InMemoryConversationManager(
-        store=RedisStore(redis_url, prefix=redis_prefix)
+        store=RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster)
     ) as manager:
         await manager.create_conversation(
             thread_id="71", guild_id="22", requester="33", channel_id="44"
@@ -450,14 +459,18 @@ async def test_messages_recorded_by_many_tasks_at_once_stay_in_arrival_order(
                 )
             )
         assert all(await asyncio.gather(*tasks))
-    async with RedisStore(redis_url, prefix=redis_prefix) as store:
+    async with RedisStore(redis_url, prefix=redis_prefix, cluster=redis_cluster) as store:
         loaded = await store.load("71")
         assert loaded is not None
         assert [m.message_content for m in loaded.history] == [f"burst {i}" for i in range(200)]
 
 
 async def test_a_damaged_spool_flushes_what_it_can_and_keeps_the_rest(
-    redis_url: str, redis_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    redis_url: str,
+    redis_prefix: str,
+    redis_cluster: bool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The spool is a journal: an unreadable line keeps its segment aside (``.corrupt``), a
     line that is JSON but no spooled mutation is kept in the orphaned file, and neither stops
@@ -480,7 +493,9 @@ async def test_a_damaged_spool_flushes_what_it_can_and_keeps_the_rest(
     segment = spool / "journal" / f"{1:020d}.log"
     segment.write_bytes(b"".join(lines))
     caplog.set_level(logging.INFO, logger="memory")
-    async with RedisStore(redis_url, prefix=redis_prefix, spool_dir=spool) as store:
+    async with RedisStore(
+        redis_url, prefix=redis_prefix, spool_dir=spool, cluster=redis_cluster
+    ) as store:
         loaded = await store.load("11")
     assert loaded is not None and [m.message_content for m in loaded.history] == [
         "before",
