@@ -14,8 +14,10 @@
     <prefix>:epoch                            string marks the data this process has seen
 
 The ``{<guild>}`` hash tag puts everything of one guild on one Redis Cluster slot, so each
-mutation is one atomic script or MULTI/EXEC, and a listing of guild 1 reads only keys that
-start with ``<prefix>:{1}:`` (never guild 12's).
+mutation is one atomic script, and a listing of guild 1 reads only keys that start with
+``<prefix>:{1}:`` (never guild 12's). The keys without a hash tag span guilds: each has a slot
+of its own on a cluster, and no script or transaction ever holds one with a guild's keys. The
+memory queue's keys (``<prefix>:memq...``, see ``queue``) are such keys too, one per script.
 """
 
 from __future__ import annotations
