@@ -65,7 +65,7 @@ from typing import Any
 from bench import locomo_data, locomo_distill, locomo_lodo, locomo_semantic
 from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, MessageType
 from memory.longterm.summarizer import STOPWORDS
-from memory.recall.index import RecallIndex, RecallSettings, sync
+from memory.recall import RecallIndex, RecallSettings, sync
 from memory.records.memories import MemoryRecord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +178,7 @@ async def write_data_folder(folder: Path, records: list[dict[str, Any]], caption
 
 async def generate_memories(folder: Path) -> int:
     """``memories generate`` offline: the batch job with the extractive distiller."""
-    from memory.longterm.service import ExtractiveDistiller, MemoryService
+    from memory.longterm import ExtractiveDistiller, MemoryService
 
     store = JsonFileStore(folder, fsync="no")
     async with InMemoryConversationManager(store=store) as manager:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memory.recall.index import RecallIndex, RecallSettings
+from memory.recall import RecallIndex, RecallSettings
 from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation
 

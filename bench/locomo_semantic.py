@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.locomo_lodo import CATEGORY_NAMES
+from memory.recall import RecallIndex
 from memory.recall.encoder import missing_extra
-from memory.recall.index import RecallIndex
 from memory.recall.semantic import RerankSettings, Searcher, SemanticReranker, fuse
 from memory.recall.vectors import TABLE
 from memory.records.memories import MemoryRecord

@@ -94,8 +94,8 @@ def announce_where(settings: Settings) -> None:
 
 async def run(settings: Settings, token: str) -> int:
     from bot.app import echo_app
+    from bot.startup import freeze_start_up_objects
     from memory import StoreError
-    from memory.recording.manager import freeze_start_up_objects
 
     # Start-up can wait a long time (for Redis, say): a signal then stops it cleanly.
     loop = asyncio.get_running_loop()

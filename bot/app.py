@@ -16,19 +16,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.loop import Agent
+from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.client import EchoBot
 from bot.discord.endpoints import apply_discord_endpoints
 from bot.llm import ChatProvider, make_provider
 from bot.llm.distiller import ModelDistiller
 from bot.stores import describe_store, make_store
-from bot.tools.registry import default_tools
+from bot.tools import default_tools
 from memory import ConversationStore, InMemoryConversationManager
-from memory.longterm.service import ExtractiveDistiller, MemoryQueue, MemoryService
-from memory.recall.index import RecallIndex
+from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
+from memory.recall import RecallIndex, RecallService
 from memory.recall.semantic import SemanticReranker, make_searcher
-from memory.recall.service import RecallService
 from memory.stores import QueueHost
 
 log = logging.getLogger(__name__)

@@ -1,32 +1,26 @@
 """Conversations in Discord: a mention opens a thread, every thread message is recorded and
-answered one reply at a time, and /save /summarize /end /export act on the thread's record.
+handed to the reply scheduler, and edits and deletions keep the record true to the thread.
 
-The cog translates Discord events into calls on the memory manager and the agent; it holds
-no storage logic of its own.
+The cog translates Discord events into calls on the memory manager and the reply scheduler
+(``cogs.replies``); it holds no storage logic of its own. The slash commands on a thread's
+conversation are in ``cogs.commands``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
 import logging
 from typing import TYPE_CHECKING
 
 import discord
-from discord import app_commands
 from discord.ext import commands
 
-from bot.agent.loop import Failure, Final, RoundStart, TextDelta, TextRetracted, ToolUse
 from bot.discord.attachments import is_text
 from bot.discord.catch_up import CatchUp
 from bot.discord.cooldown import Cooldown
 from bot.discord.downloads import AttachmentTooLarge, AttachmentUnreadable, read_at_most
-from bot.discord.export import as_shown
-from bot.discord.replies import already_answered
-from bot.discord.streaming import StreamingReply
-from bot.discord.text import split_message, thread_name
+from bot.discord.text import thread_name
+from cogs.replies import ReplyScheduler, send_quietly
 from memory import Conversation, Message, MessageType, StoreError
-from memory.records import render
 
 if TYPE_CHECKING:
     from bot.discord.client import EchoBot
@@ -34,16 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DM_NOTE = "I chat in servers: mention me in a channel there and I'll open a thread for us."
-NOT_A_THREAD = (
-    "This isn't an Echo conversation. Mention me in a channel to start one, then use this "
-    "command in its thread."
-)
-# Echo pings nobody: not @everyone, roles or users its model names, and not even the person
-# its reply quotes (the quote shows whom it answers; a ping on every reply is noise).
-REPLY_MENTIONS = discord.AllowedMentions.none()
 HUMAN_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
-COOLDOWN_NOTE = "You're sending messages quickly, so I'll answer in a few seconds."
-BUSY_NOTE = "I'm answering several conversations at once; yours is next in line."
 STORE_FAILED_NOTE = (
     "I can't save messages just now, so I can't answer them; the operator can see why in my log."
 )
@@ -52,34 +37,28 @@ STORE_NOTICE_SECONDS = 300.0
 
 
 class ConversationCog(commands.Cog, name="Conversation"):
-    """Mentions, thread messages, replies, and the conversation slash commands."""
+    """Mentions, thread messages, their edits and deletions, and catching up after downtime."""
 
     def __init__(self, bot: EchoBot) -> None:
         self.bot = bot
         self.manager = bot.manager
-        self.agent = bot.agent
         self.settings = bot.settings
-        # Display names as last seen, so the model knows who said what.
-        self.names: dict[str, str] = {}
-        self._pending: dict[int, discord.Message] = {}
-        self._workers: dict[int, asyncio.Task[None]] = {}
-        self._cooldown = Cooldown(self.settings.user_cooldown_seconds)
+        # Display names as last seen, so the model knows who said what (the bot's mapping).
+        self.names = bot.names
+        self.replies = ReplyScheduler(bot)
         self._store_notices = Cooldown(STORE_NOTICE_SECONDS)
-        # One model call per slot, across every thread: a busy bot queues rather than piles on.
-        self._model_slots = asyncio.Semaphore(self.settings.max_concurrent_replies)
         # What was said while Echo was away is read back after each fresh IDENTIFY.
         self.catch_up = CatchUp(
             bot,
             self.manager,
             record=self._record,
             should_answer=self._should_answer,
-            schedule=self._schedule,
+            schedule=self.replies.schedule,
             hours=self.settings.catch_up_hours,
         )
 
     async def cog_unload(self) -> None:
-        for task in self._workers.values():
-            task.cancel()
+        self.replies.cancel()
 
     # --- messages -----------------------------------------------------------------------------
 
@@ -149,7 +128,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
         if not await self._record(message, conversation.thread_id):
             return  # already recorded (a replayed event): it was answered then
         if self._should_answer(message, conversation, mentioned):
-            self._schedule(message, int(conversation.thread_id), message.channel)
+            self.replies.schedule(message, int(conversation.thread_id), message.channel)
 
     async def _start(self, message: discord.Message) -> None:
         channel = message.channel
@@ -212,7 +191,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
             message.guild.id,
         )
         if await self._record(message, str(thread.id)):  # type: ignore[union-attr]
-            self._schedule(message, thread.id, thread)  # type: ignore[union-attr]
+            self.replies.schedule(message, thread.id, thread)  # type: ignore[union-attr]
 
     async def _record(self, message: discord.Message, thread_id: str) -> bool:
         author = message.author
@@ -324,7 +303,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
         its author edits to add one.
         """
         key = int(thread_id)
-        if key in self._workers or key in self._pending:
+        if self.replies.busy(key):
             return  # it is about to be answered (with the edited text) or being answered
         conversation = self.manager.get_conversation(thread_id)
         if conversation is None or conversation.ended or not conversation.history:
@@ -334,7 +313,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
         me = self.bot.user
         mentioned = me is not None and me.id in message.raw_mentions
         if self._should_answer(message, conversation, mentioned):
-            self._schedule(message, key, message.channel)
+            self.replies.schedule(message, key, message.channel)
 
     @commands.Cog.listener()
     async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
@@ -367,198 +346,10 @@ class ConversationCog(commands.Cog, name="Conversation"):
                 return candidate
         return None
 
-    # --- replies ------------------------------------------------------------------------------
-
-    def _schedule(
-        self, message: discord.Message, thread_key: int, channel: discord.abc.Messageable
-    ) -> None:
-        """Answer in the thread once the reply in progress (if any) is done.
-
-        Messages that arrive during a reply are all recorded, and the next reply answers them
-        together: one reply at a time per thread, never one per message of a burst.
-        """
-        self._pending[thread_key] = message
-        if thread_key in self._workers:
-            return  # the reply in progress is followed by one answering this too
-        # The cooldown applies when a new reply would start, not to messages that join a
-        # reply already under way: those are answered together anyway.
-        wait = self._cooldown.remaining(str(message.author.id))
-        task = asyncio.get_running_loop().create_task(
-            self._reply_worker(thread_key, channel, wait), name=f"echo-reply-{thread_key}"
-        )
-        self._workers[thread_key] = task
-        self.bot.reply_tasks.add(task)
-        task.add_done_callback(self.bot.reply_tasks.discard)
-
-    async def _reply_worker(
-        self, thread_key: int, channel: discord.abc.Messageable, wait: float = 0.0
-    ) -> None:
-        try:
-            if wait > 0:
-                await self._send_quietly(channel, COOLDOWN_NOTE)
-                await asyncio.sleep(wait)
-            while not self.bot.closing:
-                message = self._pending.pop(thread_key, None)
-                if message is None:
-                    break
-                conversation = self.manager.get_conversation(str(thread_key))
-                if conversation is not None and already_answered(
-                    conversation.history, str(message.id)
-                ):
-                    continue  # it came while the last reply waited to start: that one answered it
-                self._cooldown.mark(str(message.author.id))
-                try:
-                    if self._model_slots.locked():
-                        await self._send_quietly(channel, BUSY_NOTE)
-                    async with self._model_slots:
-                        await self._answer(channel, str(thread_key), message)
-                except discord.Forbidden:
-                    log.warning(
-                        "cannot answer in thread %s: missing the Send Messages in Threads "
-                        "permission",
-                        thread_key,
-                    )
-                except discord.HTTPException as exc:
-                    log.error("Discord refused part of the reply in thread %s: %s", thread_key, exc)
-        finally:
-            self._workers.pop(thread_key, None)
-
-    async def _answer(
-        self, channel: discord.abc.Messageable, thread_id: str, message: discord.Message
-    ) -> None:
-        reference = message.to_reference(fail_if_not_exists=False)
-        # Reply-quote the question only when it is not the thread's own starter message.
-        if str(message.id) == thread_id:
-            reference = None
-        reply = StreamingReply(
-            channel,
-            allowed_mentions=REPLY_MENTIONS,
-            reference=reference,
-            show_thinking=self.settings.show_thinking,
-            notice=self.agent.provider.notice,
-            budget=self.bot.write_budget,
-        )
-        async with reply:
-            async for event in self.agent.respond(thread_id, self.names):
-                if isinstance(event, TextDelta):
-                    reply.add(event.text)
-                elif isinstance(event, TextRetracted):
-                    reply.retract()
-                elif isinstance(event, RoundStart):
-                    reply.reset()
-                elif isinstance(event, ToolUse):
-                    log.info("thread %s: tools %s", thread_id, ", ".join(event.names))
-                elif isinstance(event, Final):
-                    await reply.finish(event.text, event.thinking)
-                elif isinstance(event, Failure):
-                    await reply.fail(event.user_message)
-
-    # --- slash commands -----------------------------------------------------------------------
-
-    async def _conversation_for(self, interaction: discord.Interaction) -> Conversation | None:
-        if interaction.guild_id is None or interaction.channel_id is None:
-            return None
-        conversation = await self.manager.get_or_resume(str(interaction.channel_id))
-        if conversation is None or conversation.guild_id != str(interaction.guild_id):
-            return None
-        return conversation
-
-    @app_commands.command(name="save", description="Save this thread's conversation to disk now.")
-    @app_commands.guild_only()
-    async def save(self, interaction: discord.Interaction) -> None:
-        conversation = await self._conversation_for(interaction)
-        if conversation is None:
-            await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
-            return
-        try:
-            await self.manager.save_conversation(conversation.thread_id)
-        except StoreError as exc:
-            log.error("/save of thread %s failed: %s", conversation.thread_id, exc)
-            await interaction.response.send_message(
-                "I couldn't save it just now; everything is still kept in my journal.",
-                ephemeral=True,
-            )
-            return
-        await interaction.response.send_message(
-            f"Saved `{conversation.filename}` ({_count(len(conversation.history))}).",
-            ephemeral=True,
-        )
-
-    @app_commands.command(
-        name="summarize", description="Post a summary of this thread's conversation."
-    )
-    @app_commands.guild_only()
-    async def summarize(self, interaction: discord.Interaction) -> None:
-        conversation = await self._conversation_for(interaction)
-        if conversation is None:
-            await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
-            return
-        await interaction.response.defer(thinking=True)
-        summary = await self.agent.summarize(conversation, self.names)
-        if not summary.strip():
-            await interaction.followup.send("There's nothing to summarize yet.")
-            return
-        await self.manager.set_summary(conversation.thread_id, summary)
-        chunks = split_message("**Summary so far**\n" + summary)
-        for chunk in chunks:
-            await interaction.followup.send(chunk, allowed_mentions=discord.AllowedMentions.none())
-
-    @app_commands.command(
-        name="end", description="End this conversation: save it and stop answering here."
-    )
-    @app_commands.guild_only()
-    async def end(self, interaction: discord.Interaction) -> None:
-        conversation = await self._conversation_for(interaction)
-        if conversation is None:
-            await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
-            return
-        await self.manager.end_conversation(conversation.thread_id)
-        await self.manager.save_conversation(conversation.thread_id)
-        await interaction.response.send_message(
-            "Conversation ended and saved. Mention me here to pick it up again."
-        )
-
-    @app_commands.command(
-        name="export", description="Get this thread's conversation as a JSON file."
-    )
-    @app_commands.guild_only()
-    async def export(self, interaction: discord.Interaction) -> None:
-        conversation = await self._conversation_for(interaction)
-        if conversation is None:
-            await interaction.response.send_message(NOT_A_THREAD, ephemeral=True)
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        shown = as_shown(conversation, show_thinking=self.settings.show_thinking)
-        data = await render(shown)
-        await interaction.followup.send(
-            f"The conversation as recorded ({_count(len(shown.history))}).",
-            file=discord.File(io.BytesIO(data), filename=conversation.filename),
-            ephemeral=True,
-        )
-
-    async def cog_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        log.error(
-            "/%s failed: %s",
-            interaction.command.name if interaction.command else "?",
-            error,
-            exc_info=error,
-        )
-        text = "Sorry, that didn't work. The operator can find the cause in Echo's log."
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
-
     # --- helpers ------------------------------------------------------------------------------
 
     async def _send_quietly(self, channel: discord.abc.Messageable, text: str) -> None:
-        try:
-            async with self.bot.write_budget.write(getattr(channel, "id", None)):
-                await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
-        except discord.HTTPException as exc:
-            log.warning("could not send a notice in %s: %s", getattr(channel, "id", channel), exc)
+        await send_quietly(self.bot.write_budget, channel, text)
 
     async def _reply_quietly(self, message: discord.Message, text: str) -> None:
         try:
@@ -572,10 +363,6 @@ class ConversationCog(commands.Cog, name="Conversation"):
             )
         except discord.HTTPException as exc:
             log.warning("could not reply to message %s: %s", message.id, exc)
-
-
-def _count(n: int) -> str:
-    return f"{n} message" + ("" if n == 1 else "s")
 
 
 async def setup(bot: EchoBot) -> None:

@@ -16,7 +16,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.text import MESSAGE_LIMIT
-from memory.longterm.forget import ForgetReport, forget_person
+from cogs.checks import answer_command_error
+from memory.longterm import ForgetReport, forget_person
 
 if TYPE_CHECKING:
     from bot.discord.client import EchoBot
@@ -140,15 +141,7 @@ class MemoryCog(
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        if isinstance(error, app_commands.MissingPermissions):
-            text = "Only members with the Manage Server permission can run this."
-        else:
-            log.error("/memory failed: %s", error, exc_info=error)
-            text = "Sorry, that didn't work. The operator can find the cause in Echo's log."
-        if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
-        else:
-            await interaction.response.send_message(text, ephemeral=True)
+        await answer_command_error(interaction, error)
 
 
 class ForgetConfirmation(discord.ui.View):

@@ -33,7 +33,7 @@ from typing import Any
 from bench.framework import Row, Scenario, Target, scratch_dir
 from memory import Conversation
 from memory.longterm.summarizer import STOPWORDS
-from memory.recall.index import RecallIndex
+from memory.recall import RecallIndex
 from memory.records.memories import MemoryData, MemoryRecord
 
 NAME = "recall"
@@ -109,7 +109,7 @@ def _timed(search: Callable[[str], Any], queries: list[str]) -> tuple[list[float
 
 
 def _exact(index: RecallIndex, guild: str) -> Callable[[str], Any]:
-    import memory.recall.index as recall
+    import memory.recall.ranking as recall
 
     def search(query: str) -> Any:
         saved = recall._EXACT_MATCHES
@@ -228,7 +228,7 @@ def _scale(
 
 def _locomo(work: Path) -> tuple[list[Row], list[str]]:
     from bench import locomo, locomo_data
-    from memory.recall.index import RecallSettings
+    from memory.recall import RecallSettings
 
     try:
         # $ECHO_BENCH_LOCOMO names a local copy; else the dev split beside the checkout, else

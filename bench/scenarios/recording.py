@@ -30,8 +30,8 @@ from pathlib import Path
 
 from bench.framework import Row, Scenario, Target, package_version, scratch_dir
 from bench.scenarios import _workload as w
+from bot.startup import freeze_start_up_objects
 from memory import InMemoryConversationManager, JsonFileStore, Message
-from memory.recording.manager import freeze_start_up_objects
 from memory.records.mutations import Append, encode
 
 NAME = "recording"

@@ -28,8 +28,8 @@ from typing import Any
 
 from bench.framework import Row, Scenario, Target, scratch_dir
 from bench.scenarios import _workload as w
+from bot.startup import freeze_start_up_objects
 from memory import ConversationEvent, InMemoryConversationManager, JsonFileStore
-from memory.recording.manager import freeze_start_up_objects
 
 NAME = "stalls"
 TITLE = "Event-loop stalls (ms, lower is better)"

@@ -33,10 +33,11 @@ from bot.cli.common import (
 from bot.cli.safe_text import terminal_safe
 from bot.cli.transcript import render_transcript, utc
 from bot.config import Settings
-from memory import Conversation, ConversationRef, ConversationStore, JsonFileStore
+from memory import Conversation, ConversationRef, ConversationStore
 from memory.errors import first_line
+from memory.recording.unsaved import JOURNAL, SPOOL, has_segments, unsaved_conversations
 from memory.records import parse, render
-from memory.stores.json.unsaved import JOURNAL, SPOOL, has_segments, unsaved_conversations
+from memory.stores import FileBacked
 
 __all__ = ["export_command", "list_command", "show_command"]
 
@@ -135,7 +136,7 @@ async def _load(store: ConversationStore, ref: ConversationRef) -> Row | None:
 async def _rows(settings: Settings, guild_id: str | None) -> list[Row]:
     async with reading_store(settings) as store:
         refs = await store.list_conversations(guild_id)
-        if isinstance(store, JsonFileStore):
+        if isinstance(store, FileBacked):
             rows: list[Row | None] = [await _read_file(ref) for ref in refs]
             rows += await _journal_only(settings, store, guild_id)
         else:
@@ -156,7 +157,8 @@ async def _journal_only(
     """Conversations a running bot has not saved yet, or a crashed one left in its journal
     (with Redis: its spool, begun while Redis was away): listed too, so that a broken run
     never reads as an empty folder."""
-    journal = settings.data_dir / (JOURNAL if isinstance(store, JsonFileStore) else SPOOL)
+    files = isinstance(store, FileBacked)
+    journal = store.journal_dir if isinstance(store, FileBacked) else settings.data_dir / SPOOL
     if not await asyncio.to_thread(has_segments, journal):
         return []  # the usual case on Redis: no listing of every guild for nothing
     saved = {ref.thread_id for ref in await store.list_conversations()}
@@ -166,7 +168,7 @@ async def _journal_only(
         Row(
             ConversationRef(c.thread_id, c.guild_id, c.requester, c.created_at.date(), where),
             c,
-            unsaved="journal" if isinstance(store, JsonFileStore) else "spool",
+            unsaved="journal" if files else "spool",
         )
         for c in found
         if guild_id is None or c.guild_id == guild_id
@@ -183,7 +185,7 @@ async def _one(settings: Settings, thread_id: str) -> tuple[ConversationRef, byt
             row = next((r for r in found if r is not None and r.ref.thread_id == thread_id), None)
             if row is not None and row.conversation is not None:
                 return row.ref, await render(row.conversation), row.conversation
-        if isinstance(store, JsonFileStore):
+        if isinstance(store, FileBacked):
             refs = {ref.thread_id: ref for ref in await store.list_conversations()}
             return await _one_file(settings, refs.get(thread_id), thread_id)
         conversation = await store.load(thread_id)

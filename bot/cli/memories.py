@@ -26,7 +26,7 @@ from bot.cli.progress import Progress
 from bot.cli.safe_text import terminal_safe
 from bot.config import Settings
 from memory import ConversationStore, InMemoryConversationManager
-from memory.longterm.service import MemoryService
+from memory.longterm import MemoryService
 from memory.records.memories import MemoryRecord
 from memory.stores import ChangeFeed
 
@@ -235,7 +235,8 @@ def search_command(args: argparse.Namespace) -> int:
 async def _search(
     settings: Settings, guild_id: str, queries: Any, limit: int, as_json: bool
 ) -> None:
-    from memory.recall.index import RecallIndex, query_terms
+    from memory.recall import RecallIndex
+    from memory.recall.query import query_terms
     from memory.recall.semantic import make_searcher
 
     index = RecallIndex.in_data_dir(settings.data_dir)
@@ -280,8 +281,7 @@ async def _catch_up(index: Any, store: ConversationStore, guild_id: str) -> None
     unchanged conversation has no newer version for ``sync`` to notice. So there, the recall
     service does it, as the bot does before each search.
     """
-    from memory.recall.index import sync
-    from memory.recall.service import RecallService
+    from memory.recall import RecallService, sync
 
     if not isinstance(store, ChangeFeed):
         await sync(index, store, guild_id)

@@ -16,18 +16,18 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.agent.loop import Agent
+from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.endpoints import recommended_shard_count
 from bot.discord.pacing import WriteBudget
 from memory import InMemoryConversationManager
-from memory.longterm.service import MemoryService
+from memory.longterm import MemoryService
 
 log = logging.getLogger(__name__)
 
 __all__ = ["EXTENSIONS", "INVITE_PERMISSIONS", "EchoBot", "invite_url"]
 
-EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.memory")
+EXTENSIONS: tuple[str, ...] = ("cogs.conversation", "cogs.commands", "cogs.memory")
 
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -89,6 +89,10 @@ class EchoBot(commands.AutoShardedBot):
         # False for an explicit `python -m bot sync`, which must not also do the automatic one.
         self.sync_on_start = sync_on_start
         self.closing = False
+        # People's display names as last seen in their messages (user id to name), so the
+        # model knows who said what: recorded by the conversation cog, read by the replies and
+        # /summarize, dropped by /memory forget.
+        self.names: dict[str, str] = {}
         self.reply_tasks: set[asyncio.Task[None]] = set()
         # Set once Discord has answered the login (setup_hook runs after that): start-up's
         # deadline for an unresponsive API ends there (bot.discord.start).
@@ -97,11 +101,8 @@ class EchoBot(commands.AutoShardedBot):
         self.write_budget = WriteBudget()
 
     def forget_names(self, user_id: str) -> None:
-        """Drop a person's display name from every cog's cache (after /memory forget)."""
-        for cog in self.cogs.values():
-            names = getattr(cog, "names", None)
-            if isinstance(names, dict):
-                names.pop(user_id, None)
+        """Drop a person's display name (after /memory forget)."""
+        self.names.pop(user_id, None)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """Echo has no prefix commands: mentions are conversation, handled by the cog."""

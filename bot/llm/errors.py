@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx2
 import openai
+from openai.types.chat import ChatCompletionChunk
 
 from bot.llm.base import LLMError, LLMErrorKind
 
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["error_status", "provider_message", "stream_error", "to_llm_error"]
 
+# The keys every chunk has (the SDK's typed chunk declares them): the rest of a bare error
+# event is the error's body, as the typed chunk's extras were.
+_CHUNK_KEYS = frozenset(ChatCompletionChunk.model_fields)
 # An upstream's own words can be long (a whole HTML page, a moderation report).
 _DETAIL_LIMIT = 400
 # Error ``type``/``code`` strings some servers send instead of a numeric status.
@@ -82,12 +86,15 @@ def provider_message(exc: openai.APIError) -> str:
     return " ".join(parts)
 
 
-def stream_error(chunk: Any, request: Any) -> openai.APIError | None:
+def stream_error(chunk: dict[str, Any], request: Any) -> openai.APIError | None:
     """An error sent as a bare event the SDK takes for a chunk (vLLM before 0.10:
-    ``{"object": "error", "message": ..., "code": 400}``, no ``error`` key)."""
-    if chunk.object != "error":
+    ``{"object": "error", "message": ..., "code": 400}``, no ``error`` key).
+
+    ``chunk`` is the event's decoded JSON; the error's body is the event without the keys
+    a chunk has itself (``object``, ``id``, ``model``...)."""
+    if chunk.get("object") != "error":
         return None
-    body = dict(chunk.model_extra or {})
+    body = {key: value for key, value in chunk.items() if key not in _CHUNK_KEYS}
     message = body.get("message")
     if not isinstance(message, str) or not message:
         message = "An error occurred during streaming"

@@ -8,6 +8,7 @@ which are read here, and in how they word errors (``bot.llm.errors``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import uuid
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from bot.llm.base import (
     ChatProvider,
@@ -89,15 +89,19 @@ class OpenAIProvider(ChatProvider):
         try:
             # The SDK's own client.post, not chat.completions.create: create() first walks the
             # whole body against its typed params (aliases, dates, files), which our plain JSON
-            # never needs and which grows with the conversation (tens of ms at 40 messages,
-            # on the loop, before the request leaves). Same route, body and stream class.
+            # never needs and which grows with the conversation, on the loop, before the
+            # request leaves. Same route and body.
+            # Chunks come as decoded JSON (cast to `object`: the SDK hands the data back as it
+            # is), not as ChatCompletionChunk: a typed model built per chunk was a large share
+            # of the loop's work per reply, for the few keys _Turn reads. The SDK still parses
+            # the SSE, raises its APIError on an `error` event and maps transport errors.
             body = {"model": self.model, "messages": messages, "stream": True, **extra}
-            stream = await self._client.post(
+            stream: openai.AsyncStream[Any] = await self._client.post(
                 "/chat/completions",
                 body=body,
-                cast_to=ChatCompletion,
+                cast_to=object,
                 stream=True,
-                stream_cls=openai.AsyncStream[ChatCompletionChunk],
+                stream_cls=openai.AsyncStream[object],
             )
             try:
                 async for chunk in stream:
@@ -174,7 +178,11 @@ class _PartialCall:
 
 
 class _Turn:
-    """One streamed assistant turn: deltas out as they come, tool calls assembled by index."""
+    """One streamed assistant turn: deltas out as they come, tool calls assembled by index.
+
+    Chunks are the server's JSON as decoded: a key left out or sent as null reads as absent,
+    and the dialects' own keys (``reasoning_content``, ``reasoning``) are read like the rest.
+    """
 
     def __init__(self, think: ThinkParser | None = None) -> None:
         self.think = think or ThinkParser()
@@ -183,23 +191,25 @@ class _Turn:
         self.substantive = False
         self.finish_reason: str | None = None
 
-    def feed(self, chunk: Any) -> list[ProviderEvent]:
+    def feed(self, chunk: dict[str, Any]) -> list[ProviderEvent]:
         out: list[ProviderEvent] = []
-        for choice in chunk.choices or []:
-            if getattr(choice, "index", 0) not in (0, None):
-                continue  # n > 1 is never asked for; ignore stray alternatives
-            delta = choice.delta
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index") not in (0, None):
+                continue  # n > 1 is never asked for: ignore stray alternatives, non-objects
+            delta = choice.get("delta")
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
+                self.finish_reason = finish_reason
             if delta is None:
                 continue
             reasoning = _reasoning_of(delta)
             if reasoning:
                 out.extend(self.think.reasoning_elsewhere())
                 out.append(ReasoningDelta(reasoning))
-            if delta.content:
-                out.extend(self.think.feed(delta.content))
-            for fragment in delta.tool_calls or []:
+            content = delta.get("content")
+            if content:
+                out.extend(self.think.feed(content))
+            for fragment in delta.get("tool_calls") or ():
                 self._add_fragment(fragment)
         self._note(out)
         return out
@@ -228,34 +238,40 @@ class _Turn:
                 self.substantive = True
                 return
 
-    def _add_fragment(self, fragment: Any) -> None:
-        index = fragment.index
+    def _add_fragment(self, fragment: dict[str, Any]) -> None:
+        index = fragment.get("index")
+        call_id = fragment.get("id")
+        if isinstance(index, str):
+            # An index sent as a string ("0") is that number, as the SDK's typed chunk read it.
+            with contextlib.suppress(ValueError):
+                index = int(index)
         if index is None:
             # Some servers leave out the index: a new id starts a new call.
-            is_new = fragment.id and all(c.id != fragment.id for c in self._calls.values())
+            is_new = call_id and all(c.id != call_id for c in self._calls.values())
             index = self._last_index + 1 if is_new or self._last_index < 0 else self._last_index
         self._last_index = index
         call = self._calls.setdefault(index, _PartialCall())
-        if fragment.id:
-            call.id = fragment.id  # some servers repeat the id on every fragment
-        function = fragment.function
+        if call_id:
+            call.id = call_id  # some servers repeat the id on every fragment
+        function = fragment.get("function")
         if function is None:
             return
-        if function.name and function.name != call.name:
+        name = function.get("name")
+        if name and name != call.name:
             # OpenAI sends the name whole, once; some servers repeat it or split it.
-            call.name = call.name + function.name
-        if isinstance(function.arguments, str):
-            if function.arguments:
-                call.arguments.append(function.arguments)
-        elif function.arguments is not None:
+            call.name = call.name + name
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            if arguments:
+                call.arguments.append(arguments)
+        elif arguments is not None:
             # A few servers send the arguments as a JSON object, not a string.
-            call.arguments.append(json.dumps(function.arguments))
+            call.arguments.append(json.dumps(arguments))
 
 
-def _reasoning_of(delta: Any) -> str:
-    extras = delta.model_extra or {}
+def _reasoning_of(delta: dict[str, Any]) -> str:
     for name in _REASONING_FIELDS:
-        value = extras.get(name)
+        value = delta.get(name)
         if isinstance(value, str) and value:
             return value  # servers in transition send both fields with the same text
     return ""

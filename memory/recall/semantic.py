@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from memory.recall import vectors
 from memory.recall.encoder import Encoder, MiniLMEncoder, missing_extra
-from memory.recall.index import RecallHit, RecallIndex
+from memory.recall.index import RecallIndex
+from memory.recall.ranking import RecallHit
 from memory.recall.vectors import PassageText
 
 if TYPE_CHECKING:

@@ -21,8 +21,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from memory.recall.index import RecallHit, RecallIndex, sync
+from memory.recall.index import RecallIndex
+from memory.recall.ranking import RecallHit
 from memory.recall.semantic import Searcher
+from memory.recall.sync import sync
 from memory.recording.manager import ConversationEvent, InMemoryConversationManager
 from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation

@@ -25,7 +25,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from memory.recall.index import _MAX_PASSAGES, _PASSAGE_BITS
+from memory.recall.passages import MAX_PASSAGES, PASSAGE_BITS
 
 __all__ = ["TABLE", "PassageText", "conversation_ids", "passages", "prepare", "store", "stored"]
 
@@ -100,13 +100,13 @@ def conversation_ids(db: sqlite3.Connection, thread_ids: Sequence[str]) -> dict[
 
 def passages(db: sqlite3.Connection, cid: int) -> list[PassageText]:
     """Every passage of a conversation, the memory passage first."""
-    base = cid << _PASSAGE_BITS
+    base = cid << PASSAGE_BITS
     return [
         PassageText(int(pid), int(pid) - base, people, echo, memory)
         for pid, people, echo, memory in db.execute(
             "SELECT rowid, people, echo, memory FROM passages WHERE rowid BETWEEN ? AND ?"
             " ORDER BY rowid",
-            (base, base + _MAX_PASSAGES),
+            (base, base + MAX_PASSAGES),
         )
     ]
 

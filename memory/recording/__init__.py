@@ -1,3 +1,3 @@
-"""Recording: the in-memory conversation manager, its idle clock and per-thread locks, and the
-write-ahead journal.
+"""Recording: the in-memory conversation manager (its active conversations, listeners, idle
+sweeper and per-thread locks), and the write-ahead journal.
 """

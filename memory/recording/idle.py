@@ -7,11 +7,12 @@ message and the next deadline at the front. One sweeper task sleeps until that d
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-__all__ = ["IdleClock", "RetryBackoff"]
+__all__ = ["IdleClock", "IdleSweeper", "RetryBackoff"]
 
 
 class IdleClock:
@@ -105,3 +106,76 @@ class RetryBackoff:
         for _, key in due:
             del self._due[key]
         return [key for _, key in due]
+
+
+class IdleSweeper:
+    """The one task for every conversation: it sleeps until the oldest goes idle (or a failed
+    save is due again), hands those keys to ``evict``, and calls ``maintain`` every
+    ``maintenance_interval`` seconds."""
+
+    def __init__(
+        self,
+        clock: IdleClock,
+        retries: RetryBackoff,
+        *,
+        evict: Callable[[str], Awaitable[None]],
+        maintain: Callable[[], Awaitable[None]],
+        maintenance_interval: float,
+    ) -> None:
+        self.clock = clock
+        self.retries = retries
+        self._evict = evict
+        self._maintain = maintain
+        self._maintenance_interval = maintenance_interval
+        self._wakeup = asyncio.Event()
+        self._running = False
+
+    def start(self) -> asyncio.Task[None]:
+        """The sweeper's task, started."""
+        self._running = True
+        return asyncio.get_running_loop().create_task(self._sweep(), name="echo-idle-sweeper")
+
+    def stop(self) -> None:
+        """Ask the task to return once the evictions it has started are done."""
+        self._running = False
+        self._wakeup.set()
+
+    def touch(self, key: str) -> None:
+        """Activity on ``key`` now: its idle deadline starts again."""
+        if self.clock.touch(key):
+            self._wakeup.set()  # the task slept with no deadline to wait for
+
+    def forget(self, key: str) -> None:
+        """``key`` is gone (evicted, removed, deleted): no deadline, no retry."""
+        self.clock.forget(key)
+        self.retries.forget(key)
+
+    async def _sweep(self) -> None:
+        next_maintenance = self.clock.now() + self._maintenance_interval
+        while self._running:
+            deadlines = (self.clock.next_deadline(), self.retries.next_deadline())
+            now = self.clock.now()
+            until = min((d for d in deadlines if d is not None), default=next_maintenance)
+            until = min(until, next_maintenance)
+            if until > now:
+                # A timer that sets the event, not wait_for(): on Python 3.11 wait_for can
+                # swallow a cancellation that races the event, and shutdown would hang.
+                self._wakeup.clear()
+                timer = asyncio.get_running_loop().call_later(until - now, self._wakeup.set)
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    timer.cancel()
+                continue
+            if not self._running:
+                break
+            expired = self.clock.pop_expired()
+            expired += [t for t in self.retries.pop_due() if t not in expired]
+            if expired:
+                await asyncio.gather(*(self._evict(t) for t in expired))
+            elif self.clock.now() < next_maintenance:
+                # The deadline fell due by a float's width before the cutoff agreed; don't spin.
+                await asyncio.sleep(0.001)
+            if self.clock.now() >= next_maintenance:
+                next_maintenance = self.clock.now() + self._maintenance_interval
+                await self._maintain()

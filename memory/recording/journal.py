@@ -17,24 +17,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from memory.recording.aside import move_aside
+from memory.recording.segments import (
+    JournalRecord,
+    Segment,
+    SegmentUnlinker,
+    close_quietly,
+    fsync_all,
+    records_of,
+    segment_numbers,
+    segment_path,
+)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["FsyncPolicy", "Journal", "JournalError", "JournalRecord"]
 
-_SEGMENT_SUFFIX = ".log"
 DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
-# Segments at least this big are unlinked in a worker thread (see Journal._start_unlinking).
+# Segments at least this big are unlinked in a worker thread (see SegmentUnlinker).
 _INLINE_UNLINK_BYTES = 1024 * 1024
 # Unreadable records of one segment logged one by one; the rest only counted.
 _UNREADABLE_SHOWN = 3
@@ -52,28 +58,6 @@ class JournalError(OSError):
     """A journal write or flush failed; the mutation it carried was not recorded."""
 
 
-@dataclass(frozen=True, slots=True)
-class JournalRecord:
-    """One parsed line of a segment left by an earlier process."""
-
-    segment: Path
-    line: int
-    data: dict[str, Any]
-    raw: bytes
-
-
-@dataclass(slots=True)
-class _Segment:
-    number: int
-    path: Path
-    fd: int
-    size: int = 0
-    # thread id -> position of its last record in this segment
-    threads: dict[str, int] = field(default_factory=dict)
-    # threads whose last record here is not yet saved: the segment may go once it is empty
-    unsaved: set[str] = field(default_factory=set)
-
-
 class Journal:
     """Append-only, segmented, fsync-policy-driven log of conversation mutations."""
 
@@ -88,8 +72,8 @@ class Journal:
         self.policy = FsyncPolicy(fsync)
         self.segment_bytes = segment_bytes
         self._old_segments: list[Path] = []
-        self._current: _Segment | None = None
-        self._sealed: dict[int, _Segment] = {}  # sealed, not yet deleted, in number order
+        self._current: Segment | None = None
+        self._sealed: dict[int, Segment] = {}  # sealed, not yet deleted, in number order
         self._next_number = 1
         self._position = 0  # records written by this process
         self._synced = 0  # records known to be on disk
@@ -102,9 +86,8 @@ class Journal:
         # Earlier segments holding records that could not be read, and how many: they are
         # moved aside (``*.corrupt``) instead of deleted once the rest is replayed.
         self._unreadable: dict[Path, int] = {}
-        # Collected segments waiting to be unlinked, oldest first, and the task doing it.
-        self._doomed: list[Path] = []
-        self._unlinker: asyncio.Task[None] | None = None
+        # Collected segments waiting to be unlinked, oldest first.
+        self._unlinker = SegmentUnlinker()
         self._opened = False
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -112,8 +95,8 @@ class Journal:
     def open(self) -> None:
         """Create the folder and take note of segments an earlier process left for replay."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        numbers = sorted(self._segment_numbers())
-        self._old_segments = [self._segment_path(n) for n in numbers]
+        numbers = sorted(segment_numbers(self.directory))
+        self._old_segments = [segment_path(self.directory, n) for n in numbers]
         self._next_number = (numbers[-1] + 1) if numbers else 1
         self._opened = True
         if self.policy is FsyncPolicy.EVERYSEC:
@@ -135,13 +118,13 @@ class Journal:
             if self.policy is not FsyncPolicy.NO:
                 await self.sync()
         finally:
-            await self._finish_unlinking()
+            await self._unlinker.finish()
             for segment in [*self._sealed.values(), self._current]:
                 if segment is not None and segment.fd >= 0:
-                    _close_quietly(segment.fd)
+                    close_quietly(segment.fd)
                     segment.fd = -1
             for fd in self._closing_fds:
-                _close_quietly(fd)
+                close_quietly(fd)
             self._closing_fds.clear()
             self._unsynced_fds.clear()
             self._current = None
@@ -159,26 +142,7 @@ class Journal:
                 data = path.read_bytes()
             except OSError as exc:
                 raise JournalError(exc.errno, f"cannot read journal segment {path}: {exc}") from exc
-            lines = data.split(b"\n")
-            # A complete file ends with "\n", leaving an empty last element; anything else there
-            # is a record cut short by the crash, which by definition had not been acknowledged.
-            tail = lines[-1]
-            if tail and _cut_short(tail):
-                log.info("journal %s: ignoring a torn last record (%d bytes)", path, len(tail))
-            elif tail:  # not the start of a record: damage, not a crash mid-write
-                why = f"its last {len(tail)} bytes are not a record cut short"
-                self.keep_unreadable(path, len(lines), why)
-            for number, raw in enumerate(lines[:-1], start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    parsed = json.loads(raw)
-                    if not isinstance(parsed, dict):
-                        raise ValueError("not a JSON object")
-                except ValueError as exc:
-                    self.keep_unreadable(path, number, f"unreadable ({exc})")
-                    continue
-                yield JournalRecord(path, number, parsed, raw)
+            yield from records_of(path, data, self.keep_unreadable)
 
     def keep_unreadable(self, segment: Path, line: int, why: str) -> None:
         """A record of ``segment`` could not be used: keep the segment, aside, not delete it.
@@ -303,15 +267,15 @@ class Journal:
         self._unsynced_fds.add(segment.fd)
         return self._position
 
-    def _open_segment(self) -> _Segment:
+    def _open_segment(self) -> Segment:
         number = self._next_number
         self._next_number += 1
-        path = self._segment_path(number)
+        path = segment_path(self.directory, number)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise JournalError(exc.errno, f"cannot create journal segment {path}: {exc}") from exc
-        self._current = _Segment(number, path, fd)
+        self._current = Segment(number, path, fd)
         return self._current
 
     def _seal_current(self) -> None:
@@ -323,14 +287,14 @@ class Journal:
         fd, segment.fd = segment.fd, -1
         if self.policy is FsyncPolicy.NO:
             self._unsynced_fds.discard(fd)
-            _close_quietly(fd)
+            close_quietly(fd)
             return
         # Its last records may still need an fsync, or one may be running in a thread right
         # now: the sync closes it afterwards, so an fd number is never closed under it.
         self._closing_fds.add(fd)
         if fd not in self._unsynced_fds and not self._sync_running:
             self._closing_fds.discard(fd)
-            _close_quietly(fd)
+            close_quietly(fd)
 
     def _collect(self) -> None:
         """Delete sealed segments, oldest first, while nothing in them is unsaved."""
@@ -339,13 +303,12 @@ class Journal:
             if segment.unsaved:
                 break
             del self._sealed[number]
-            if segment.size < _INLINE_UNLINK_BYTES and not self._unlinking:
+            if segment.size < _INLINE_UNLINK_BYTES and not self._unlinker.busy:
                 with contextlib.suppress(FileNotFoundError):
                     segment.path.unlink()
             else:
-                self._doomed.append(segment.path)
-        if self._doomed:
-            self._start_unlinking()
+                self._unlinker.add(segment.path)
+        self._unlinker.start()
         if not self._sealed and self._current is None:
             self._saved.clear()  # no record left anywhere: nothing to compare against
         elif len(self._saved) > self._prune_saved_at:
@@ -357,48 +320,6 @@ class Journal:
                     live.update(segment.threads)
             self._saved = {t: p for t, p in self._saved.items() if t in live}
             self._prune_saved_at = 2 * len(self._saved) + 64
-
-    @property
-    def _unlinking(self) -> bool:
-        return bool(self._doomed) or (self._unlinker is not None and not self._unlinker.done())
-
-    def _start_unlinking(self) -> None:
-        """Unlink collected segments in a worker thread, in order (oldest first, as before).
-
-        Unlinking a segment of a few megabytes takes milliseconds (the file system frees its
-        blocks): on the event loop that was a stall every segment. Small segments are still
-        unlinked at once, unless bigger ones wait before them. A crash before the unlink
-        leaves a segment whose records are all saved; replay skips them by the checkpoints,
-        exactly as after a crash just before an inline unlink.
-        """
-        if self._unlinker is not None and not self._unlinker.done():
-            return  # the running task picks up what was added
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            paths, self._doomed = self._doomed, []
-            _unlink_all(paths)
-            return
-        self._unlinker = loop.create_task(self._unlink_doomed(), name="echo-journal-unlink")
-
-    async def _unlink_doomed(self) -> None:
-        while self._doomed:
-            paths, self._doomed = self._doomed, []
-            try:
-                await asyncio.to_thread(_unlink_all, paths)
-            except OSError as exc:
-                log.warning("could not delete saved journal segments %s: %s", paths, exc)
-
-    async def _finish_unlinking(self) -> None:
-        task = self._unlinker
-        if task is not None:
-            with contextlib.suppress(Exception):
-                await task
-            self._unlinker = None
-        if self._doomed:  # added after the task finished its last batch
-            paths, self._doomed = self._doomed, []
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(_unlink_all, paths)
 
     # --- flushing -------------------------------------------------------------------------------
 
@@ -416,7 +337,7 @@ class Journal:
         fds = list(self._unsynced_fds)
         self._unsynced_fds.clear()
         try:
-            await asyncio.to_thread(_fsync_all, fds)
+            await asyncio.to_thread(fsync_all, fds)
         except OSError as exc:
             self._unsynced_fds.update(fds)
             raise JournalError(exc.errno, f"journal fsync failed: {exc}") from exc
@@ -424,7 +345,7 @@ class Journal:
         # Sealed segments whose last records are now on disk can be closed.
         for fd in [fd for fd in self._closing_fds if fd not in self._unsynced_fds]:
             self._closing_fds.discard(fd)
-            _close_quietly(fd)
+            close_quietly(fd)
 
     async def _flush_every_second(self) -> None:
         while True:
@@ -435,39 +356,6 @@ class Journal:
                 except JournalError as exc:
                     log.error("journal flush failed, will retry in a second: %s", exc)
 
-    # --- helpers --------------------------------------------------------------------------------
-
-    def _segment_numbers(self) -> Iterator[int]:
-        for entry in os.scandir(self.directory):
-            name = entry.name
-            if name.endswith(_SEGMENT_SUFFIX) and name[: -len(_SEGMENT_SUFFIX)].isdigit():
-                yield int(name[: -len(_SEGMENT_SUFFIX)])
-
-    def _segment_path(self, number: int) -> Path:
-        return self.directory / f"{number:020d}{_SEGMENT_SUFFIX}"
-
-
-def _cut_short(tail: bytes) -> bool:
-    """Whether a segment's unterminated tail is what a crash leaves: the start of a record (a
-    JSON object) or the zeros a file system can leave past the last completed write."""
-    return tail.startswith(b"{") or not tail.strip(b"\0")
-
 
 def _checkpoint_line(thread_id: str, digest: str) -> bytes:
     return f'{{"op":"checkpoint","thread_id":"{thread_id}","sha256":"{digest}"}}\n'.encode()
-
-
-def _fsync_all(fds: list[int]) -> None:
-    for fd in fds:
-        os.fsync(fd)
-
-
-def _unlink_all(paths: list[Path]) -> None:
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _close_quietly(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)

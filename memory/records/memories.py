@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from memory.records.models import Snowflake, Timestamp, utcnow
+from memory.records.fields import Snowflake, Timestamp, utcnow
 
 __all__ = ["Fact", "MemoryData", "MemoryRecord"]
 

@@ -1,7 +1,6 @@
 """Conversation records: the JSON shapes of DESIGN.md as pydantic v2 models.
 
-Every id is a Discord snowflake kept as a string of digits. Ids end up in file paths, so
-anything else is rejected at the boundary rather than sanitised later.
+Their ids and times are the field types of ``memory.records.fields``.
 """
 
 from __future__ import annotations
@@ -10,20 +9,20 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    TypeAdapter,
-    ValidationInfo,
-    model_validator,
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from memory.records.fields import (
+    Snowflake,
+    Timestamp,
+    iso,
+    to_utc,
+    utcnow,
+    validate_snowflake,
 )
 
+# Snowflake, Timestamp, utcnow, validate_snowflake: named from here across the tree.
 __all__ = [
     "MESSAGE_SEPARATOR",
     "Conversation",
@@ -36,64 +35,6 @@ __all__ = [
     "utcnow",
     "validate_snowflake",
 ]
-
-# Discord snowflakes are 64-bit integers: at most 20 decimal digits.
-_MAX_SNOWFLAKE_DIGITS = 20
-
-
-def utcnow() -> datetime:
-    """The current time in UTC, timezone-aware."""
-    return datetime.now(UTC)
-
-
-def validate_snowflake(value: object, field: str = "id") -> str:
-    """Return ``value`` as a digit string, or raise ``ValueError`` naming ``field``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{field} must be a string of digits (a Discord id), got {value!r}")
-    if isinstance(value, int):
-        value = str(value)
-    if (
-        not isinstance(value, str)
-        or not value
-        or not value.isascii()
-        or not value.isdigit()
-        or len(value) > _MAX_SNOWFLAKE_DIGITS
-    ):
-        raise ValueError(f"{field} must be a string of digits (a Discord id), got {value!r}")
-    return value
-
-
-def _coerce_int_id(value: object) -> object:
-    # discord.py hands out ids as ints; accept them, but nothing else that is not already a str.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-def _check_snowflake(value: str, info: ValidationInfo) -> str:
-    return validate_snowflake(value, info.field_name or "id")
-
-
-Snowflake = Annotated[str, BeforeValidator(_coerce_int_id), AfterValidator(_check_snowflake)]
-"""A Discord id as a string of digits."""
-
-
-def _to_utc(value: datetime) -> datetime:
-    # Naive datetimes are read as UTC: everything Echo writes carries an offset anyway.
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
-def _iso(value: datetime) -> str:
-    # pydantic would write "Z"; DESIGN.md promises an explicit "+00:00" offset.
-    return value.isoformat()
-
-
-Timestamp = Annotated[
-    datetime, AfterValidator(_to_utc), PlainSerializer(_iso, return_type=str, when_used="json")
-]
-"""A timezone-aware UTC datetime written as ISO 8601 with ``+00:00``."""
 
 
 class MessageType(StrEnum):
@@ -325,14 +266,14 @@ class Conversation(BaseModel):
         index = self._index_of(message_id)
         if index is None:
             return False
-        edited_at = _to_utc(edited_at)
+        edited_at = to_utc(edited_at)
         old = self.history[index]
         self.history[index] = Message.model_validate(
             {
                 "created_at": old.created_at,
                 "message_type": old.message_type,
                 "message_content": content,
-                "meta": {**old.meta.model_dump(exclude_none=True), "edited_at": _iso(edited_at)},
+                "meta": {**old.meta.model_dump(exclude_none=True), "edited_at": iso(edited_at)},
             }
         )
         self._touch(edited_at)
@@ -345,18 +286,18 @@ class Conversation(BaseModel):
             return False
         del self.history[index]
         self.message_ids.discard(message_id)
-        self._touch(_to_utc(deleted_at))
+        self._touch(to_utc(deleted_at))
         return True
 
     def set_summary(self, summary: str, at: datetime) -> None:
         if not isinstance(summary, str):
             raise TypeError(f"a summary is text, got {type(summary).__name__}")
         self.summary = summary
-        self._touch(_to_utc(at))
+        self._touch(to_utc(at))
 
     def end(self, at: datetime) -> None:
         if self.ended_at is None:
-            self.ended_at = _to_utc(at)
+            self.ended_at = to_utc(at)
             self._touch(self.ended_at)
 
     def forget_person(self, user_id: str, at: datetime) -> int:
@@ -379,13 +320,13 @@ class Conversation(BaseModel):
         self._index_ids(kept)
         self.participants[:] = [p for p in self.participants if p != user_id]
         self.summary = ""
-        self._touch(_to_utc(at))
+        self._touch(to_utc(at))
         return removed
 
     def reopen(self, at: datetime) -> None:
         if self.ended_at is not None:
             self.ended_at = None
-            self._touch(_to_utc(at))
+            self._touch(to_utc(at))
 
     def _touch(self, at: datetime) -> None:
         if at > self.updated_at:

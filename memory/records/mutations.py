@@ -1,7 +1,9 @@
 """Every change to a conversation, as a value that can be journaled and replayed.
 
 The manager applies a mutation with the same ``apply`` that journal replay uses, so a
-conversation rebuilt after a crash is the one that was in memory, by construction.
+conversation rebuilt after a crash is the one that was in memory, by construction. Before
+that it asks ``changes``: whether applying it would change anything, so that no-ops are
+not journaled.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class Create:
         # A copy: the journal's account must not share lists with the live object.
         return Conversation.model_validate(self.conversation.header())
 
+    def changes(self, conversation: Conversation) -> bool:
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class Append:
@@ -74,6 +79,10 @@ class Append:
         _require(conversation, self).add_message(self.message)
         return conversation  # type: ignore[return-value]
 
+    def changes(self, conversation: Conversation) -> bool:
+        message_id = self.message.message_id
+        return message_id is None or not conversation.has_message_id(message_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Edit:
@@ -90,6 +99,9 @@ class Edit:
         _require(conversation, self).edit_message(self.message_id, self.content, self.at)
         return conversation  # type: ignore[return-value]
 
+    def changes(self, conversation: Conversation) -> bool:
+        return conversation.has_message_id(self.message_id)
+
 
 @dataclass(frozen=True, slots=True)
 class Delete:
@@ -104,6 +116,9 @@ class Delete:
     def apply(self, conversation: Conversation | None) -> Conversation:
         _require(conversation, self).delete_message(self.message_id, self.at)
         return conversation  # type: ignore[return-value]
+
+    def changes(self, conversation: Conversation) -> bool:
+        return conversation.has_message_id(self.message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +135,9 @@ class SetSummary:
         _require(conversation, self).set_summary(self.summary, self.at)
         return conversation  # type: ignore[return-value]
 
+    def changes(self, conversation: Conversation) -> bool:
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class End:
@@ -133,6 +151,9 @@ class End:
     def apply(self, conversation: Conversation | None) -> Conversation:
         _require(conversation, self).end(self.at)
         return conversation  # type: ignore[return-value]
+
+    def changes(self, conversation: Conversation) -> bool:
+        return not conversation.ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +170,9 @@ class Reopen:
     def apply(self, conversation: Conversation | None) -> Conversation:
         _require(conversation, self).reopen(self.at)
         return conversation  # type: ignore[return-value]
+
+    def changes(self, conversation: Conversation) -> bool:
+        return conversation.ended
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +191,11 @@ class ForgetPerson:
         _require(conversation, self).forget_person(self.user_id, self.at)
         return conversation  # type: ignore[return-value]
 
+    def changes(self, conversation: Conversation) -> bool:
+        return self.user_id in conversation.participants or any(
+            m.requester == self.user_id for m in conversation.history
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Purge:
@@ -180,6 +209,9 @@ class Purge:
 
     def apply(self, conversation: Conversation | None) -> None:  # type: ignore[override]
         return None
+
+    def changes(self, conversation: Conversation) -> bool:
+        return True
 
 
 Mutation = Create | Append | Edit | Delete | SetSummary | End | Reopen | ForgetPerson | Purge

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
@@ -19,7 +20,7 @@ from memory.records.models import Conversation, validate_snowflake
 from memory.records.mutations import Mutation
 
 if TYPE_CHECKING:
-    from memory.longterm.service import MemoryQueue
+    from memory.longterm.queue import MemoryQueue
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,33 @@ class QueueHost(Protocol):
 
     def memory_queue(self) -> MemoryQueue:
         """The queue beside this opened store."""
+        ...
+
+
+@runtime_checkable
+class FileBacked(Protocol):
+    """A store that keeps each conversation and memory in a file an operator can read (JSON).
+
+    Its ``ConversationRef.location`` is the conversation's file, and one unreadable file is
+    that file's problem (named, skipped), where a store without files stops instead. Changes
+    not yet in a file wait in ``journal_dir``.
+    """
+
+    @property
+    def journal_dir(self) -> Path:
+        """The folder of the write-ahead journal."""
+        ...
+
+    def file_of(self, guild_id: str, thread_id: str) -> Path | None:
+        """The conversation's file, if one is on disk yet."""
+        ...
+
+    def memory_file_guilds(self) -> set[str]:
+        """Guilds with a memory folder, even where their conversations are gone."""
+        ...
+
+    def memory_file_ids(self, guild_id: str) -> dict[str, Path]:
+        """The guild's memory files by thread id, readable or not."""
         ...
 
 

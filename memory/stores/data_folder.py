@@ -9,13 +9,14 @@ folder: it is a ``StoreConfigError``, one line naming the path and the cause.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from pathlib import Path
 
-from memory.stores.base import StoreConfigError
+from memory.stores.base import StoreConfigError, StoreError
 
-__all__ = ["check_data_folder"]
+__all__ = ["check_data_folder", "lock_folder"]
 
 
 def check_data_folder(data_dir: Path) -> None:
@@ -52,3 +53,17 @@ def _is_folder(path: Path, what: str, fix: str) -> bool:
     if not stat.S_ISDIR(info.st_mode):
         raise StoreConfigError(f"{what} {path} is a file, not a folder: {fix}")
     return True
+
+
+def lock_folder(folder: Path) -> int:
+    path = folder / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"{folder} is in use by another Echo process (it holds {path}); "
+            "stop it or choose another ECHO_DATA_DIR"
+        ) from None
+    return fd

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest_asyncio
 
-from bot.agent.loop import Agent, Failure, Final
+from bot.agent import Agent, Failure, Final
 from bot.llm import ChatProvider, EchoProvider, OpenAIProvider
-from bot.tools.registry import default_tools
+from bot.tools import default_tools
 from memory import (
     Conversation,
     InMemoryConversationManager,

@@ -11,7 +11,7 @@ import pytest
 from bot.llm import LLMError, OpenAIProvider
 from bot.llm.distiller import MemoryGenerationError, ModelDistiller
 from memory import InMemoryConversationManager, JsonFileStore, Message
-from memory.longterm.service import MemoryService
+from memory.longterm import MemoryService
 from memory.records.models import Conversation
 from tests.fake_llm.captures import Capture, CapturesMissing, captures
 from tests.fake_llm.server import FakeLLM

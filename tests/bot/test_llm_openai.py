@@ -15,7 +15,6 @@ from typing import Any
 
 import openai
 import pytest
-from openai.types.chat import ChatCompletionChunk
 
 from bot.llm import (
     USER_MESSAGES,
@@ -210,14 +209,15 @@ async def test_tool_call_ids_are_the_models(fake_llm: FakeLLM, provider: OpenAIP
 # --- servers that stretch OpenAI's streaming shape -------------------------------------------
 
 
-def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> ChatCompletionChunk:
-    return ChatCompletionChunk.construct(
-        id="c",
-        object="chat.completion.chunk",
-        created=0,
-        model=MODEL,
-        choices=[{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-    )
+def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    """A chunk as the provider gets it from the SDK: the event's decoded JSON."""
+    return {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
 
 
 def test_fragments_without_index_repeated_names_and_ids() -> None:
@@ -231,6 +231,16 @@ def test_fragments_without_index_repeated_names_and_ids() -> None:
     events += turn.feed(chunk({}, "tool_calls")) + turn.finish()
 
     assert events == [ToolCallRequest("a", "f", '{"x": 1}'), ToolCallRequest("b", "g", "{}")]
+
+
+def test_a_fragment_index_sent_as_a_string_is_that_number() -> None:
+    """The SDK's typed chunk read ``"index": "0"`` as 0: the chunk's plain JSON is read alike."""
+    turn = _Turn()
+    first = {"index": "0", "id": "a", "function": {"name": "f", "arguments": '{"x":'}}
+    turn.feed(chunk({"tool_calls": [first]}))
+    turn.feed(chunk({"tool_calls": [{"index": 0, "function": {"arguments": " 1}"}}]}))
+
+    assert turn.finish() == [ToolCallRequest("a", "f", '{"x": 1}')]
 
 
 def test_both_reasoning_fields_are_not_doubled() -> None:

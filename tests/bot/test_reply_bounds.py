@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from bot.agent import Agent, Failure, Final, ToolUse
 from bot.agent.bounds import STOP_NOTES
-from bot.agent.loop import Agent, Failure, Final, ToolUse
 from bot.llm import OpenAIProvider
-from bot.tools.registry import ToolContext, ToolRegistry
+from bot.tools import ToolContext, ToolRegistry
 from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
 from tests.fake_llm.server import FakeLLM
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import pytest
 from pydantic import Field
 
-from bot.tools.registry import ToolContext, ToolError, ToolRegistry, ToolResult, default_tools
+from bot.tools import ToolContext, ToolError, ToolRegistry, ToolResult, default_tools
 from memory.records.models import Conversation, Message, MessageType
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # a Friday

@@ -21,7 +21,7 @@ from pathlib import Path
 from redis.exceptions import ResponseError
 
 from memory import InMemoryConversationManager, Message, MessageType, RedisStore
-from memory.longterm.service import ExtractiveDistiller, MemoryService
+from memory.longterm import ExtractiveDistiller, MemoryService
 from memory.stores.redis.queue import RedisMemoryQueue
 from tests.fake_llm.server import FakeLLM
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server import FakeLLM
@@ -176,3 +178,42 @@ async def test_export_keeps_the_reasoning_when_discord_shows_it(
     assert "secret chain" in shown
     assert [m["message_type"] for m in history] == recorded
     assert "thinking" in recorded
+
+
+async def test_commands_in_a_thread_echo_does_not_hold_say_so_privately(
+    discord_emulator: DiscordEmulator, tmp_path: Path
+) -> None:
+    emu = discord_emulator
+    async with running_echo(emu, tmp_path) as echo:
+        thread = await emu.create_thread(
+            echo.world.channel.id, "our own thread", owner_id=echo.world.user.id
+        )
+        for name in ("save", "summarize", "end", "export"):
+            handle = await invoke(echo, thread.id, name)
+            response = await handle.response()
+            assert response["data"]["flags"] & EPHEMERAL
+            assert "isn't an Echo conversation" in response["data"]["content"]
+        assert echo.files() == []
+
+
+async def test_a_command_that_fails_says_sorry_privately_and_logs_the_cause(
+    discord_emulator: DiscordEmulator, tmp_path: Path, caplog: Any
+) -> None:
+    async with running_echo(discord_emulator, tmp_path) as echo:
+        thread = await echo.mention("end me")
+        await echo.answer_in(thread.id)
+        # The server's folder becomes a file: saving the conversation cannot succeed.
+        folder = echo.data_dir / "guilds" / str(echo.world.guild.id)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.write_text("not a folder")
+        handle = await invoke(echo, thread.id, "end")
+        response = await handle.response()
+        folder.unlink()
+    assert response["data"]["flags"] & EPHEMERAL
+    assert response["data"]["content"] == (
+        "Sorry, that didn't work. The operator can find the cause in Echo's log."
+    )
+    assert any(
+        r.getMessage().startswith("/end failed:") and r.exc_info and r.levelname == "ERROR"
+        for r in caplog.records
+    )

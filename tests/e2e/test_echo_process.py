@@ -36,11 +36,15 @@ def emulator_env(emu: DiscordEmulator, tmp_path: Path, **values: str) -> dict[st
     return bot_env(tmp_path, **(settings | values))
 
 
-async def run_bot(env: dict[str, str], cwd: Path, timeout: float = 30) -> tuple[int, str]:
+async def run_bot(
+    env: dict[str, str], cwd: Path, *args: str, timeout: float = 30
+) -> tuple[int, str]:
+    """``python -m bot [args]`` to its end: the exit code and stdout + stderr together."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot",
+        *args,
         env=env,
         cwd=cwd,
         stdout=asyncio.subprocess.PIPE,

@@ -51,7 +51,7 @@ async def test_echo_keeps_answering_while_redis_is_away_and_loses_nothing(
     private_redis: PrivateRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="memory.stores.redis.store")
+    caplog.set_level(logging.INFO, logger="memory.stores.redis")
     async with running_echo(
         discord_emulator, tmp_path, **redis_settings(private_redis.url)
     ) as echo:

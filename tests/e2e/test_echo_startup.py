@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -70,24 +69,6 @@ def silent_api_env(tmp_path: Path, port: int, **values: str) -> dict[str, str]:
         ECHO_DATA_DIR=str(tmp_path / "data"),
         **values,
     )
-
-
-async def run_cli(
-    env: dict[str, str], cwd: Path, *args: str, timeout: float = 30
-) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        env=env,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, output.decode()
 
 
 def test_the_default_start_up_deadline_is_under_30_seconds() -> None:
@@ -167,7 +148,7 @@ async def test_sync_with_an_api_that_never_answers_is_one_line_and_exit_2(
     silent_port: int, tmp_path: Path
 ) -> None:
     env = silent_api_env(tmp_path, silent_port, DISCORD_CONNECT_TIMEOUT_SECONDS="2")
-    code, output = await run_cli(env, tmp_path, "sync", timeout=60)
+    code, output = await run_bot(env, tmp_path, "sync", timeout=60)
     assert code == 2, output
     assert output.strip() == (
         f"echo: cannot reach Discord at http://127.0.0.1:{silent_port}/api/v10: "
@@ -180,7 +161,7 @@ async def test_sync_with_nothing_listening_exits_2_like_run(
 ) -> None:
     port = refusing_port
     env = silent_api_env(tmp_path, port)
-    code, output = await run_cli(env, tmp_path, "sync")
+    code, output = await run_bot(env, tmp_path, "sync")
     run_code, run_output = await run_bot(env, cwd=tmp_path)
     assert (code, run_code) == (2, 2), output + run_output
     line = f"echo: cannot reach Discord at http://127.0.0.1:{port}/api/v10: "

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from memory import InMemoryConversationManager, JsonFileStore, Message
-from memory.longterm.forget import forget_person
-from memory.longterm.service import ExtractiveDistiller, MemoryService
+from memory.longterm import ExtractiveDistiller, MemoryService, forget_person
 from memory.records.memories import Fact, MemoryData, MemoryRecord
 
 T0 = datetime(2026, 2, 2, 10, 0, tzinfo=UTC)

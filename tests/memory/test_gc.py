@@ -63,7 +63,7 @@ CHILD = textwrap.dedent(
     import gc
     import weakref
 
-    from memory.recording.manager import freeze_start_up_objects
+    from bot.startup import freeze_start_up_objects
 
 
     class Node:

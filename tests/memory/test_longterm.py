@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
-from memory.longterm.service import (
+from memory.longterm import (
     ExtractiveDistiller,
     MemoryService,
     eligible,

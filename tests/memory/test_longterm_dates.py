@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from memory.longterm.service import extractive_memory
+from memory.longterm import extractive_memory
 from memory.recall.temporal import TIME_MARK
 from tests.memory.test_recall import conversation
 

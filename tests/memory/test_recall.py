@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 
 from memory import JsonFileStore
-from memory.recall.index import (
-    RecallError,
-    RecallIndex,
-    RecallSettings,
-    date_words,
-    match_expression,
-    query_terms,
-    sync,
-)
+from memory.recall import RecallError, RecallIndex, RecallSettings, sync
+from memory.recall.passages import date_words
+from memory.recall.query import match_expression, query_terms
 from memory.records.memories import Fact, MemoryData, MemoryRecord
 from memory.records.models import Conversation, Message, MessageType
 
@@ -426,7 +420,7 @@ def test_a_damaged_guild_file_is_set_aside_and_started_afresh(tmp_path: Path) ->
 def crowded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A guild where "apple" and "pear" are common words: small thresholds stand in for the
     thousands of passages of a large guild."""
-    import memory.recall.index as recall
+    import memory.recall.ranking as recall
 
     monkeypatch.setattr(recall, "_EXACT_MATCHES", 8)
     monkeypatch.setattr(recall, "_RARE_MATCHES", 5)
@@ -454,7 +448,7 @@ def crowded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def exact(index: RecallIndex, query: str, limit: int = 5):
-    import memory.recall.index as recall
+    import memory.recall.ranking as recall
 
     saved = recall._EXACT_MATCHES
     recall._EXACT_MATCHES = 10**9

@@ -11,8 +11,7 @@ from tests.redis_support import require_redis_package
 require_redis_package()
 
 from memory import InMemoryConversationManager, RedisStore
-from memory.recall.index import RecallIndex
-from memory.recall.service import RecallService
+from memory.recall import RecallIndex, RecallService
 from memory.records.memories import Fact, MemoryData, MemoryRecord
 
 from .test_store_contract import T0, chat

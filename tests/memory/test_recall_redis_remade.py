@@ -11,7 +11,7 @@ from tests.redis_support import require_redis_package
 require_redis_package()
 
 from memory import InMemoryConversationManager, RedisStore
-from memory.recall.index import RecallIndex, RecallSettings
+from memory.recall import RecallIndex, RecallSettings
 
 from .test_recall_redis import open_service
 from .test_store_contract import chat

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from bot.config import ConfigError, load_settings
+from memory.recall import RecallIndex, vectors
 from memory.recall import encoder as encoder_module
-from memory.recall import vectors
 from memory.recall.encoder import missing_extra
-from memory.recall.index import RecallIndex
 from memory.recall.semantic import (
     RerankerUnavailable,
     RerankSettings,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memory.recall.index import RecallIndex, query_terms
+from memory.recall import RecallIndex
+from memory.recall.query import query_terms
 from memory.recall.temporal import TIME_MARK, asks_for_time, time_words
 from tests.memory.test_recall import conversation
 

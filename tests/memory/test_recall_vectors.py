@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from memory.recall import vectors
-from memory.recall.index import RecallIndex, RecallSettings
+from memory.recall import RecallIndex, RecallSettings, vectors
 from tests.memory.test_recall import conversation, memory_of
 
 # A vector no text would make by chance (384 float32s): any piece of it found in a file's bytes

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from memory import InMemoryConversationManager, Message, MessageType, RedisStore
-from memory.longterm.service import (
+from memory.longterm import (
     BatchReport,
     InProcessMemoryQueue,
     MemoryBatch,

@@ -143,7 +143,7 @@ async def test_two_processes_appending_to_one_conversation_lose_nothing(
 async def test_outage_spools_and_flushes_in_order_exactly_once(
     private_redis: PrivateRedis, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="memory.stores.redis.store")
+    caplog.set_level(logging.INFO, logger="memory.stores.redis")
     store = RedisStore(private_redis.url, prefix="echo", spool_dir=tmp_path / "spool")
     async with InMemoryConversationManager(store=store, idle_time=60) as manager:
         await manager.create_conversation(
@@ -265,7 +265,7 @@ async def test_opening_waits_for_redis_and_says_so(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = PrivateRedis(tmp_path / "late-redis", persist=True)
-    caplog.set_level(logging.INFO, logger="memory.stores.redis.store")
+    caplog.set_level(logging.INFO, logger="memory.stores.redis")
     store = RedisStore(server.url, spool_dir=tmp_path / "spool")
     opening = asyncio.create_task(store.open())
     await asyncio.sleep(1.2)
@@ -343,7 +343,7 @@ async def test_a_redis_that_comes_back_empty_gets_the_active_conversations_back(
 ) -> None:
     """Redis without persistence loses everything on a restart: what the bot holds in memory
     is written back, nothing recorded is lost or doubled, and the operator is told why."""
-    caplog.set_level(logging.INFO, logger="memory.stores.redis.store")
+    caplog.set_level(logging.INFO, logger="memory.stores.redis")
     server = PrivateRedis(tmp_path / "volatile-redis", persist=False)
     server.start()
     try:

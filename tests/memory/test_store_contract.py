@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from memory import Conversation, InMemoryConversationManager, Message, StoreError
-from memory.longterm.service import MemoryQueue
+from memory.longterm import MemoryQueue
 from memory.records.memories import MemoryData, MemoryRecord
 from memory.records.mutations import (
     Append,
@@ -19,7 +20,7 @@ from memory.records.mutations import (
     Reopen,
     SetSummary,
 )
-from memory.stores import ChangeFeed, QueueHost
+from memory.stores import ChangeFeed, FileBacked, QueueHost
 
 from .conftest import StoreFactory
 
@@ -294,3 +295,27 @@ class TestDeclaredCapabilities:
             queue = store.memory_queue()
             assert isinstance(queue, MemoryQueue)
             await queue.close()
+
+    async def test_a_file_backed_store_names_its_files(self, store_factory: StoreFactory) -> None:
+        async with store_factory() as store:
+            if not isinstance(store, FileBacked):
+                assert not hasattr(store, "file_of")
+                return
+            assert store.file_of("22", "11") is None
+            await store.save(conversation("11"))
+            [ref] = await store.list_conversations("22")
+            assert store.file_of("22", "11") == Path(ref.location)
+            assert store.file_of("22", "11").is_file()  # type: ignore[union-attr]
+            await store.save_memory(
+                MemoryRecord(
+                    thread_id="11",
+                    guild_id="22",
+                    requester="33",
+                    memory_data=MemoryData(summary="s"),
+                    source_updated_at=T0,
+                )
+            )
+            assert store.memory_file_guilds() == {"22"}
+            files = store.memory_file_ids("22")
+            assert list(files) == ["11"] and files["11"].is_file()
+            assert store.journal_dir.is_dir()

@@ -1,3 +1,3 @@
-"""The default store: per-guild JSON files with a write-ahead journal (the store, its recovery, and
-reading journal-only conversations).
+"""The default store: per-guild JSON files with a write-ahead journal (the store, its files, its
+recovery, the memory files, and reading journal-only conversations).
 """

@@ -24,15 +24,17 @@ import logging
 import os
 import socket
 import uuid
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from memory.longterm.service import BatchLease, BatchReport, MemoryBatch, MemoryQueue, stop_task
+from memory.longterm.queue import BatchReport, MemoryBatch, MemoryQueue
+from memory.stores.redis.lease import LeaseScripts, RedisLease
+from memory.stores.redis.queue_scripts import LEAVE
+from memory.stores.redis.stream_replies import entries, field, still_running, text
 
 log = logging.getLogger(__name__)
 
@@ -46,52 +48,6 @@ DEFAULT_MAX_DELIVERIES = 5
 # A consumer silent this long with nothing pending is a worker that is gone.
 DEFAULT_PRUNE_AFTER = 3600.0
 
-# Re-claim the entry for its owner (resetting its idle time), unless another worker owns it
-# by now. JUSTID: a heartbeat is not a delivery, so it does not count towards giving up.
-_HEARTBEAT = """
-local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
-if #pending == 0 or pending[1][2] ~= ARGV[3] then return 0 end
-redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
-return 1
-"""
-# Lock a conversation for this lease (ARGV[1]), unless a lease of another batch entry holds
-# it; a lease of the same entry (ARGV[2] is "<entry>/") is a worker this one took over from.
-_HOLD = """
-local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[1] and string.sub(held, 1, string.len(ARGV[2])) ~= ARGV[2] then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-return 1
-"""
-_REFRESH = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# A consumer leaves the group only with nothing pending: deleting it would orphan its entries.
-_LEAVE = """
-local mine = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if #mine > 0 then return 0 end
-return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-"""
-
-
-def _still_running() -> None:
-    """Raise the cancellation redis-py may have swallowed.
-
-    A cancellation that lands while redis-py reads the answer of a blocking command (XREAD,
-    XREADGROUP) can be caught inside it and lost (redis/redis-py#2028): the command returns
-    as if nothing happened, and a worker told to stop would wait for work forever. The task
-    still counts the request (``cancelling()``), so honour it here.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
 
 class RedisBacked(Protocol):
     """What ``for_store`` needs: an opened ``RedisStore`` has both."""
@@ -101,32 +57,6 @@ class RedisBacked(Protocol):
 
     @property
     def prefix(self) -> str: ...
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _field(fields: Any, name: str) -> Any:
-    """A field of a stream entry, whether the client decodes responses or not."""
-    if not isinstance(fields, dict):
-        return None
-    value = fields.get(name)
-    return fields.get(name.encode()) if value is None else value
-
-
-def _entries(reply: Any) -> list[tuple[str, Any]]:
-    """The (id, fields) of an XREAD/XREADGROUP reply, in RESP2 (a list) or RESP3 (a dict)."""
-    if not reply:
-        return []
-    streams = reply.items() if isinstance(reply, dict) else reply
-    found: list[tuple[str, Any]] = []
-    for _, entries in streams:
-        if entries and isinstance(entries[0], list | tuple) and len(entries[0]) == 1:
-            entries = entries[0]  # RESP3 wraps a stream's entries once more
-        for entry_id, fields in entries:
-            found.append((_text(entry_id), fields))
-    return found
 
 
 class RedisMemoryQueue(MemoryQueue):
@@ -163,11 +93,8 @@ class RedisMemoryQueue(MemoryQueue):
         self.prune_after = prune_after
         self._group_ready = False
         self._entry_ids: dict[str, str] = {}  # batch id -> stream entry id, while processing
-        self._heartbeat = client.register_script(_HEARTBEAT)
-        self._hold = client.register_script(_HOLD)
-        self._refresh = client.register_script(_REFRESH)
-        self._release = client.register_script(_RELEASE)
-        self._leave = client.register_script(_LEAVE)
+        self.lease_scripts = LeaseScripts(client)
+        self._leave = client.register_script(LEAVE)
 
     @classmethod
     def for_store(cls, store: RedisBacked, **options: Any) -> RedisMemoryQueue:
@@ -190,8 +117,17 @@ class RedisMemoryQueue(MemoryQueue):
     def trigger_key(self) -> str:
         return f"{self.stream}:trigger"
 
-    def _ms(self, seconds: float) -> int:
+    def millis(self, seconds: float) -> int:
+        """Seconds as the whole milliseconds Redis takes (at least 1)."""
         return max(1, int(seconds * 1000))
+
+    def entry_of(self, batch: MemoryBatch) -> str | None:
+        """The stream entry of a batch this queue handed out and has not acknowledged."""
+        return self._entry_ids.get(batch.batch_id)
+
+    def forget_entry(self, batch: MemoryBatch) -> None:
+        """The batch went back to the queue: this worker no longer holds its entry."""
+        self._entry_ids.pop(batch.batch_id, None)
 
     # --- the queue ------------------------------------------------------------------------
 
@@ -250,16 +186,16 @@ class RedisMemoryQueue(MemoryQueue):
                     self.consumer,
                     {self.stream: ">"},
                     count=1,
-                    block=self._ms(wait) if wait > 0 else None,
+                    block=self.millis(wait) if wait > 0 else None,
                 )
-                _still_running()
+                still_running()
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
                 # The stream was deleted under us (an operator cleaning keys): start afresh.
                 await self._ensure_group(again=True)
                 continue
-            found = _entries(reply)
+            found = entries(reply)
             if not found:
                 return None
             entry_id, fields = found[0]
@@ -275,16 +211,16 @@ class RedisMemoryQueue(MemoryQueue):
                 self.stream,
                 self.group,
                 self.consumer,
-                min_idle_time=self._ms(self.claim_after),
+                min_idle_time=self.millis(self.claim_after),
                 start_id=start,
                 count=1,
             )
-            _still_running()
-            start = _text(reply[0])
+            still_running()
+            start = text(reply[0])
             claimed = [(entry_id, fields) for entry_id, fields in reply[1] or [] if fields]
             if claimed:
                 entry_id, fields = claimed[0]
-                return _text(entry_id), fields, await self._deliveries(_text(entry_id))
+                return text(entry_id), fields, await self._deliveries(text(entry_id))
             if start == "0-0":
                 return None
         return None
@@ -297,8 +233,8 @@ class RedisMemoryQueue(MemoryQueue):
         except ResponseError:
             return
         for consumer in consumers:
-            name = _text(consumer["name"])
-            if int(consumer["pending"]) or int(consumer["idle"]) < self._ms(self.prune_after):
+            name = text(consumer["name"])
+            if int(consumer["pending"]) or int(consumer["idle"]) < self.millis(self.prune_after):
                 continue
             if int(await self._leave(keys=[self.stream], args=[self.group, name])):
                 log.info("memory queue: forgot worker %s, silent for a long time", name)
@@ -309,7 +245,7 @@ class RedisMemoryQueue(MemoryQueue):
 
     async def _accept(self, entry_id: str, fields: Any, deliveries: int) -> MemoryBatch | None:
         """The batch of an entry this consumer now holds; None if it cannot be processed."""
-        raw = _field(fields, "batch")
+        raw = field(fields, "batch")
         try:
             batch = MemoryBatch.from_json(raw)
         except (TypeError, ValueError, KeyError) as exc:
@@ -362,7 +298,7 @@ class RedisMemoryQueue(MemoryQueue):
         key = self.done_key(batch.batch_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(key, {"report": report.to_json()}, maxlen=1)
-            pipe.pexpire(key, self._ms(self.report_ttl))
+            pipe.pexpire(key, self.millis(self.report_ttl))
             await pipe.execute()
 
     async def _finish(self, entry_id: str) -> None:
@@ -378,16 +314,16 @@ class RedisMemoryQueue(MemoryQueue):
         while True:
             # XREAD from 0 returns the report at once if it is there, else blocks until the
             # XADD that stores it: no polling, and every waiter is woken.
-            reply = await self.redis.xread({key: "0-0"}, count=1, block=self._ms(2.0))
-            _still_running()
-            found = _entries(reply)
+            reply = await self.redis.xread({key: "0-0"}, count=1, block=self.millis(2.0))
+            still_running()
+            found = entries(reply)
             if found:
-                return BatchReport.from_json(_field(found[0][1], "report"))
+                return BatchReport.from_json(field(found[0][1], "report"))
 
     async def report(self, batch: MemoryBatch) -> BatchReport | None:
         """The batch's report if it was acknowledged (and the report has not expired)."""
         found = await self.redis.xrange(self.done_key(batch.batch_id), count=1)
-        return BatchReport.from_json(_field(found[0][1], "report")) if found else None
+        return BatchReport.from_json(field(found[0][1], "report")) if found else None
 
     def lease(self, batch: MemoryBatch) -> RedisLease:
         entry_id = self._entry_ids.get(batch.batch_id)
@@ -398,7 +334,7 @@ class RedisMemoryQueue(MemoryQueue):
     async def claim_trigger(self, interval: float) -> bool:
         # A little under the interval, so that whichever process wakes first in each
         # interval finds the key gone (their timers drift apart).
-        ttl = self._ms(interval * 0.9)
+        ttl = self.millis(interval * 0.9)
         return bool(await self.redis.set(self.trigger_key, self.consumer, nx=True, px=ttl))
 
     async def backlog(self) -> int:
@@ -417,131 +353,10 @@ class RedisMemoryQueue(MemoryQueue):
         rows = await self.redis.xpending_range(self.stream, self.group, "-", "+", 1000)
         return [
             {
-                "entry_id": _text(row["message_id"]),
-                "consumer": _text(row["consumer"]),
+                "entry_id": text(row["message_id"]),
+                "consumer": text(row["consumer"]),
                 "idle_ms": int(row["time_since_delivered"]),
                 "deliveries": int(row["times_delivered"]),
             }
             for row in rows
         ]
-
-
-class RedisLease(BatchLease):
-    """A worker's hold on a batch entry while it processes it.
-
-    A heartbeat task re-claims the entry every ``claim_after / 3`` (so its idle time never
-    reaches ``claim_after``) and keeps the conversation lock alive. If the entry belongs to
-    another consumer by then (this worker stalled), the lease is lost: processing stops
-    before the next conversation, and the result being made is not saved.
-
-    Leaving the lease by an exception (a cancelled worker) hands the entry back at once: it
-    is marked idle, so the next worker that asks takes it over without waiting.
-    """
-
-    def __init__(self, queue: RedisMemoryQueue, batch: MemoryBatch, entry_id: str) -> None:
-        super().__init__()
-        self.queue = queue
-        self.batch = batch
-        self.entry_id = entry_id
-        self.token = f"{entry_id}/{queue.consumer}/{uuid.uuid4().hex[:8]}"
-        self._lost = False
-        self._beating: asyncio.Task[None] | None = None
-        self._locked: dict[str, str] = {}  # thread id -> lock key
-
-    @property
-    def lost(self) -> bool:
-        return self._lost
-
-    @property
-    def _lock_ms(self) -> int:
-        return self.queue._ms(self.queue.claim_after)
-
-    async def __aenter__(self) -> Self:
-        await self.beat()
-        self._beating = asyncio.get_running_loop().create_task(
-            self._beat_forever(), name=f"memq-heartbeat-{self.batch.batch_id}"
-        )
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self._beating is not None:
-                await stop_task(self._beating)
-        finally:
-            # Even when cancelled: let go in a few seconds at most, never hang a shutdown.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    for thread_id in list(self._locked):
-                        await self.release("", thread_id)
-                    if exc is not None and not self._lost:
-                        await self._hand_back()
-
-    async def _hand_back(self) -> None:
-        if self.queue._entry_ids.get(self.batch.batch_id) != self.entry_id:
-            return  # acknowledged after all
-        self.queue._entry_ids.pop(self.batch.batch_id, None)
-        # Idle as if silent for the whole claim timeout: the next worker takes it at once.
-        idle = self.queue._ms(self.queue.claim_after) + 1000
-        await self.queue.redis.xclaim(
-            self.queue.stream,
-            self.queue.group,
-            self.queue.consumer,
-            0,
-            [self.entry_id],
-            idle=idle,
-            justid=True,
-        )
-        log.info("memory batch %s: handed back to the queue", self.batch.batch_id)
-
-    async def beat(self) -> None:
-        """One heartbeat: the entry (and the conversation being made) stay this worker's."""
-        queue = self.queue
-        mine = await queue._heartbeat(
-            keys=[queue.stream], args=[queue.group, self.entry_id, queue.consumer]
-        )
-        if not int(mine):
-            if not self._lost:
-                log.warning(
-                    "memory batch %s: another worker took it over; this one stops",
-                    self.batch.batch_id,
-                )
-            self._lost = True
-            return
-        for key in self._locked.values():
-            await queue._refresh(keys=[key], args=[self.token, self._lock_ms])
-
-    async def _beat_forever(self) -> None:
-        while not self._lost:
-            await asyncio.sleep(self.queue.claim_after / 3)
-            try:
-                await self.beat()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                # The entry may be taken over if this lasts past claim_after; the next beat
-                # that gets through says so.
-                log.warning("memory batch %s: heartbeat failed: %s", self.batch.batch_id, exc)
-
-    async def hold(self, guild_id: str, thread_id: str) -> bool:
-        key = self.queue.busy_key(thread_id)
-        taken = await self.queue._hold(
-            keys=[key], args=[self.token, f"{self.entry_id}/", self._lock_ms]
-        )
-        if int(taken):
-            self._locked[thread_id] = key
-            return True
-        return False
-
-    async def holds(self, guild_id: str, thread_id: str) -> bool:
-        if self._lost or thread_id not in self._locked:
-            return False
-        held = await self.queue.redis.get(self._locked[thread_id])
-        return held is not None and _text(held) == self.token
-
-    async def release(self, guild_id: str, thread_id: str) -> None:
-        key = self._locked.pop(thread_id, None)
-        if key is not None:
-            await self.queue._release(keys=[key], args=[self.token])

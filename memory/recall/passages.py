@@ -1,0 +1,180 @@
+"""What recall indexes of a conversation and its memory, and how it is cut and weighed.
+
+Each choice was measured on the LoCoMo dev split with ``python -m bench.locomo`` (the results
+are in ``bench/README.md``):
+
+- **Passages, not whole conversations.** A conversation is indexed as overlapping passages of
+  ``window`` messages (every ``stride`` messages), and ranked by its best passage. An answer
+  usually sits in two or three messages; BM25 over a whole long conversation dilutes them.
+- **Its date, in words.** Every passage carries the day the conversation started ("Monday 8
+  May 2023"), in a column of its own with a higher weight: questions say "in May 2023".
+- **The dates its words mean.** "yesterday", "last Friday", "two weeks ago" are resolved
+  against the message's date and go in the dates column as words too, with a mark on any
+  passage that places something in time; a question asking when adds the mark, so the passage
+  that says when ranks first (``memory.recall.temporal``). Relative dates in a question are
+  resolved against the time of asking.
+- **Its memory.** The memory record (summary, topics, facts, decisions, action items, open
+  questions) and the conversation's rolling summary are one more passage of the conversation.
+- **People over Echo.** What people said, and Echo's own answers and tool results, are
+  separate columns; Echo's weigh less (they restate). Thinking and tool calls are not indexed.
+- **Porter stemming** (``porter unicode61 remove_diacritics 2``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from memory.recall.temporal import time_words
+from memory.records.memories import MemoryRecord
+from memory.records.models import Conversation, Message, MessageType
+
+__all__ = [
+    "MAX_PASSAGES",
+    "PASSAGE_BITS",
+    "SCHEMA_VERSION",
+    "Passage",
+    "RecallSettings",
+    "conversation_passages",
+    "date_words",
+    "iso",
+    "memory_columns",
+    "memory_text",
+]
+
+SCHEMA_VERSION = 2
+
+# Passage rowids are ``conversation id << PASSAGE_BITS | n``: all passages of a conversation
+# are one rowid range, which FTS5 deletes without scanning. Passage 0 is the memory.
+PASSAGE_BITS = 20
+MAX_PASSAGES = (1 << PASSAGE_BITS) - 1
+# Attachment text is indexed, up to this much per message.
+_MAX_ATTACHMENT_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class RecallSettings:
+    """How conversations are cut and weighed. Measured defaults; see the module docstring.
+
+    ``window``, ``stride`` and ``tokenizer`` shape the stored index: opening a guild file made
+    with other values resets it (it is rebuildable from the conversation files). The weights
+    apply at query time.
+    """
+
+    window: int = 5
+    stride: int = 3
+    tokenizer: str = "porter unicode61 remove_diacritics 2"
+    people_weight: float = 1.0
+    echo_weight: float = 0.5
+    memory_weight: float = 0.5
+    names_weight: float = 0.5
+    dates_weight: float = 2.0
+    index_echo: bool = True
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or not 1 <= self.stride <= self.window:
+            raise ValueError("need window >= 1 and 1 <= stride <= window")
+
+    def fingerprint(self) -> str:
+        shape = f"v{SCHEMA_VERSION}|{self.window}|{self.stride}|{self.tokenizer}|{self.index_echo}"
+        return hashlib.sha256(shape.encode()).hexdigest()[:16]
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        # In the column order of the passages table.
+        return (
+            self.people_weight,
+            self.echo_weight,
+            self.memory_weight,
+            self.names_weight,
+            self.dates_weight,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    people: str
+    echo: str
+    names: str
+    times: str  # the dates its messages refer to, resolved (see memory.recall.temporal)
+
+
+def _attachment_text(message: Message) -> str:
+    attachments = (message.meta.model_extra or {}).get("attachments")
+    if not isinstance(attachments, list):
+        return ""
+    parts: list[str] = []
+    for item in attachments:
+        if not isinstance(item, dict):
+            continue
+        for key in ("filename", "description", "text"):
+            value = item.get(key)
+            if isinstance(value, str) and value:
+                parts.append(value[:_MAX_ATTACHMENT_CHARS])
+    return "\n".join(parts)
+
+
+def conversation_passages(conversation: Conversation, settings: RecallSettings) -> list[Passage]:
+    """Overlapping windows over the messages that carry words people can ask about."""
+    # (people text, echo text, author name, the dates it refers to)
+    units: list[tuple[str, str, str, str]] = []
+    for message in conversation.history:
+        kind = message.message_type
+        text = message.message_content
+        extra = _attachment_text(message)
+        if extra:
+            text = f"{text}\n{extra}" if text else extra
+        if not text.strip():
+            continue
+        said = message.created_at or conversation.created_at
+        if kind is MessageType.CHAT and message.requester is not None:
+            units.append((text, "", message.author_name or "", time_words(text, said)))
+        elif settings.index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
+            units.append(("", text, "", time_words(text, said)))
+    if not units:
+        return []
+    window, stride = settings.window, settings.stride
+    starts = list(range(0, max(1, len(units) - window + stride), stride))
+    if len(starts) > MAX_PASSAGES:  # more than a million passages: widen the last one
+        starts = starts[:MAX_PASSAGES]
+    passages: list[Passage] = []
+    for number, start in enumerate(starts):
+        end = len(units) if number == len(starts) - 1 else start + window
+        chunk = units[start:end]
+        names = dict.fromkeys(name for _, _, name, _ in chunk if name)
+        times = dict.fromkeys(w for *_, t in chunk for w in t.split())
+        passages.append(
+            Passage(
+                people="\n".join(p for p, _, _, _ in chunk if p),
+                echo="\n".join(e for _, e, _, _ in chunk if e),
+                names=" ".join(names),
+                times=" ".join(times),
+            )
+        )
+    return passages
+
+
+def memory_columns(memory: MemoryRecord) -> tuple[str, str, str]:
+    """(searchable text, summary, topics) of a memory record."""
+    text = "\n".join(str(value) for value in memory.searchable_text().values() if value)
+    data = memory.memory_data
+    return text, data.summary, " ".join(data.topics)
+
+
+def memory_text(conversation_summary: str, memory: str) -> str:
+    """Passage 0: the conversation's rolling summary and its memory record."""
+    return "\n".join(part for part in (conversation_summary, memory) if part)
+
+
+def date_words(moment: datetime | None) -> str:
+    """A day as people say it: "Monday 8 May 2023"."""
+    if moment is None:
+        return ""
+    day = moment.astimezone(UTC)
+    return f"{day:%A} {day.day} {day:%B} {day.year}"
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A moment as the index stores it (and compares it with the store's)."""
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
