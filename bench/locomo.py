@@ -29,11 +29,13 @@ What it does:
    hit@5: one of the top five is. Every hit is also checked to belong to the guild searched.
 4. The baseline of the data's README (rank_bm25 defaults over raw session text), when
    ``rank_bm25`` is installed (``pip install rank-bm25``; a bench-only dependency).
-5. Leave one dialogue out (not with ``--quick``): every tuned setting chosen on all dialogues
+5. The semantic re-ranker beside the default, when its extra is installed: all dialogues,
+   held out, cold and warm latency (``bench/locomo_semantic.py``).
+6. Leave one dialogue out (not with ``--quick``): every tuned setting chosen on all dialogues
    but one and scored on the one left out (``bench/locomo_lodo.py``).
-6. Distillation: does the memory record of a question's evidence conversation hold the
+7. Distillation: does the memory record of a question's evidence conversation hold the
    answer's words (``bench/locomo_distill.py``)?
-7. Timing at scale: 100,000 small conversations in one guild and 20,000 in four others;
+8. Timing at scale: 100,000 small conversations in one guild and 20,000 in four others;
    index open time, search p50/p95, index size.
 
 Results go to ``bench/out/results-locomo.json`` (ignored by git, so a run never dirties the
@@ -60,7 +62,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import locomo_data, locomo_distill, locomo_lodo
+from bench import locomo_data, locomo_distill, locomo_lodo, locomo_semantic
 from memory import Conversation, InMemoryConversationManager, JsonFileStore, Message, MessageType
 from memory.longterm.summarizer import STOPWORDS
 from memory.recall import RecallIndex, RecallSettings, sync
@@ -620,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
             print(table(rows[-1:]).splitlines()[1], flush=True)
         rows.append(sync_variant(folder, qs, work))
         print(table(rows[-1:]).splitlines()[1], flush=True)
+        semantic = semantic_variant(qs, items, work)
+        if semantic is not None:
+            rows.append(semantic[0])
         if not args.quick:
             plain = work / "plain"
             asyncio.run(write_data_folder(plain, records, captions=False))
@@ -657,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             scale = scale_run(args.scale, work)
+            if locomo_semantic.missing() is None:
+                scale["semantic"] = locomo_semantic.at_scale(args.scale, work, synthetic)
             for key, value in scale.items():
                 print(f"  {key}: {value}")
         results = {
@@ -667,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": asdict(RecallSettings()),
             "rows": [asdict(r) for r in rows],
             "leave_one_dialogue_out": lodo,
+            "semantic": semantic[1] if semantic is not None else None,
             "distillation": distilled,
             "scale": scale,
             "python": sys.version.split()[0],
@@ -681,6 +689,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def semantic_variant(
+    qs: list[Question], items: list[tuple[Conversation, MemoryRecord | None]], work: Path
+) -> tuple[Score, dict[str, Any]] | None:
+    """The default with the semantic re-ranker (``bench/locomo_semantic.py``), if installed."""
+    why = locomo_semantic.missing()
+    if why is not None:
+        print(f"semantic re-ranker: not measured: {why}")
+        return None
+    guild_by_thread = {c.thread_id: c.guild_id for c, _ in items}
+    return locomo_semantic.measure(
+        qs,
+        items,
+        work,
+        lambda reranker: score(
+            "default + semantic re-ranker",
+            qs,
+            lambda q: [h.thread_id for h in reranker.search(q.guild_id, q.text, limit=5)],
+            guild_by_thread.__getitem__,
+            "ECHO_RECALL_RERANKER=semantic; warm: the vectors kept",
+        ),
+    )
 
 
 def leave_one_out(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from bot.tools import default_tools
 from memory import ConversationStore, InMemoryConversationManager
 from memory.longterm import ExtractiveDistiller, MemoryQueue, MemoryService
 from memory.recall import RecallIndex, RecallService
+from memory.recall.semantic import SemanticReranker, make_searcher
 from memory.stores import QueueHost
 
 log = logging.getLogger(__name__)
@@ -133,7 +135,7 @@ async def _recall(
     """The recall index beside the store; a writer keeps it current, a reader only reads."""
     index = RecallIndex.in_data_dir(settings.data_dir)
     await asyncio.to_thread(index.open)
-    recall = RecallService(index, manager)
+    recall = RecallService(index, manager, make_searcher(settings.recall_reranker, index))
     if not read_only:
         recall.attach()
     try:
@@ -155,6 +157,11 @@ async def echo_app(
     """A ready-to-start ``EchoBot``; on exit: client closed, conversations saved, model closed."""
     apply_discord_endpoints(settings.discord_api_base, settings.discord_gateway_url)
     async with echo_core(settings, read_only=read_only) as core:
+        if isinstance(core.recall.searcher, SemanticReranker):
+            # Before Discord: loading takes seconds, better spent now than at a first question.
+            started = time.perf_counter()
+            await asyncio.to_thread(core.recall.searcher.load)
+            log.info("recall: semantic re-ranker loaded in %.1f s", time.perf_counter() - started)
         if core.provider.offline:
             log.warning(
                 "LLM_PROVIDER=echo: answering with the offline echo model, which repeats what "

@@ -79,6 +79,7 @@ class Settings(BaseModel):
     idle_seconds: Annotated[float, Field(gt=0)] = Field(300.0, alias="ECHO_IDLE_SECONDS")
     journal_fsync: FsyncPolicy = Field(FsyncPolicy.EVERYSEC, alias="ECHO_JOURNAL_FSYNC")
     store: Literal["json", "redis"] = Field("json", alias="ECHO_STORE")
+    recall_reranker: Literal["none", "semantic"] = Field("none", alias="ECHO_RECALL_RERANKER")
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
     redis_prefix: str = Field("echo", alias="ECHO_REDIS_PREFIX")
     redis_cluster: bool = Field(False, alias="ECHO_REDIS_CLUSTER")
@@ -223,7 +224,9 @@ class Settings(BaseModel):
                 raise ValueError(why)
         return value
 
-    @field_validator("journal_fsync", "llm_provider", "thread_replies", "store", mode="before")
+    @field_validator(
+        "journal_fsync", "llm_provider", "thread_replies", "store", "recall_reranker", mode="before"
+    )
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -235,6 +238,14 @@ class Settings(BaseModel):
                 "there (see README.md, 'Create the Discord application')"
             )
         return self.discord_token.strip()
+
+    def check_reranker(self) -> None:
+        if self.recall_reranker == "semantic":
+            from memory.recall.encoder import missing_extra
+
+            why = missing_extra()
+            if why is not None:
+                raise ConfigError(f"ECHO_RECALL_RERANKER=semantic: {why}")
 
     def check_llm(self) -> None:
         if self.llm_provider == "openai" and not self.llm_model:
@@ -268,6 +279,7 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, given)) from None
     settings.check_llm()
+    settings.check_reranker()
     return settings.model_copy(
         update={"env_file": read_file, "notices": tuple(misspelled_settings(values))}
     )

@@ -66,7 +66,9 @@ def test_every_third_party_import_is_declared() -> None:
     project = _project()
     optional = project["optional-dependencies"]
     assert isinstance(optional, dict)
-    declared = _requirement_names([*project["dependencies"], *optional["redis"]])  # type: ignore[misc]
+    declared = _requirement_names(
+        [*project["dependencies"], *optional["redis"], *optional["semantic"]]
+    )  # type: ignore[misc]
     distributions = importlib.metadata.packages_distributions()
     undeclared = {
         module: where

@@ -237,14 +237,16 @@ async def _search(
 ) -> None:
     from memory.recall import RecallIndex
     from memory.recall.query import query_terms
+    from memory.recall.semantic import make_searcher
 
     index = RecallIndex.in_data_dir(settings.data_dir)
+    searcher = make_searcher(settings.recall_reranker, index)
     await asyncio.to_thread(index.open)
     try:
         async with reading_store(settings) as store:
             await _catch_up(index, store, guild_id)
         for query in queries:
-            hits = await asyncio.to_thread(index.search, guild_id, query, limit)
+            hits = await asyncio.to_thread(searcher.search, guild_id, query, limit)
             # A query of common words only matches nothing by design: say so, not "no match".
             unsearchable = bool(query.strip()) and not query_terms(query)
             if as_json:

@@ -128,6 +128,10 @@ class GuildFiles:
             if n.endswith(_SUFFIX) and n.removesuffix(_SUFFIX).isdigit()
         )
 
+    def guild_file(self, guild_id: str) -> Path:
+        """The SQLite file of a guild's index (it may not exist yet)."""
+        return self._file(validate_snowflake(guild_id, "guild_id"))
+
     def drop_guild(self, guild_id: str) -> None:
         """Forget a guild's whole index (its file)."""
         guild_id = validate_snowflake(guild_id, "guild_id")
@@ -227,7 +231,8 @@ class GuildFiles:
                     "(rebuild the index to fill it again)",
                     guild_id,
                 )
-                for name in ("passages", "conversations", "meta"):
+                # passage_vectors: the semantic re-ranker's (memory.recall.vectors), if any.
+                for name in ("passages", "conversations", "meta", "passage_vectors"):
                     db.execute(f"DROP TABLE IF EXISTS {name}")
             tok = "'" + self.settings.tokenizer.replace("'", "''") + "'"
             for statement in _SCHEMA.format(tok=tok).split(";"):

@@ -23,6 +23,7 @@ from typing import Any
 
 from memory.recall.index import RecallIndex
 from memory.recall.ranking import RecallHit
+from memory.recall.semantic import Searcher
 from memory.recall.sync import sync
 from memory.recording.manager import ConversationEvent, InMemoryConversationManager
 from memory.records.memories import MemoryRecord
@@ -37,8 +38,15 @@ __all__ = ["RecallService"]
 
 
 class RecallService:
-    def __init__(self, index: RecallIndex, manager: InMemoryConversationManager) -> None:
+    def __init__(
+        self,
+        index: RecallIndex,
+        manager: InMemoryConversationManager,
+        searcher: Searcher | None = None,
+    ) -> None:
         self.index = index
+        # What answers: the index, or a re-ranker over it (memory.recall.semantic).
+        self.searcher: Searcher = searcher or index
         self.manager = manager
         self.store = manager.store
         self._catch_up: asyncio.Task[None] | None = None
@@ -183,4 +191,4 @@ class RecallService:
                 if not self._refresh_failing:  # once, not once per search
                     log.warning("recall: searching without the latest changes: %s", exc)
                 self._refresh_failing = True
-        return await asyncio.to_thread(self.index.search, guild_id, query, limit)
+        return await asyncio.to_thread(self.searcher.search, guild_id, query, limit)
