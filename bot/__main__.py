@@ -94,6 +94,7 @@ def announce_where(settings: Settings) -> None:
 
 async def run(settings: Settings, token: str) -> int:
     from bot.app import echo_app
+    from bot.config import ConfigError
     from bot.startup import freeze_start_up_objects
     from memory import StoreError
 
@@ -118,7 +119,7 @@ async def run(settings: Settings, token: str) -> int:
             # Start-up is done: full garbage collections need not walk its objects any more.
             freeze_start_up_objects()
             return await _serve(bot, token, settings)
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:  # e.g. ECHO_STORE=redis without the redis extra
         said_why = True  # its one line is all the operator needs
         raise FatalStartupError(str(exc)) from None
     except asyncio.CancelledError:

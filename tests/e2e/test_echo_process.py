@@ -229,3 +229,22 @@ async def test_a_killed_bot_loses_nothing_on_restart(
     history = json.loads(path.read_text())["history"]
     assert history[0]["message_content"] == "@Echo keep this"
     assert len(history) == 2
+
+
+async def test_redis_asked_for_without_the_redis_extra_is_one_line(tmp_path: Path) -> None:
+    # The extra hidden: a package named redis that cannot be imported, ahead of site-packages.
+    shadow = tmp_path / "shadow" / "redis"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'redis'\")\n")
+    env = bot_env(
+        tmp_path,
+        DISCORD_TOKEN="abc",
+        ECHO_STORE="redis",
+        ECHO_DATA_DIR=str(tmp_path / "data"),
+        PYTHONPATH=str(tmp_path / "shadow"),
+    )
+    code, output = await run_bot(env, cwd=tmp_path)
+    assert code == 2, output
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "redis extra" in line]
+    assert "pip install -e '.[redis]'" in line
