@@ -509,7 +509,13 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
     nodates = replace(d, dates_weight=0.0)
     whole = replace(d, window=WHOLE, stride=WHOLE)
     return [
-        ("default: passages 5/3, porter, dates x2, memory x0.5", d, True, "chosen"),
+        (
+            f"default: passages {d.window}/{d.stride}, porter, dates x2, memory x0.5,"
+            f" coverage x{d.coverage_weight:g}",
+            d,
+            True,
+            "chosen",
+        ),
         ("default without memories", d, False, ""),
         (
             "whole conversation, unicode61, no dates",
@@ -530,6 +536,7 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
         ("passages 1/1 (one message)", replace(d, window=1, stride=1), True, ""),
         ("passages 3/1", replace(d, window=3, stride=1), True, ""),
         ("passages 4/2", replace(d, window=4, stride=2), True, ""),
+        ("passages 5/3", replace(d, window=5, stride=3), True, ""),
         ("passages 5/5 (no overlap)", replace(d, window=5, stride=5), True, ""),
         ("passages 8/4", replace(d, window=8, stride=4), True, ""),
         ("dates x1", replace(d, dates_weight=1.0), True, ""),
@@ -538,6 +545,9 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
         ("memory x2", replace(d, memory_weight=2.0), True, ""),
         ("names x0 (speaker names ignored)", replace(d, names_weight=0.0), True, ""),
         ("names x1", replace(d, names_weight=1.0), True, ""),
+        ("coverage x0 (BM25's order alone)", replace(d, coverage_weight=0.0), True, ""),
+        ("coverage x0.25", replace(d, coverage_weight=0.25), True, ""),
+        ("coverage x1", replace(d, coverage_weight=1.0), True, ""),
     ]
 
 

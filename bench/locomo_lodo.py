@@ -1,6 +1,7 @@
 """Leave one dialogue out: recall figures that tuning cannot flatter.
 
-Every setting of recall that was tuned (passage size and stride, the field weights) is chosen
+Every setting of recall that was tuned (passage size and stride, the field weights, the
+coverage weight) is chosen
 on all dialogues but one, from the same grid of candidates, and scored on the dialogue left
 out; once per dialogue. The held-out figures
 are what a setting chosen this way does on a conversation it was not chosen on: the gap to the
@@ -37,7 +38,9 @@ def candidates() -> list[tuple[str, RecallSettings]]:
     """The grid tuning chooses from: one setting moved at a time around the default."""
     d = RecallSettings()
     grid: list[tuple[str, RecallSettings]] = [("default", d)]
-    for window, stride in ((1, 1), (3, 1), (4, 2), (5, 5), (8, 4)):
+    for window, stride in ((1, 1), (3, 1), (4, 2), (5, 3), (5, 5), (8, 4)):
+        if (window, stride) == (d.window, d.stride):
+            continue
         grid.append((f"passages {window}/{stride}", replace(d, window=window, stride=stride)))
     for name, value in (
         ("dates_weight", 0.0),
@@ -47,6 +50,9 @@ def candidates() -> list[tuple[str, RecallSettings]]:
         ("memory_weight", 1.0),
         ("names_weight", 0.0),
         ("names_weight", 1.0),
+        ("coverage_weight", 0.0),
+        ("coverage_weight", 0.25),
+        ("coverage_weight", 1.0),
     ):
         grid.append((f"{name} {value:g}", replace(d, **{name: value})))
     return grid

@@ -50,6 +50,7 @@ CREATE TABLE conversations (
     memory_summary TEXT NOT NULL DEFAULT '',
     topics TEXT NOT NULL DEFAULT '',
     names TEXT NOT NULL DEFAULT '',
+    speech TEXT NOT NULL DEFAULT '',
     passages INTEGER NOT NULL DEFAULT 0
 );
 CREATE VIRTUAL TABLE passages USING fts5(people, echo, memory, names, dates, tokenize={tok});

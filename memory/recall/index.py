@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from memory.recall.coverage import speech_words
 from memory.recall.passages import (
     MAX_PASSAGES,
     PASSAGE_BITS,
@@ -37,7 +38,7 @@ from memory.records.models import Conversation, validate_snowflake
 
 __all__ = ["RecallIndex"]
 
-_Rows = tuple[list[Passage], str, str]
+_Rows = tuple[list[Passage], str, str, str]
 
 
 _INSERT_MEMORY_PASSAGE = (
@@ -109,11 +110,13 @@ class RecallIndex(RankedSearch):
         return indexed
 
     def _rows(self, conversation: Conversation) -> _Rows:
-        """What is written of a conversation: its passages, its date in words, its names."""
+        """What is written of a conversation: its passages, its date in words, its names,
+        each speaker's words."""
         passages = conversation_passages(conversation, self.settings)
         dates = date_words(conversation.created_at)
         names = " ".join(dict.fromkeys(n for p in passages for n in p.names.split() if n))
-        return passages, dates, names
+        speech = speech_words(conversation, index_echo=self.settings.index_echo)
+        return passages, dates, names, speech
 
     def _upsert(
         self,
@@ -122,7 +125,7 @@ class RecallIndex(RankedSearch):
         memory: MemoryRecord | None,
         rows: _Rows,
     ) -> None:
-        passages, dates, names = rows
+        passages, dates, names, speech = rows
         row = db.execute(
             "SELECT id, memory, memory_summary, topics FROM conversations WHERE thread_id = ?",
             (conversation.thread_id,),
@@ -143,7 +146,7 @@ class RecallIndex(RankedSearch):
             cid = int(row[0])
         db.execute(
             "UPDATE conversations SET requester = ?, created_at = ?, updated_at = ?,"
-            " conversation_summary = ?, names = ?, memory = ?, memory_summary = ?,"
+            " conversation_summary = ?, names = ?, speech = ?, memory = ?, memory_summary = ?,"
             " topics = ?, passages = ? WHERE id = ?",
             (
                 conversation.requester,
@@ -151,6 +154,7 @@ class RecallIndex(RankedSearch):
                 iso(conversation.updated_at),
                 conversation.summary,
                 names,
+                speech,
                 *kept,
                 len(passages),
                 cid,

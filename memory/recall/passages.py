@@ -17,6 +17,9 @@ are in ``bench/README.md``):
   questions) and the conversation's rolling summary are one more passage of the conversation.
 - **People over Echo.** What people said, and Echo's own answers and tool results, are
   separate columns; Echo's weigh less (they restate). Thinking and tool calls are not indexed.
+- **Coverage.** What each person said is kept as their distinct words, so BM25's best
+  conversations can be ordered again by how much of the question the person it names said
+  there (``memory.recall.coverage``).
 - **Porter stemming** (``porter unicode61 remove_diacritics 2``).
 """
 
@@ -36,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Passage",
     "RecallSettings",
+    "attachment_text",
     "conversation_passages",
     "date_words",
     "iso",
@@ -43,7 +47,7 @@ __all__ = [
     "memory_text",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Passage rowids are ``conversation id << PASSAGE_BITS | n``: all passages of a conversation
 # are one rowid range, which FTS5 deletes without scanning. Passage 0 is the memory.
@@ -62,14 +66,16 @@ class RecallSettings:
     apply at query time.
     """
 
-    window: int = 5
-    stride: int = 3
+    window: int = 4
+    stride: int = 2
     tokenizer: str = "porter unicode61 remove_diacritics 2"
     people_weight: float = 1.0
     echo_weight: float = 0.5
     memory_weight: float = 0.5
     names_weight: float = 0.5
     dates_weight: float = 2.0
+    # BM25's best conversations ordered again by their coverage of the question, this much.
+    coverage_weight: float = 0.5
     index_echo: bool = True
 
     def __post_init__(self) -> None:
@@ -100,7 +106,8 @@ class Passage:
     times: str  # the dates its messages refer to, resolved (see memory.recall.temporal)
 
 
-def _attachment_text(message: Message) -> str:
+def attachment_text(message: Message) -> str:
+    """The indexed text of a message's attachments (names, descriptions, extracted text)."""
     attachments = (message.meta.model_extra or {}).get("attachments")
     if not isinstance(attachments, list):
         return ""
@@ -122,7 +129,7 @@ def conversation_passages(conversation: Conversation, settings: RecallSettings) 
     for message in conversation.history:
         kind = message.message_type
         text = message.message_content
-        extra = _attachment_text(message)
+        extra = attachment_text(message)
         if extra:
             text = f"{text}\n{extra}" if text else extra
         if not text.strip():

@@ -1,4 +1,5 @@
-"""Searching the recall index: BM25 over passages, a conversation ranked by its best passage.
+"""Searching the recall index: BM25 over passages, a conversation ranked by its best passage,
+BM25's best ordered again by their coverage of the question (``memory.recall.coverage``).
 
 **A large match set is not scored whole.** FTS5 scores every passage a query matches (reading
 each one's positions and length), so a query matching more than ``_EXACT_MATCHES`` passages
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from memory.recall.coverage import DEPTH, coverage_order
 from memory.recall.files import GuildFiles
 from memory.recall.passages import PASSAGE_BITS, RecallSettings
 from memory.recall.query import match_expression, query_terms
@@ -48,7 +50,7 @@ WITH hits AS MATERIALIZED (
 )
 SELECT c.id, c.thread_id, c.guild_id, c.requester, c.created_at,
        CASE WHEN c.memory_summary != '' THEN c.memory_summary ELSE c.conversation_summary END,
-       c.topics,
+       c.topics, c.speech,
        MIN(hits.rank) AS best,
        hits.pid,
        (SELECT count(*) FROM hits)
@@ -63,7 +65,7 @@ LIMIT ?
 _CONVERSATIONS = """
 SELECT c.id, c.thread_id, c.guild_id, c.requester, c.created_at,
        CASE WHEN c.memory_summary != '' THEN c.memory_summary ELSE c.conversation_summary END,
-       c.topics
+       c.topics, c.speech
 FROM conversations AS c WHERE c.guild_id = ? AND c.id IN ({marks})
 """
 
@@ -83,8 +85,9 @@ WHERE passages MATCH ? AND rowid = ?
 
 @dataclass(frozen=True)
 class RecallHit:
-    """One conversation found, best first. ``score`` is BM25 of its best passage (higher is
-    better; comparable only within one search)."""
+    """One conversation found, best first. ``score`` is its relevance: BM25 of its best
+    passage relative to the best one found, plus its coverage of the question
+    (``memory.recall.coverage``); higher is better, comparable only within one search."""
 
     thread_id: str
     guild_id: str
@@ -132,6 +135,7 @@ class RankedSearch(GuildFiles):
             return []
         # The snippet shows what was said: never the date words of a passage, nor the mark.
         shown = f"{{people echo memory}} : ({match_expression(terms)})"
+        asked_about = list(terms)
         asked = time_words(query, now or datetime.now(UTC))
         terms.extend(t for t in query_terms(asked) if t not in terms)
         if asks_for_time(query):
@@ -141,18 +145,27 @@ class RankedSearch(GuildFiles):
             if db is None:
                 return []
             rows = None
+            depth = min(max(limit, DEPTH), _MAX_LIMIT)
             if len(terms) > 1 and _probe(db, expression, _EXACT_MATCHES) > _EXACT_MATCHES:
-                rows = self._rank_common(db, guild_id, terms, limit)
+                rows = self._rank_common(db, guild_id, terms, limit, depth)
             if rows is None:
-                rows = self._rank_exact(db, guild_id, expression, limit)
+                rows = self._rank_exact(db, guild_id, expression, limit, depth)
+            # BM25's best, ordered again by how much of the question they cover.
+            order, relevance = coverage_order(
+                asked_about,
+                [-row[8] for row in rows],
+                [row[7] for row in rows],
+                self.settings.coverage_weight,
+            )
             hits: list[RecallHit] = []
-            for _, thread, guild, requester, created, summary, topics, best, pid in rows:
+            for n, score in zip(order[:limit], relevance, strict=False):
+                _, thread, guild, requester, created, summary, topics, _, _, pid = rows[n]
                 found = db.execute(_SNIPPET, (shown, pid)).fetchone()
                 hits.append(
                     RecallHit(
                         thread_id=thread,
                         guild_id=guild,
-                        score=round(-best, 4),
+                        score=round(score, 4),
                         summary=summary,
                         created_at=created,
                         requester=requester,
@@ -163,19 +176,21 @@ class RankedSearch(GuildFiles):
             return hits
 
     def _rank_exact(
-        self, db: sqlite3.Connection, guild_id: str, expression: str, limit: int
+        self, db: sqlite3.Connection, guild_id: str, expression: str, limit: int, depth: int
     ) -> list[tuple[Any, ...]]:
-        """BM25 over every passage that matches; the best ``limit`` conversations."""
-        cut = max(_MIN_PASSAGES, limit * 20)
-        rows = db.execute(self._search_sql, (expression, cut, guild_id, limit)).fetchall()
+        """BM25 over every passage that matches; the best ``depth`` conversations (at least
+        the best ``limit``, when there are that many)."""
+        cut = max(_MIN_PASSAGES, depth * 20)
+        rows = db.execute(self._search_sql, (expression, cut, guild_id, depth)).fetchall()
         if len(rows) < limit and rows and rows[0][-1] >= cut:
-            rows = db.execute(self._search_sql, (expression, -1, guild_id, limit)).fetchall()
+            rows = db.execute(self._search_sql, (expression, -1, guild_id, depth)).fetchall()
         return [row[:-1] for row in rows]
 
     def _rank_common(
-        self, db: sqlite3.Connection, guild_id: str, terms: list[str], limit: int
+        self, db: sqlite3.Connection, guild_id: str, terms: list[str], limit: int, depth: int
     ) -> list[tuple[Any, ...]] | None:
-        """Rank a query that matches too many passages to score them all; None: rank exactly.
+        """Rank a query that matches too many passages to score them all: the best ``depth``
+        conversations; None (rank exactly) if fewer than ``limit`` are found.
 
         The candidates are the passages holding the query's rarest words (together in at most
         ``_RARE_MATCHES`` passages); each is scored with every word of the query, exactly as
@@ -220,14 +235,15 @@ class RankedSearch(GuildFiles):
         ranked = sorted(best, key=lambda c: best[c][0])
         # Ties are ordered as _rank_exact orders them (newest first, then by thread id): take
         # every conversation tied with the last one kept, then sort with the tie-breaks.
-        last = best[ranked[limit - 1]][0]
+        depth = min(depth, len(ranked))
+        last = best[ranked[depth - 1]][0]
         chosen = [c for c in ranked if best[c][0] <= last]
         marks = ", ".join("?" * len(chosen))
         rows = db.execute(_CONVERSATIONS.format(marks=marks), (guild_id, *chosen)).fetchall()
         rows.sort(key=lambda r: r[1])  # thread id
         rows.sort(key=lambda r: (r[4] is not None, r[4] or ""), reverse=True)  # newest first
         rows.sort(key=lambda r: best[r[0]][0])
-        return [(*row, *best[row[0]]) for row in rows[:limit]]
+        return [(*row, *best[row[0]]) for row in rows[:depth]]
 
 
 def _probe(db: sqlite3.Connection, expression: str, most: int) -> int:
