@@ -9,8 +9,10 @@ repeats one word. So BM25's best candidates are ordered again by
     score / best score + weight x coverage
 
 where coverage is the share of the question's words (stopwords and names left out) found in
-what the person it names said in that conversation; a question naming no one who spoke there
-is measured against everything said in it. Each word counts once, however often it was said,
+what the person it names said in that conversation, or on its date ("in August", "2022");
+a question naming no one who spoke there is measured against everything said in it. The
+dates said words refer to count as said ("last Friday" said on 14 August 2023 says
+"August"). Each word counts once, however often it was said,
 so coverage rewards breadth where BM25 rewards repetition.
 
 Words are compared after a light suffix folding (``stem``), not FTS5's Porter stemmer: the
@@ -28,7 +30,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from memory.longterm.summarizer import STOPWORDS
-from memory.recall.passages import attachment_text
+from memory.recall.passages import attachment_text, date_words
+from memory.recall.temporal import time_words
 from memory.records.models import Conversation, MessageType
 
 __all__ = ["DEPTH", "coverage_order", "speech_words", "stem"]
@@ -55,8 +58,10 @@ def _stems(text: str) -> set[str]:
 
 
 def speech_words(conversation: Conversation, *, index_echo: bool = True) -> str:
-    """What each speaker said in ``conversation``, as the distinct words of each (JSON:
-    speaker's name, lowercased -> words); Echo's answers under the empty name."""
+    """What each speaker said in ``conversation``, as the distinct words of each, with the
+    dates they referred to (resolved, as in the passages); and the conversation's date, which
+    counts for every speaker. JSON: ``{"when": words, "said": {speaker: words}}``, each
+    speaker by name, lowercased; Echo's answers under the empty name."""
     said: dict[str, set[str]] = {}
     for message in conversation.history:
         kind = message.message_type
@@ -66,20 +71,34 @@ def speech_words(conversation: Conversation, *, index_echo: bool = True) -> str:
             speaker = _ECHO
         else:
             continue
+        text = message.message_content
         words = said.setdefault(speaker, set())
-        words.update(_stems(message.message_content))
+        words.update(_stems(text))
         words.update(_stems(attachment_text(message)))
-    return json.dumps({k: " ".join(sorted(v)) for k, v in said.items() if v}, sort_keys=True)
+        words.update(_stems(time_words(text, message.created_at or conversation.created_at)))
+    when = _stems(date_words(conversation.created_at))
+    return json.dumps(
+        {
+            "when": " ".join(sorted(when)),
+            "said": {k: " ".join(sorted(v)) for k, v in said.items() if v},
+        },
+        sort_keys=True,
+    )
 
 
-def _read(stored: str) -> dict[str, set[str]]:
+def _read(stored: str) -> tuple[set[str], dict[str, set[str]]]:
+    """(the conversation's date words, each speaker's words); nothing from a damaged row, which
+    then ranks by BM25 alone."""
     try:
         raw = json.loads(stored) if stored else {}
-    except ValueError:  # a damaged row ranks by BM25 alone
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    return {str(k): set(str(v).split()) for k, v in raw.items()}
+    except ValueError:
+        return set(), {}
+    said = raw.get("said") if isinstance(raw, dict) else None
+    if not isinstance(said, dict):
+        return set(), {}
+    return set(str(raw.get("when", "")).split()), {
+        str(k): set(str(v).split()) for k, v in said.items()
+    }
 
 
 def coverage_order(
@@ -92,10 +111,10 @@ def coverage_order(
     the candidates' BM25 (higher is better), best first; ``speech`` their ``speech_words``.
     Ties keep BM25's order.
     """
-    said = [_read(s) for s in speech]
+    read = [_read(s) for s in speech]
     names = {
         part
-        for speakers in said
+        for _, speakers in read
         for speaker in speakers
         if speaker != _ECHO
         for part in _TOKEN.findall(speaker)
@@ -105,14 +124,16 @@ def coverage_order(
     best = max(scores, default=0.0)
     best = best if best > 0 else 1.0
     relevance = [
-        score / best + weight * _coverage(asked, named, speakers)
-        for score, speakers in zip(scores, said, strict=True)
+        score / best + weight * _coverage(asked, named, when, speakers)
+        for score, (when, speakers) in zip(scores, read, strict=True)
     ]
     order = sorted(range(len(relevance)), key=lambda i: -relevance[i])
     return order, [relevance[i] for i in order]
 
 
-def _coverage(asked: set[str], named: set[str], speakers: Mapping[str, set[str]]) -> float:
+def _coverage(
+    asked: set[str], named: set[str], when: set[str], speakers: Mapping[str, set[str]]
+) -> float:
     if not asked:
         return 0.0
     theirs = [
@@ -120,5 +141,5 @@ def _coverage(asked: set[str], named: set[str], speakers: Mapping[str, set[str]]
         for speaker, words in speakers.items()
         if speaker != _ECHO and named.intersection(_TOKEN.findall(speaker))
     ]
-    pool = set().union(*theirs) if theirs else set().union(*speakers.values())
+    pool = set().union(when, *theirs) if theirs else set().union(when, *speakers.values())
     return len(asked & pool) / len(asked)

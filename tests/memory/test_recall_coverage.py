@@ -18,20 +18,22 @@ T0 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 SPEAKERS = {"Melanie": "101", "Caroline": "102"}
 
 
-def talk(thread_id: str, *turns: tuple[str, str], guild_id: str = "1") -> Conversation:
+def talk(
+    thread_id: str, *turns: tuple[str, str], guild_id: str = "1", started: datetime = T0
+) -> Conversation:
     """A conversation of (speaker, text) turns between two people."""
     conv = Conversation(
         thread_id=thread_id,
         channel_id="9",
         guild_id=guild_id,
         requester="101",
-        created_at=T0,
-        updated_at=T0,
+        created_at=started,
+        updated_at=started,
     )
     for n, (speaker, text) in enumerate(turns):
         conv.add_message(
             Message(
-                created_at=T0 + timedelta(seconds=n),
+                created_at=started + timedelta(seconds=n),
                 message_type=MessageType.CHAT,
                 message_content=text,
                 meta={
@@ -129,8 +131,33 @@ def test_each_speakers_distinct_words_are_kept_with_echo_apart() -> None:
         )
     )
     words = json.loads(speech_words(conv))
-    assert words == {"melanie": "hik hike", "caroline": "hike", "": "echo healthy hik think"}
+    assert words["said"] == {
+        "melanie": "hik hike",
+        "caroline": "hike",
+        "": "echo healthy hik think",
+    }
+    assert words["when"] == "2023 8 may monday"  # the conversation's date, for everyone
     assert stem("hikes") == stem("hiking") == "hik"
+
+
+def test_the_conversations_date_and_the_dates_said_count_as_words() -> None:
+    # "in August": the conversation of 14 August where Caroline says "last Friday" covers it;
+    # the one of July, where she talks of the same parade, does not.
+    july = talk(
+        "61",
+        ("Caroline", "That pride parade a few weeks ago was great"),
+        started=datetime(2023, 7, 15, 12, tzinfo=UTC),
+    )
+    august = talk(
+        "62",
+        ("Caroline", "I went to a pride parade last Friday"),
+        started=datetime(2023, 8, 14, 12, tzinfo=UTC),
+    )
+    terms = ["caroline", "pride", "parade", "august"]
+    order, _ = coverage_order(terms, [1.0, 0.9], [speech_words(july), speech_words(august)], 0.5)
+    assert order == [1, 0]
+    friday = json.loads(speech_words(august))["said"]["caroline"].split()
+    assert {"friday", "11", "august"} <= set(friday)  # last Friday: 11 August 2023
 
 
 def test_a_damaged_speech_row_ranks_by_bm25_alone() -> None:
