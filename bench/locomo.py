@@ -526,9 +526,9 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
         ("whole conversation, porter, no dates", replace(whole, dates_weight=0.0), False, ""),
         ("whole conversation, porter, dates x2", whole, False, ""),
         ("whole conversation, porter, dates x2, + memory", whole, True, ""),
-        ("passages 5/3, porter, no dates", nodates, False, ""),
+        (f"passages {d.window}/{d.stride}, porter, no dates", nodates, False, ""),
         (
-            "passages 5/3, unicode61 (no stemming)",
+            f"passages {d.window}/{d.stride}, unicode61 (no stemming)",
             replace(d, tokenizer="unicode61 remove_diacritics 2"),
             True,
             "",
@@ -553,12 +553,12 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
 
 def table(rows: list[Score]) -> str:
     lines = [
-        f"{'variant':52} {'hit@1':>6} {'hit@5':>6} {'q/s':>8} {'p50 ms':>7} {'p95 ms':>7}"
+        f"{'variant':68} {'hit@1':>6} {'hit@5':>6} {'q/s':>8} {'p50 ms':>7} {'p95 ms':>7}"
         f" {'leaks':>5}"
     ]
     for r in rows:
         lines.append(
-            f"{r.variant[:52]:52} {r.hit1:6.3f} {r.hit5:6.3f} {r.queries_per_s:8.1f}"
+            f"{r.variant[:68]:68} {r.hit1:6.3f} {r.hit5:6.3f} {r.queries_per_s:8.1f}"
             f" {r.p50_ms:7.2f} {r.p95_ms:7.2f} {r.leaks:5d}"
         )
     return "\n".join(lines)
