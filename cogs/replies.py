@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import discord
@@ -95,9 +96,12 @@ class ReplyScheduler:
                     continue  # it came while the last reply waited to start: that one answered it
                 self._cooldown.mark(str(message.author.id))
                 try:
-                    if self._model_slots.locked():
+                    queued = time.monotonic() if self._model_slots.locked() else None
+                    if queued is not None:
                         await send_quietly(self.bot.write_budget, channel, BUSY_NOTE)
                     async with self._model_slots:
+                        if queued is not None:
+                            self.bot.waits.record("model", thread_key, queued, time.monotonic())
                         await self._answer(channel, str(thread_key), message)
                 except discord.Forbidden:
                     log.warning(

@@ -235,15 +235,34 @@ class Reading:
     queued: int = 0  # arrived while its thread's previous reply was still being written
     to_model: list[float] = field(default_factory=list)
     to_write: list[float] = field(default_factory=list)
+    # The same, less the time spent waiting for a model slot / for room in Discord's limits.
+    to_model_own: list[float] = field(default_factory=list)
+    to_write_own: list[float] = field(default_factory=list)
     rate_limited: int = 0
     global_429: int = 0
     requests: int = 0
     replies: int = 0
 
 
-def read_timeline(timeline: dict[str, Any], *, by_reference: bool = True) -> Reading:
+Waits = dict[str, dict[int, list[tuple[float, float]]]]
+"""What Echo waited for (``"model"``, ``"discord"``) -> channel -> (start, end), monotonic."""
+
+
+def waited(waits: Waits, what: str, channel: int, start: float, end: float) -> float:
+    """Seconds of ``[start, end]`` this channel spent waiting for ``what``."""
+    return sum(
+        max(0.0, min(end, b) - max(start, a)) for a, b in waits.get(what, {}).get(channel, [])
+    )
+
+
+def read_timeline(
+    timeline: dict[str, Any], *, by_reference: bool = True, waits: Waits | None = None
+) -> Reading:
     """Match each posted message to the model request answering it (its marker is the newest
-    user turn) and that request's first token to the bot's first write in the channel."""
+    user turn) and that request's first token to the bot's first write in the channel. With
+    ``waits`` (Echo's ``WaitLog``), each timing also less its waits for a model slot or for room
+    in Discord's limits."""
+    waits = waits or {}
     out = Reading()
     posted = {p["marker"]: p for p in timeline["posted"]}
     out.posted = len(posted)
@@ -285,11 +304,17 @@ def read_timeline(timeline: dict[str, Any], *, by_reference: bool = True) -> Rea
         if any(p["dispatched"] < w["time"] < request["arrived"] for w in writes):
             out.queued += 1
             continue
-        out.to_model.append((request["arrived"] - p["dispatched"]) * 1000)
+        to_model = request["arrived"] - p["dispatched"]
+        out.to_model.append(to_model * 1000)
+        slot = waited(waits, "model", p["channel"], p["dispatched"], request["arrived"])
+        out.to_model_own.append((to_model - slot) * 1000)
         if request["first_token"] is not None:
             first = next((w for w in writes if w["time"] >= request["first_token"]), None)
             if first is not None:
-                out.to_write.append((first["time"] - request["first_token"]) * 1000)
+                to_write = first["time"] - request["first_token"]
+                out.to_write.append(to_write * 1000)
+                room = waited(waits, "discord", p["channel"], request["first_token"], first["time"])
+                out.to_write_own.append((to_write - room) * 1000)
                 out.replies += 1
     return out
 

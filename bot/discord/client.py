@@ -19,7 +19,7 @@ from discord.ext import commands
 from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.endpoints import recommended_shard_count
-from bot.discord.pacing import WriteBudget
+from bot.discord.pacing import WaitLog, WriteBudget
 from memory import InMemoryConversationManager
 from memory.longterm import MemoryService
 
@@ -98,7 +98,9 @@ class EchoBot(commands.AutoShardedBot):
         # deadline for an unresponsive API ends there (bot.discord.start).
         self.logged_in = asyncio.Event()
         # Every streamed reply counts its writes here, to stay inside Discord's limits.
-        self.write_budget = WriteBudget()
+        # Waits for room in Discord's limits and for a model slot, told to whoever listens.
+        self.waits = WaitLog()
+        self.write_budget = WriteBudget(waits=self.waits)
 
     def forget_names(self, user_id: str) -> None:
         """Drop a person's display name (after /memory forget)."""

@@ -23,12 +23,38 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
-__all__ = ["WriteBudget"]
+__all__ = ["WaitListener", "WaitLog", "WriteBudget"]
 
 GLOBAL_LIMIT = 50  # requests per GLOBAL_PER seconds, Discord's global limit for a bot
 GLOBAL_PER = 1.0
 CHANNEL_LIMIT = 5  # message writes per CHANNEL_PER seconds in one channel
 CHANNEL_PER = 5.0
+
+
+WaitListener = Callable[[str, int | None, float, float], None]
+"""(what was waited for, the channel, start, end): see ``WaitLog``."""
+
+
+class WaitLog:
+    """Tells its listeners of each time a reply waited for something outside Echo: room in
+    Discord's rate limits (``"discord"``) or a free model slot (``"model"``, under
+    ``ECHO_MAX_CONCURRENT_REPLIES``), with the channel and when the wait began and ended
+    (``time.monotonic``). It keeps nothing itself; a metrics exporter or a benchmark listens,
+    to tell Echo's own time from time spent waiting its turn.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[WaitListener] = []
+
+    def listen(self, listener: WaitListener) -> None:
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: WaitListener) -> None:
+        self._listeners.remove(listener)
+
+    def record(self, what: str, channel_id: int | None, started: float, ended: float) -> None:
+        for listener in self._listeners:
+            listener(what, channel_id, started, ended)
 
 
 class WriteBudget:
@@ -42,6 +68,7 @@ class WriteBudget:
         channel_limit: int = CHANNEL_LIMIT,
         channel_per: float = CHANNEL_PER,
         clock: Callable[[], float] = time.monotonic,
+        waits: WaitLog | None = None,
     ) -> None:
         # A margin under Discord's figure: requests Echo does not pace (slash commands, the
         # client's own calls) share the same global budget.
@@ -53,6 +80,7 @@ class WriteBudget:
         self.optional_global = max(1, int(self.global_limit * 0.6))
         self.optional_channel = max(1, channel_limit - 2)
         self._clock = clock
+        self.waits = waits or WaitLog()
         # Writes on the wire count from when they leave until ``per`` after their answer:
         # Discord counts them on arrival, which lies somewhere in between.
         self._in_flight = 0
@@ -104,11 +132,16 @@ class WriteBudget:
             channel_wait = window[len(window) - self.optional_channel] + self.channel_per - now
         return max(channel_wait, self.global_delay(self.optional_global))
 
-    async def wait(self) -> None:
-        """Until the global window has room for one more write."""
+    async def wait(self, channel_id: int | None = None) -> None:
+        """Until the global window has room for one more write (told to ``waits``)."""
+        started: float | None = None
         # Sleeping until the oldest write leaves the window: there is no event to wait on.
-        while (wait := self.global_delay()) > 0:  # noqa: ASYNC110
+        while (wait := self.global_delay()) > 0:
+            if started is None:
+                started = self._clock()
             await asyncio.sleep(wait)
+        if started is not None:
+            self.waits.record("discord", channel_id, started, self._clock())
 
     @contextlib.asynccontextmanager
     async def write(
@@ -117,7 +150,7 @@ class WriteBudget:
         """Around one write: wait for room (unless ``wait=False``), count it until it is
         answered, then keep it in the windows."""
         if wait:
-            await self.wait()
+            await self.wait(channel_id)
         self._in_flight += 1
         try:
             yield

@@ -79,6 +79,9 @@ class ThinkParser:
 
     def feed(self, chunk: str) -> list[ThinkPiece]:
         """Pieces that are certain now; never an empty piece."""
+        if not self._buffer and not self._implicit and "<" not in chunk:
+            # Every tag, and every start of one, begins with "<": most chunks hold none.
+            return [self._piece(chunk)] if chunk else []
         self._buffer += chunk
         out: list[ThinkPiece] = []
         while self._buffer:

@@ -56,3 +56,22 @@ async def test_a_write_on_the_wire_counts_until_its_answer_and_a_window_after() 
     assert budget.global_delay() > 0.9  # counted from the answer on
     clock.now += 1.0
     assert budget.global_delay() == 0
+
+
+async def test_a_write_that_waits_for_room_is_told_to_the_wait_log() -> None:
+    # Real time here: the budget sleeps until the oldest write leaves its window.
+    budget = WriteBudget(global_limit=2, global_per=0.05)  # 1 usable
+    seen: list[tuple[str, int | None, float, float]] = []
+    budget.waits.listen(lambda *wait: seen.append(wait))
+    async with budget.write(7):
+        pass
+    assert seen == []  # room at once: no wait
+    async with budget.write(8):
+        pass
+    assert len(seen) == 1
+    what, channel, started, ended = seen[0]
+    assert (what, channel) == ("discord", 8)
+    assert 0.02 < ended - started < 1.0
+    async with budget.write(9, wait=False):  # an optional write never waits
+        pass
+    assert len(seen) == 1
