@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from memory.longterm.summarizer import STOPWORDS
 from memory.recall.passages import attachment_text, date_words
@@ -102,16 +102,23 @@ def _read(stored: str) -> tuple[set[str], dict[str, set[str]]]:
 
 
 def coverage_order(
-    terms: Sequence[str], scores: Sequence[float], speech: Iterable[str], weight: float
+    terms: Sequence[str],
+    scores: Sequence[float],
+    speech: Sequence[str],
+    weight: float,
+    depth: int = DEPTH,
 ) -> tuple[list[int], list[float]]:
     """The order (indices) of candidates by ``score / best + weight x coverage``, and each
     candidate's relevance in that order.
 
     ``terms`` are the question's search terms (``memory.recall.query.query_terms``); ``scores``
     the candidates' BM25 (higher is better), best first; ``speech`` their ``speech_words``.
+    Only the first ``depth`` are ordered again; the others follow in BM25's order with their
+    relevance ``score / best``, so asking for more results never changes the first ones.
     Ties keep BM25's order.
     """
-    read = [_read(s) for s in speech]
+    head = min(depth, len(scores))
+    read = [_read(s) for s in speech[:head]]
     names = {
         part
         for _, speakers in read
@@ -125,10 +132,11 @@ def coverage_order(
     best = best if best > 0 else 1.0
     relevance = [
         score / best + weight * _coverage(asked, named, when, speakers)
-        for score, (when, speakers) in zip(scores, read, strict=True)
+        for score, (when, speakers) in zip(scores[:head], read, strict=True)
     ]
-    order = sorted(range(len(relevance)), key=lambda i: -relevance[i])
-    return order, [relevance[i] for i in order]
+    order = sorted(range(head), key=lambda i: -relevance[i])
+    tail = range(head, len(scores))
+    return [*order, *tail], [*(relevance[i] for i in order), *(scores[i] / best for i in tail)]
 
 
 def _coverage(

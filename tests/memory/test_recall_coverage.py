@@ -163,3 +163,41 @@ def test_the_conversations_date_and_the_dates_said_count_as_words() -> None:
 def test_a_damaged_speech_row_ranks_by_bm25_alone() -> None:
     order, relevance = coverage_order(["tea"], [1.0, 2.0], ["{not json", "[]"], 0.5)
     assert order == [1, 0] and relevance == [1.0, 0.5]
+
+
+def test_only_the_first_candidates_are_ordered_again() -> None:
+    # The third candidate covers the question, but lies beyond the depth re-ordered: it keeps
+    # BM25's place, so asking for more results never changes the first ones.
+    covering = speech_words(talk("71", ("Melanie", "sunset painting")))
+    other = speech_words(talk("72", ("Melanie", "hello")))
+    order, relevance = coverage_order(
+        ["sunset", "painting"], [3.0, 2.0, 1.0], [other, other, covering], 0.5, depth=2
+    )
+    assert order == [0, 1, 2]
+    assert relevance == sorted(relevance, reverse=True)
+    order, _ = coverage_order(
+        ["sunset", "painting"], [3.0, 2.0, 1.0], [other, other, covering], 0.5, depth=3
+    )
+    assert order == [0, 2, 1]  # 1/3 + 0.5 x 1 beats 2/3 + 0
+
+
+def test_asking_for_more_results_keeps_the_first_ones(folder: Path) -> None:
+    # Thirty conversations where Caroline says the question's words often (BM25's best, but
+    # not what Melanie said), and one where Melanie says them once among other talk: it ranks
+    # below the depth re-ordered, so it must not jump ahead when more results are asked for.
+    loud = [
+        talk(str(100 + n), ("Caroline", f"family hikes, hikes {n}"), ("Melanie", "nice weather"))
+        for n in range(30)
+    ]
+    quiet = talk(
+        "200",
+        ("Melanie", "we went on hikes with the family"),
+        *[("Caroline", f"unrelated chatter number {n}") for n in range(12)],
+    )
+    # Coverage weighs heavily here, so that the quiet one would lead wherever it is re-ordered.
+    with RecallIndex(folder, settings=RecallSettings(coverage_weight=5.0)) as index:
+        index.rebuild([(c, None) for c in [*loud, quiet]])
+        five = [h.thread_id for h in index.search("1", QUESTION, limit=5)]
+        forty = [h.thread_id for h in index.search("1", QUESTION, limit=40)]
+    assert "200" not in five and "200" in forty
+    assert forty[:5] == five
