@@ -8,8 +8,11 @@ Run by ``python -m bench.locomo`` when the semantic extra is installed
 2. Cold: for a sample of questions, every kept vector is dropped before the search, so the
    search embeds each candidate conversation, as the first search after a conversation
    changed does.
-3. Each question's 50 best BM25 candidates and their cosines are taken once (which fills the
-   vector cache); every (candidates, weight) of the grid is then scored from them.
+3. Each question's candidates are taken once per candidate count of the grid, as the
+   re-ranker asks for them (``RecallIndex.search`` with ``max(5, candidates)`` results: the
+   index orders its best again by coverage as deep as it is asked, so 50 candidates are not
+   the first 50 of a search for 20), with their cosines (which fills the vector cache); every
+   (candidates, weight) of the grid is then scored from them.
 4. Leave one dialogue out: the (candidates, weight) with the best hit@1 + hit@5 on four
    dialogues is scored on the fifth; the default settings are one of the grid, and so is
    weight 0 (the re-ranker off).
@@ -55,11 +58,11 @@ __all__ = [
     "timings",
 ]
 
-POOL = 50
 COLD_SAMPLE = 20
-GRID: tuple[tuple[int, float], ...] = tuple(
-    (n, w / 10) for n in (10, 20, 30, 50) for w in range(11)
-)
+COUNTS = (10, 20, 30, 50)
+GRID: tuple[tuple[int, float], ...] = tuple((n, w / 10) for n in COUNTS for w in range(11))
+# Results asked for, as bench.locomo scores a search.
+LIMIT = 5
 
 
 def missing() -> str | None:
@@ -69,15 +72,20 @@ def missing() -> str | None:
 
 @dataclass(frozen=True)
 class Candidates:
-    """One question's BM25 candidates (best first), their scores and cosines."""
+    """One question's searches, by the number of results asked for: (threads, scores), best
+    first; and each thread's cosine to the question."""
 
-    threads: list[str]
-    scores: list[float]
-    cosines: list[float]
+    searches: dict[int, tuple[list[str], list[float]]]
+    cosines: dict[str, float]
 
     def ranked(self, candidates: int, weight: float) -> list[str]:
-        head = fuse(self.scores[:candidates], self.cosines[:candidates], weight)
-        return [self.threads[i] for i in head] + self.threads[candidates:]
+        """What ``SemanticReranker.search`` returns (before the limit) with these settings."""
+        threads, scores = self.searches[max(LIMIT, candidates)]
+        head = threads[:candidates]
+        if len(head) < 2:
+            return threads
+        order = fuse(scores[:candidates], [self.cosines[t] for t in head], weight)
+        return [head[i] for i in order] + threads[candidates:]
 
 
 @contextlib.contextmanager
@@ -142,14 +150,24 @@ def timings(
 def candidates(
     index: RecallIndex, reranker: SemanticReranker, questions: Sequence[Question]
 ) -> tuple[list[Candidates], float]:
-    """Every question's candidates with their cosines (filling the vector cache), and the
-    seconds it took."""
+    """Every question's candidates for every count of the grid (and its plain search) with
+    their cosines (filling the vector cache), and the seconds it took."""
     found: list[Candidates] = []
+    limits = sorted({LIMIT, *(max(LIMIT, n) for n in COUNTS)})
     started = time.perf_counter()
     for q in questions:
-        hits = index.search(q.guild_id, q.text, POOL)
-        cosines = reranker.similarities(q.guild_id, q.text, hits)
-        found.append(Candidates([h.thread_id for h in hits], [h.score for h in hits], cosines))
+        searches = {n: index.search(q.guild_id, q.text, n) for n in limits}
+        pool = list({h.thread_id: h for hits in searches.values() for h in hits}.values())
+        cosines = reranker.similarities(q.guild_id, q.text, pool)
+        found.append(
+            Candidates(
+                {
+                    n: ([h.thread_id for h in hits], [h.score for h in hits])
+                    for n, hits in searches.items()
+                },
+                dict(zip([h.thread_id for h in pool], cosines, strict=True)),
+            )
+        )
     return found, time.perf_counter() - started
 
 
@@ -159,7 +177,7 @@ Outcome = tuple[bool, bool]
 def _outcomes(found: list[Candidates], qs: Sequence[Question], n: int, w: float) -> list[Outcome]:
     result = []
     for c, q in zip(found, qs, strict=True):
-        ranked = c.ranked(n, w)[:5]
+        ranked = c.ranked(n, w)[:LIMIT]
         result.append(
             (bool(ranked) and ranked[0] in q.evidence, any(t in q.evidence for t in ranked))
         )
@@ -169,11 +187,12 @@ def _outcomes(found: list[Candidates], qs: Sequence[Question], n: int, w: float)
 def quality(
     found: list[Candidates], qs: Sequence[Question], default: RerankSettings
 ) -> tuple[str, dict[str, Any]]:
-    """All-dialogue and held-out figures per category, beside BM25 alone."""
+    """All-dialogue and held-out figures per category, beside the default search (BM25's
+    best ordered by coverage, no re-ranker)."""
     chosen = (default.candidates, default.weight)
     grid = [chosen, *(g for g in GRID if g != chosen)]
     results = {g: _outcomes(found, qs, *g) for g in grid}
-    bm25 = _outcomes(found, qs, 1, 0.0)
+    bm25 = _outcomes(found, qs, 1, 0.0)  # the plain search: the default, coverage and all
     groups = [q.guild_id for q in qs]
     held: list[Outcome] = [(False, False)] * len(qs)
     folds: dict[str, tuple[int, float]] = {}
@@ -189,7 +208,7 @@ def quality(
             if g == group:
                 held[i] = results[best][i]
     lines = [
-        f"{'category':14} {'n':>4}  {'bm25 @1':>7} {'bm25 @5':>7}  {'sem @1':>6} {'sem @5':>6}"
+        f"{'category':14} {'n':>4}  {'dflt @1':>7} {'dflt @5':>7}  {'sem @1':>6} {'sem @5':>6}"
         f"  {'held @1':>7} {'held @5':>7}"
     ]
     data: dict[str, Any] = {}
@@ -204,7 +223,7 @@ def quality(
             "n": len(picks),
             **{
                 f"{name}_hit{k}": v
-                for name, r in zip(("bm25", "semantic", "held"), rates, strict=True)
+                for name, r in zip(("default", "semantic", "held"), rates, strict=True)
                 for k, v in zip((1, 5), r, strict=True)
             },
         }
@@ -251,8 +270,8 @@ def measure(
     }
     print(
         f"  cold (no vector kept): p50 {cold['cold_p50_ms']} ms, p95 {cold['cold_p95_ms']} ms"
-        f" over {cold['cold_questions']} questions; every question's {POOL} candidates"
-        f" embedded in {fill_s:.1f} s"
+        f" over {cold['cold_questions']} questions; every question's candidates"
+        f" (up to {max(COUNTS)}) embedded in {fill_s:.1f} s"
     )
     return scored, figures
 

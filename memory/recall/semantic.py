@@ -1,17 +1,18 @@
 """The semantic re-ranker: recall's best conversations, ordered again by meaning as well.
 
 Optional (``pip install -e '.[semantic]'``; an operator turns it on with
-``ECHO_RECALL_RERANKER=semantic``). BM25 finds a conversation by the question's words; a
+``ECHO_RECALL_RERANKER=semantic``). Recall finds a conversation by the question's words; a
 question often says in other words what was said ("a pet" for "my dog Max"). The re-ranker
 takes recall's best ``candidates`` conversations and orders them by a blend of
 
-- their BM25 score, relative to the best one's (so it is on the same 0..1 scale whatever the
+- their recall score (``RecallHit.score``: BM25 relative to the best, plus coverage of the
+  question), relative to the best one's (so it is on the same 0..1 scale whatever the
   question), and
 - the cosine of the question to the conversation's closest passage (all-MiniLM-L6-v2
   sentence vectors, ``memory.recall.encoder``),
 
-with ``weight`` the share of the cosine. Conversations past the candidates keep their BM25
-order behind them, and each hit keeps its BM25 ``score``. Both settings were chosen on LoCoMo
+with ``weight`` the share of the cosine. Conversations past the candidates keep recall's
+order behind them, and each hit keeps recall's ``score``. Both settings were chosen on LoCoMo
 with one dialogue held out at a time (``python -m bench.locomo``; ``bench/README.md``).
 
 **A passage's vector is the mean of its lines' vectors** (a line: one message, or one line of
@@ -76,7 +77,7 @@ class Searcher(Protocol):
 
 @dataclass(frozen=True)
 class RerankSettings:
-    """How many of BM25's best conversations are ordered again, and the cosine's share."""
+    """How many of recall's best conversations are ordered again, and the cosine's share."""
 
     candidates: int = 20
     weight: float = 0.6
@@ -89,7 +90,7 @@ class RerankSettings:
 def fuse(scores: Sequence[float], similarities: Sequence[float], weight: float) -> list[int]:
     """The order (indices) of candidates by ``(1 - weight) * score / best + weight * cosine``.
 
-    ``scores`` are BM25 (higher is better), best first; ties keep BM25's order."""
+    ``scores`` are recall's (higher is better), best first; ties keep recall's order."""
     best = max(scores, default=0.0) or 1.0
     blended = [
         (1.0 - weight) * score / best + weight * similarity
@@ -108,6 +109,9 @@ def lines_of(passage: PassageText, memory_only: bool) -> list[str]:
 
 class SemanticReranker:
     """A ``Searcher``: ``index.search``, then its best candidates ordered again by meaning.
+
+    The candidates are a search for ``candidates`` results, so they are ordered as the index
+    orders that many (its coverage re-ordering goes as deep as the results asked for).
 
     Calls block (the encoder runs on the CPU); from asyncio, run them with
     ``asyncio.to_thread``. Give ``encoder`` to use another model (tests use a small fake);
@@ -142,7 +146,7 @@ class SemanticReranker:
             return hits[:limit]
         try:
             similarities = self.similarities(guild_id, query, head)
-        except sqlite3.Error as exc:  # the file busy past the timeout: BM25's order beats none
+        except sqlite3.Error as exc:  # the file busy past the timeout: recall's order beats none
             log.warning("recall: not re-ranked (guild %s's index: %s)", guild_id, exc)
             return hits[:limit]
         order = fuse([h.score for h in head], similarities, self.settings.weight)

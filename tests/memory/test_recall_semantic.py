@@ -84,14 +84,14 @@ def test_without_a_reranker_the_index_answers(index: RecallIndex) -> None:
     assert make_searcher("none", index) is index
 
 
-def test_fuse_blends_relative_bm25_with_similarity() -> None:
+def test_fuse_blends_relative_score_with_similarity() -> None:
     scores = [10.0, 9.0, 2.0]
     similarities = [0.1, 0.2, 0.9]
-    assert fuse(scores, similarities, 0.0) == [0, 1, 2]  # BM25 alone
+    assert fuse(scores, similarities, 0.0) == [0, 1, 2]  # the score alone
     assert fuse(scores, similarities, 1.0) == [2, 1, 0]  # similarity alone
     # 0.4 * (1.0, 0.9, 0.2) + 0.6 * (0.1, 0.2, 0.9) = (0.46, 0.48, 0.62)
     assert fuse(scores, similarities, 0.6) == [2, 1, 0]
-    assert fuse([5.0, 5.0], [0.3, 0.3], 0.6) == [0, 1]  # a tie keeps BM25's order
+    assert fuse([5.0, 5.0], [0.3, 0.3], 0.6) == [0, 1]  # a tie keeps the score's order
     with pytest.raises(ValueError):
         RerankSettings(weight=1.5)
 
@@ -124,7 +124,7 @@ class FakeEncoder:
 
 
 def pet_talk(index: RecallIndex, guild: str = "1") -> None:
-    # BM25 prefers "pet insurance" (two words of the question); the meaning is in "11".
+    # Recall prefers "pet insurance" (the most pet words); the meaning is in "11".
     index.upsert_conversation(
         conversation(
             "11", "I adopted a puppy, his name is Max.", "Pet food is costly.", guild_id=guild
@@ -146,10 +146,10 @@ def test_the_reranker_orders_candidates_by_meaning_as_well(index: RecallIndex) -
     reranker = SemanticReranker(index, FakeEncoder(), RerankSettings(weight=0.6))
     hits = reranker.search("1", question)
     assert ids(hits)[:2] == ["11", "12"]
-    # Each hit keeps its BM25 score; only the order is the re-ranker's.
+    # Each hit keeps recall's score (BM25 and coverage); only the order is the re-ranker's.
     plain = {h.thread_id: h.score for h in index.search("1", question)}
     assert {h.thread_id: h.score for h in hits} == plain
-    # Weight 0: BM25's order.
+    # Weight 0: recall's order.
     off = SemanticReranker(index, FakeEncoder(), RerankSettings(weight=0.0))
     assert ids(off.search("1", question)) == ids(index.search("1", question))
 
@@ -184,7 +184,7 @@ def test_the_reranker_never_returns_another_guilds_conversation(index: RecallInd
 
 
 @needs_numpy
-def test_a_limit_beyond_the_candidates_keeps_bm25_order_behind_them(index: RecallIndex) -> None:
+def test_a_limit_beyond_the_candidates_keeps_recalls_order_behind_them(index: RecallIndex) -> None:
     for n in range(6):
         index.upsert_conversation(conversation(f"3{n}", f"pet story number {n}" + " pet" * n))
     reranker = SemanticReranker(index, FakeEncoder(), RerankSettings(candidates=2))
@@ -194,7 +194,7 @@ def test_a_limit_beyond_the_candidates_keeps_bm25_order_behind_them(index: Recal
 
 
 @needs_numpy
-def test_an_index_file_it_cannot_use_leaves_bm25s_order(
+def test_an_index_file_it_cannot_use_leaves_recalls_order(
     index: RecallIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pet_talk(index)
@@ -216,7 +216,7 @@ def test_the_real_model_reorders_by_meaning(index: RecallIndex) -> None:
     pet_talk(index)
     question = "Which pet dog does she have?"
     plain = index.search("1", question)
-    assert ids(plain)[0] == "12"  # BM25: the most pet words
+    assert ids(plain)[0] == "12"  # recall: the most pet words
     reranker = SemanticReranker(index, settings=RerankSettings(weight=1.0))
     similarities = dict(zip(ids(plain), reranker.similarities("1", question, plain), strict=True))
     assert similarities["11"] > similarities["12"]  # a puppy named Max is a pet dog
