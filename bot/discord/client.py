@@ -20,6 +20,7 @@ from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.endpoints import recommended_shard_count
 from bot.discord.pacing import WriteBudget
+from bot.discord.waits import Waits
 from memory import InMemoryConversationManager
 from memory.longterm import MemoryService
 
@@ -97,8 +98,10 @@ class EchoBot(commands.AutoShardedBot):
         # Set once Discord has answered the login (setup_hook runs after that): start-up's
         # deadline for an unresponsive API ends there (bot.discord.start).
         self.logged_in = asyncio.Event()
+        # What replies wait on besides their own work, for whoever measures it.
+        self.waits = Waits()
         # Every streamed reply counts its writes here, to stay inside Discord's limits.
-        self.write_budget = WriteBudget()
+        self.write_budget = WriteBudget(waits=self.waits)
 
     def forget_names(self, user_id: str) -> None:
         """Drop a person's display name (after /memory forget)."""

@@ -13,6 +13,9 @@ process, one per channel) and:
 - optional writes (the edits that show a reply growing, the typing indicator) go out only
   while there is room to spare (``optional_delay``): the edit interval widens as the budget
   shrinks, and the last edit of a busy reply simply waits for its final text.
+
+A write that waited for room is reported to ``waits`` (``bot.discord.waits``), so what a
+reply spent waiting can be told apart from Echo's own work.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+
+from bot.discord.waits import Waits
 
 __all__ = ["WriteBudget"]
 
@@ -42,6 +47,7 @@ class WriteBudget:
         channel_limit: int = CHANNEL_LIMIT,
         channel_per: float = CHANNEL_PER,
         clock: Callable[[], float] = time.monotonic,
+        waits: Waits | None = None,
     ) -> None:
         # A margin under Discord's figure: requests Echo does not pace (slash commands, the
         # client's own calls) share the same global budget.
@@ -53,6 +59,7 @@ class WriteBudget:
         self.optional_global = max(1, int(self.global_limit * 0.6))
         self.optional_channel = max(1, channel_limit - 2)
         self._clock = clock
+        self.waits = waits if waits is not None else Waits()
         # Writes on the wire count from when they leave until ``per`` after their answer:
         # Discord counts them on arrival, which lies somewhere in between.
         self._in_flight = 0
@@ -104,11 +111,18 @@ class WriteBudget:
             channel_wait = window[len(window) - self.optional_channel] + self.channel_per - now
         return max(channel_wait, self.global_delay(self.optional_global))
 
-    async def wait(self) -> None:
-        """Until the global window has room for one more write."""
+    async def wait(self, channel_id: int | None = None) -> None:
+        """Until the global window has room for one more write (for ``channel_id``, which
+        the report of a wait names)."""
+        wait = self.global_delay()
+        if wait <= 0:
+            return
+        started = self._clock()
         # Sleeping until the oldest write leaves the window: there is no event to wait on.
-        while (wait := self.global_delay()) > 0:  # noqa: ASYNC110
+        while wait > 0:
             await asyncio.sleep(wait)
+            wait = self.global_delay()
+        self.waits.report("write budget", channel_id, started, self._clock())
 
     @contextlib.asynccontextmanager
     async def write(
@@ -117,7 +131,7 @@ class WriteBudget:
         """Around one write: wait for room (unless ``wait=False``), count it until it is
         answered, then keep it in the windows."""
         if wait:
-            await self.wait()
+            await self.wait(channel_id)
         self._in_flight += 1
         try:
             yield
