@@ -157,6 +157,9 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
         (OUT_DIR / f"load-timeline-{threads}.json").write_text(json.dumps(timeline))
         await world.call("POST", "/limits", {"on": False})
     reading = read_timeline(timeline, waits=waits)
+    world_lag = timeline.get("world_lag", {})
+    world_p99 = float(world_lag.get("p99", float("nan")))
+    world_max = float(world_lag.get("max", float("nan")))
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     replies = max(1, len(timeline["model"]))
     lost = reading.lost + (reading.posted - recorded)
@@ -193,6 +196,9 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
             group=group),
         Row("replies left unfinished", "count", [float(unfinished)], higher_is_better=False,
             group=group),
+        # Context, not Echo: the lag of the loop every timestamp above is taken on.
+        Row("world process (emulator, model, users): event-loop lag p99", "ms", [world_p99],
+            role="baseline", higher_is_better=False, group=f"{group}, world process"),
     ]  # fmt: skip
     overhead_p99 = max(percentile(reading.to_model, 99), percentile(reading.to_write, 99))
     own_p99 = max(percentile(reading.to_model_own, 99), percentile(reading.to_write_own, 99))
@@ -217,6 +223,8 @@ async def _load_phase(world: World, folder: Path, threads: int, duration: float)
         f"{reading.rate_limited} 429s ({reading.global_429} global); {unfinished} replies "
         "left unfinished on Discord (a cursor still showing); "
         f"CPU {cpu:.1f} s for {replies} replies; loop lag max {max(lags, default=0):.1f} ms; "
+        f"the world process's own loop lag (the resolution of every timestamp) p99 "
+        f"{world_p99:.1f} ms, max {world_max:.0f} ms; "
         f"waits Echo reported: {_kinds(kinds)}; of the timings, {reading.waited_to_model} of "
         f"{len(reading.to_model)} event -> model request and {reading.waited_to_write} of "
         f"{len(reading.to_write)} first token -> first write held one ('own work' is the "
