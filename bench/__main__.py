@@ -2,7 +2,8 @@
 of ``bench/scenarios``, one table each, ``results.json`` and ``results.png`` (see bench/README.md).
 
 A run writes to ``bench/out/`` (ignored by git), so measuring never dirties a clone; the tracked
-``bench/results.json`` and ``bench/results.png`` change only with ``--publish``.
+``bench/results.json`` and ``bench/results.png`` change only with ``--publish``, which merges
+the scenarios this run measured into them and keeps the others (``bench.publish``).
 
 Not a test: nothing here runs in the test command or in CI.
 """
@@ -13,7 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.framework import BENCH_DIR, OUT_DIR, publish, run_scenarios
+from bench.framework import BENCH_DIR, OUT_DIR, run_scenarios
+from bench.publish import publish
 from bench.scenarios import SCENARIOS
 
 
@@ -41,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--publish",
         action="store_true",
-        help="also copy them to bench/results.json and bench/results.png, the tracked results "
-        "that README quotes",
+        help="also merge the scenarios run into bench/results.json (the others kept as they "
+        "were published) and draw bench/results.png again: the tracked results README quotes",
     )
     args = parser.parse_args(argv)
     names = list(SCENARIOS)
@@ -53,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
     status = run_scenarios(names, quick=args.quick, out_dir=args.out, merge=bool(args.only))
     if args.publish:
-        for path in publish(args.out, BENCH_DIR):
+        written, left = publish(args.out, BENCH_DIR, names, list(SCENARIOS))
+        for path in written:
             print(f"published {path}")
+        if left:
+            print(f"not published (failed or skipped; the published stay): {', '.join(left)}")
     return status
 
 

@@ -465,17 +465,6 @@ def _load(name: str) -> tuple[Any | None, str]:
         return None, f"import failed: {type(exc).__name__}: {exc}"
 
 
-def publish(out_dir: Path, to: Path) -> list[Path]:
-    """Copy a run's results.json and results.png to ``to`` (the tracked copies)."""
-    copied = []
-    for name in ("results.json", "results.png"):
-        source = out_dir / name
-        if source.exists() and source.resolve() != (to / name).resolve():
-            shutil.copyfile(source, to / name)
-            copied.append(to / name)
-    return copied
-
-
 def run_scenarios(names: list[str], *, quick: bool, out_dir: Path, merge: bool = False) -> int:
     """Run the scenarios in order, print their tables, write results.json and results.png.
 
@@ -496,6 +485,7 @@ def run_scenarios(names: list[str], *, quick: bool, out_dir: Path, merge: bool =
     started = time.perf_counter()
     for name in names:
         module, why = _load(name)
+        load_before = _load_now()
         entry: dict[str, Any]
         if module is None:
             print(f"\n== {name}: SKIPPED, {why} ==", flush=True)
@@ -530,6 +520,8 @@ def run_scenarios(names: list[str], *, quick: bool, out_dir: Path, merge: bool =
             entry["seconds"] = round(elapsed, 2)
         entry["mode"] = mode
         entry["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        # The machine's load around this scenario (1, 5, 15 min), before and after it.
+        entry["load_average"] = {"before": load_before, "after": _load_now()}
         results.append(entry)
     total = time.perf_counter() - started
 
@@ -566,6 +558,10 @@ def _read_previous(path: Path) -> list[dict[str, Any]]:
         return [e for e in data.get("scenarios", []) if isinstance(e, dict)]
     except (OSError, ValueError, AttributeError):
         return []
+
+
+def _load_now() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def _load_text(load: list[float] | None) -> str:

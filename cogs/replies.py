@@ -81,10 +81,13 @@ class ReplyScheduler:
     async def _reply_worker(
         self, thread_key: int, channel: discord.abc.Messageable, wait: float = 0.0
     ) -> None:
+        waits = self.bot.waits
         try:
             if wait > 0:
+                started = time.monotonic()
                 await send_quietly(self.bot.write_budget, channel, COOLDOWN_NOTE)
                 await asyncio.sleep(wait)
+                waits.report("cooldown", thread_key, started, time.monotonic())
             while not self.bot.closing:
                 message = self._pending.pop(thread_key, None)
                 if message is None:
@@ -96,12 +99,13 @@ class ReplyScheduler:
                     continue  # it came while the last reply waited to start: that one answered it
                 self._cooldown.mark(str(message.author.id))
                 try:
-                    queued = time.monotonic() if self._model_slots.locked() else None
-                    if queued is not None:
+                    queued = None
+                    if self._model_slots.locked():
+                        queued = time.monotonic()
                         await send_quietly(self.bot.write_budget, channel, BUSY_NOTE)
                     async with self._model_slots:
                         if queued is not None:
-                            self.bot.waits.record("model", thread_key, queued, time.monotonic())
+                            waits.report("model slot", thread_key, queued, time.monotonic())
                         await self._answer(channel, str(thread_key), message)
                 except discord.Forbidden:
                     log.warning(

@@ -235,35 +235,43 @@ class Reading:
     queued: int = 0  # arrived while its thread's previous reply was still being written
     to_model: list[float] = field(default_factory=list)
     to_write: list[float] = field(default_factory=list)
-    # The same, less the time spent waiting for a model slot / for room in Discord's limits.
+    # The same timings, less what the reply spent in reported waits (``bot.discord.waits``):
+    # a model slot, a cooldown, room in Discord's write budget. Left: Echo's own work.
     to_model_own: list[float] = field(default_factory=list)
     to_write_own: list[float] = field(default_factory=list)
+    waited_to_model: int = 0  # of the timings above, how many held a wait
+    waited_to_write: int = 0
     rate_limited: int = 0
     global_429: int = 0
     requests: int = 0
     replies: int = 0
 
 
-Waits = dict[str, dict[int, list[tuple[float, float]]]]
-"""What Echo waited for (``"model"``, ``"discord"``) -> channel -> (start, end), monotonic."""
+WaitSpan = tuple[int | None, float, float]
+"""A wait Echo reported: the channel it was for, its start and end (``time.monotonic()``)."""
 
 
-def waited(waits: Waits, what: str, channel: int, start: float, end: float) -> float:
-    """Seconds of ``[start, end]`` this channel spent waiting for ``what``."""
-    return sum(
-        max(0.0, min(end, b) - max(start, a)) for a, b in waits.get(what, {}).get(channel, [])
-    )
+def waited(spans: list[WaitSpan], start: float, end: float) -> float:
+    """Seconds of ``[start, end]`` covered by ``spans`` (overlapping waits counted once)."""
+    clipped = sorted((max(a, start), min(b, end)) for _, a, b in spans if b > start and a < end)
+    total, reach = 0.0, start
+    for a, b in clipped:
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
 
 
 def read_timeline(
-    timeline: dict[str, Any], *, by_reference: bool = True, waits: Waits | None = None
+    timeline: dict[str, Any], *, by_reference: bool = True, waits: list[WaitSpan] | None = None
 ) -> Reading:
     """Match each posted message to the model request answering it (its marker is the newest
-    user turn) and that request's first token to the bot's first write in the channel. With
-    ``waits`` (Echo's ``WaitLog``), each timing also less its waits for a model slot or for room
-    in Discord's limits."""
-    waits = waits or {}
+    user turn) and that request's first token to the bot's first write in the channel;
+    ``waits`` (Echo's own reports) give each timing's part spent waiting."""
     out = Reading()
+    waits_in: dict[int | None, list[WaitSpan]] = defaultdict(list)
+    for span in waits or ():
+        waits_in[span[0]].append(span)
     posted = {p["marker"]: p for p in timeline["posted"]}
     out.posted = len(posted)
     writes_by_channel: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -304,17 +312,20 @@ def read_timeline(
         if any(p["dispatched"] < w["time"] < request["arrived"] for w in writes):
             out.queued += 1
             continue
-        to_model = request["arrived"] - p["dispatched"]
-        out.to_model.append(to_model * 1000)
-        slot = waited(waits, "model", p["channel"], p["dispatched"], request["arrived"])
-        out.to_model_own.append((to_model - slot) * 1000)
+        spans = waits_in.get(p["channel"], [])
+        total = request["arrived"] - p["dispatched"]
+        wait = waited(spans, p["dispatched"], request["arrived"])
+        out.to_model.append(total * 1000)
+        out.to_model_own.append((total - wait) * 1000)
+        out.waited_to_model += wait > 0
         if request["first_token"] is not None:
             first = next((w for w in writes if w["time"] >= request["first_token"]), None)
             if first is not None:
-                to_write = first["time"] - request["first_token"]
-                out.to_write.append(to_write * 1000)
-                room = waited(waits, "discord", p["channel"], request["first_token"], first["time"])
-                out.to_write_own.append((to_write - room) * 1000)
+                total = first["time"] - request["first_token"]
+                wait = waited(spans, request["first_token"], first["time"])
+                out.to_write.append(total * 1000)
+                out.to_write_own.append((total - wait) * 1000)
+                out.waited_to_write += wait > 0
                 out.replies += 1
     return out
 

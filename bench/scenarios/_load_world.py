@@ -25,6 +25,7 @@ import logging
 import random
 import re
 import sys
+import time
 from typing import Any
 
 from aiohttp import web
@@ -56,11 +57,16 @@ class World:
         self.load_task: asyncio.Task[None] | None = None
         self.next_marker = 0
         self.planned = 0
+        # How late this process's own loop runs: every timestamp here is taken on it, so its
+        # lag is the resolution of the timings the scenario reports.
+        self.lags: list[float] = []
+        self.lag_task: asyncio.Task[None] | None = None
 
     async def start(self) -> web.AppRunner:
         await self.emu.start()
         self.emu.populate()
         await self.llm.start()
+        self.lag_task = asyncio.get_running_loop().create_task(self._watch_lag())
         app = web.Application()
         app.router.add_post("/threads", self.threads)
         app.router.add_post("/channels", self.channels)
@@ -94,6 +100,12 @@ class World:
             flush=True,
         )
         return runner
+
+    async def _watch_lag(self) -> None:
+        while True:
+            start = time.perf_counter()
+            await asyncio.sleep(0.001)
+            self.lags.append(max(0.0, time.perf_counter() - start - 0.001) * 1000)
 
     # -- control ----------------------------------------------------------------------------
 
@@ -244,6 +256,7 @@ class World:
                 "rest": writes,
                 "bot_messages": bot_messages,
                 "rate_limited": self.emu.rate_limited,
+                "world_lag": _lag_summary(self.lags),
             }
         )
 
@@ -252,7 +265,17 @@ class World:
         self.emu.gateway.log.clear()
         self.llm.requests.clear()
         self.posted.clear()
+        self.lags.clear()
         return web.json_response({})
+
+
+def _lag_summary(lags: list[float]) -> dict[str, float]:
+    ordered = sorted(lags) or [0.0]
+    return {
+        "p50": ordered[len(ordered) // 2],
+        "p99": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
+        "max": ordered[-1],
+    }
 
 
 def _final(content: str, embeds: list[dict[str, Any]]) -> bool:
@@ -268,6 +291,8 @@ async def _main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     # Serve until the parent closes our stdin (or dies).
     await loop.run_in_executor(None, sys.stdin.read)
+    if world.lag_task is not None:
+        world.lag_task.cancel()
     await runner.cleanup()
     await world.llm.close()
     await world.emu.close()

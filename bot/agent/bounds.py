@@ -69,6 +69,54 @@ class ReplyClock:
             raise  # a timeout of the awaited code itself, not ours
 
 
+class _RoundDeadline:
+    """The reply's deadline over one model stream, with one timer for the whole stream.
+
+    A timeout per event (``ReplyClock.within``) schedules and cancels a timer for every chunk
+    the model sends; this one is set once. At the deadline it cancels the task only while
+    the task awaits the stream's next event, so the cancellation always lands inside the
+    stream, never in the consumer's code between two events; a deadline passed meanwhile is
+    seen before the next event is awaited.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._deadline = deadline
+        self._task: asyncio.Task[object] | None = None  # set while awaiting the stream
+        self._fired = False
+        self._timer = self._loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        if self._task is not None:
+            self._fired = True
+            self._task.cancel()
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+    async def next(self, stream: AsyncIterator[T]) -> T:
+        """The stream's next event; ``ReplyCut("time")`` past the deadline."""
+        if self._loop.time() >= self._deadline:
+            raise ReplyCut("time")
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self._task = task
+        try:
+            event = await anext(stream)
+        except asyncio.CancelledError:
+            # Ours only if the timer fired and no one else cancelled the task meanwhile.
+            if self._fired and task.uncancel() <= cancelling:
+                raise ReplyCut("time") from None
+            raise
+        finally:
+            self._task = None
+        if self._fired:  # the stream swallowed the cancellation: take it back, stop now
+            task.uncancel()
+            raise ReplyCut("time")
+        return event
+
+
 async def bounded(
     stream: AsyncIterator[ProviderEvent], clock: ReplyClock
 ) -> AsyncIterator[ProviderEvent | Stopped]:
@@ -79,23 +127,27 @@ async def bounded(
     length bound is not passed on, the last delta being cut to fit.
     """
     shown = 0
-    async with contextlib.aclosing(stream):  # type: ignore[type-var]
-        while True:
-            try:
-                event = await clock.within(anext(stream))
-            except StopAsyncIteration:
-                return
-            except ReplyCut as cut:
-                yield Stopped(cut.reason)
-                return
-            if isinstance(event, ContentRetracted):
-                shown = 0  # what was shown was reasoning, and is taken off the screen
-            elif isinstance(event, ContentDelta):
-                room = clock.chars - shown
-                if len(event.text) > room:
-                    if room > 0:
-                        yield ContentDelta(event.text[:room])
-                    yield Stopped("length")
+    deadline = _RoundDeadline(clock.deadline)
+    try:
+        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            while True:
+                try:
+                    event = await deadline.next(stream)
+                except StopAsyncIteration:
                     return
-                shown += len(event.text)
-            yield event
+                except ReplyCut as cut:
+                    yield Stopped(cut.reason)
+                    return
+                if isinstance(event, ContentRetracted):
+                    shown = 0  # what was shown was reasoning, and is taken off the screen
+                elif isinstance(event, ContentDelta):
+                    room = clock.chars - shown
+                    if len(event.text) > room:
+                        if room > 0:
+                            yield ContentDelta(event.text[:room])
+                        yield Stopped("length")
+                        return
+                    shown += len(event.text)
+                yield event
+    finally:
+        deadline.close()

@@ -19,7 +19,8 @@ from discord.ext import commands
 from bot.agent import Agent
 from bot.config import Settings
 from bot.discord.endpoints import recommended_shard_count
-from bot.discord.pacing import WaitLog, WriteBudget
+from bot.discord.pacing import WriteBudget
+from bot.discord.waits import Waits
 from memory import InMemoryConversationManager
 from memory.longterm import MemoryService
 
@@ -97,9 +98,9 @@ class EchoBot(commands.AutoShardedBot):
         # Set once Discord has answered the login (setup_hook runs after that): start-up's
         # deadline for an unresponsive API ends there (bot.discord.start).
         self.logged_in = asyncio.Event()
+        # What replies wait on besides their own work, for whoever measures it.
+        self.waits = Waits()
         # Every streamed reply counts its writes here, to stay inside Discord's limits.
-        # Waits for room in Discord's limits and for a model slot, told to whoever listens.
-        self.waits = WaitLog()
         self.write_budget = WriteBudget(waits=self.waits)
 
     def forget_names(self, user_id: str) -> None:

@@ -13,6 +13,9 @@ process, one per channel) and:
 - optional writes (the edits that show a reply growing, the typing indicator) go out only
   while there is room to spare (``optional_delay``): the edit interval widens as the budget
   shrinks, and the last edit of a busy reply simply waits for its final text.
+
+A write that waited for room is reported to ``waits`` (``bot.discord.waits``), so what a
+reply spent waiting can be told apart from Echo's own work.
 """
 
 from __future__ import annotations
@@ -23,38 +26,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
-__all__ = ["WaitListener", "WaitLog", "WriteBudget"]
+from bot.discord.waits import Waits
+
+__all__ = ["WriteBudget"]
 
 GLOBAL_LIMIT = 50  # requests per GLOBAL_PER seconds, Discord's global limit for a bot
 GLOBAL_PER = 1.0
 CHANNEL_LIMIT = 5  # message writes per CHANNEL_PER seconds in one channel
 CHANNEL_PER = 5.0
-
-
-WaitListener = Callable[[str, int | None, float, float], None]
-"""(what was waited for, the channel, start, end): see ``WaitLog``."""
-
-
-class WaitLog:
-    """Tells its listeners of each time a reply waited for something outside Echo: room in
-    Discord's rate limits (``"discord"``) or a free model slot (``"model"``, under
-    ``ECHO_MAX_CONCURRENT_REPLIES``), with the channel and when the wait began and ended
-    (``time.monotonic``). It keeps nothing itself; a metrics exporter or a benchmark listens,
-    to tell Echo's own time from time spent waiting its turn.
-    """
-
-    def __init__(self) -> None:
-        self._listeners: list[WaitListener] = []
-
-    def listen(self, listener: WaitListener) -> None:
-        self._listeners.append(listener)
-
-    def unlisten(self, listener: WaitListener) -> None:
-        self._listeners.remove(listener)
-
-    def record(self, what: str, channel_id: int | None, started: float, ended: float) -> None:
-        for listener in self._listeners:
-            listener(what, channel_id, started, ended)
 
 
 class WriteBudget:
@@ -68,7 +47,7 @@ class WriteBudget:
         channel_limit: int = CHANNEL_LIMIT,
         channel_per: float = CHANNEL_PER,
         clock: Callable[[], float] = time.monotonic,
-        waits: WaitLog | None = None,
+        waits: Waits | None = None,
     ) -> None:
         # A margin under Discord's figure: requests Echo does not pace (slash commands, the
         # client's own calls) share the same global budget.
@@ -80,7 +59,7 @@ class WriteBudget:
         self.optional_global = max(1, int(self.global_limit * 0.6))
         self.optional_channel = max(1, channel_limit - 2)
         self._clock = clock
-        self.waits = waits or WaitLog()
+        self.waits = waits if waits is not None else Waits()
         # Writes on the wire count from when they leave until ``per`` after their answer:
         # Discord counts them on arrival, which lies somewhere in between.
         self._in_flight = 0
@@ -133,15 +112,17 @@ class WriteBudget:
         return max(channel_wait, self.global_delay(self.optional_global))
 
     async def wait(self, channel_id: int | None = None) -> None:
-        """Until the global window has room for one more write (told to ``waits``)."""
-        started: float | None = None
+        """Until the global window has room for one more write (for ``channel_id``, which
+        the report of a wait names)."""
+        wait = self.global_delay()
+        if wait <= 0:
+            return
+        started = self._clock()
         # Sleeping until the oldest write leaves the window: there is no event to wait on.
-        while (wait := self.global_delay()) > 0:
-            if started is None:
-                started = self._clock()
+        while wait > 0:
             await asyncio.sleep(wait)
-        if started is not None:
-            self.waits.record("discord", channel_id, started, self._clock())
+            wait = self.global_delay()
+        self.waits.report("write budget", channel_id, started, self._clock())
 
     @contextlib.asynccontextmanager
     async def write(

@@ -58,6 +58,7 @@ class StreamingReply:
         self.notice = notice
         self.messages: list[discord.Message] = []
         self._text = ""
+        self._words = False  # _text holds more than whitespace (kept, not re-read per chunk)
         self._earlier = ""  # the last round's text, when a new round reset it
         self._rendered: list[str] = []
         self._dirty = asyncio.Event()
@@ -78,20 +79,24 @@ class StreamingReply:
 
     def add(self, text: str) -> None:
         self._text += text
-        if self._text.strip():
+        if not self._words and text and not text.isspace():
+            self._words = True
+        if self._words:
             self._dirty.set()
 
     def retract(self) -> None:
         """What was shown this round was the model's reasoning: take it off the screen."""
         self._text = ""
+        self._words = False
         if self.messages:
             self._dirty.set()
 
     def reset(self) -> None:
         """A new model round: what was shown so far is replaced by what comes next."""
-        if self._text.strip():
+        if self._words:
             self._earlier = self._text
         self._text = ""
+        self._words = False
 
     async def finish(self, text: str, thinking: str = "") -> None:
         """Show the final answer exactly (no cursor), split as needed."""

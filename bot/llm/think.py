@@ -31,12 +31,30 @@ CLOSE_TAG = "</think>"
 ThinkPiece = ReasoningDelta | ContentDelta | ContentRetracted
 
 
-def _partial_tag_suffix(text: str, tag: str) -> int:
-    """Length of the longest end of ``text`` that is the start of ``tag`` (a tag cut short)."""
-    for length in range(min(len(text), len(tag) - 1), 0, -1):
-        if tag.startswith(text[-length:]):
-            return length
-    return 0
+# Both tags begin with their only "<": a tag cut short at the end of the text begins at the
+# text's last "<", and a text without "<" holds no tag and no start of one.
+_LONGEST = max(len(OPEN_TAG), len(CLOSE_TAG))
+assert all(tag.count("<") == 1 and tag.startswith("<") for tag in (OPEN_TAG, CLOSE_TAG))
+
+
+def _partial_tag_suffix(text: str, tags: tuple[str, ...]) -> int:
+    """Length of the longest end of ``text`` that is the start of one of ``tags`` (a tag cut
+    short)."""
+    at = text.rfind("<", max(0, len(text) - _LONGEST + 1))
+    if at < 0:
+        return 0
+    end = text[at:]
+    return len(end) if any(len(end) < len(tag) and tag.startswith(end) for tag in tags) else 0
+
+
+def _first_tag(text: str, tags: tuple[str, ...], start: int) -> tuple[int, str]:
+    """The first of ``tags`` in ``text`` at or after ``start``: its position and itself, or
+    ``(-1, "")``."""
+    at = text.find("<", start)
+    if at < 0:
+        return -1, ""
+    found = [(where, tag) for tag in tags if (where := text.find(tag, at)) >= 0]
+    return min(found) if found else (-1, "")
 
 
 class ThinkParser:
@@ -80,22 +98,26 @@ class ThinkParser:
     def feed(self, chunk: str) -> list[ThinkPiece]:
         """Pieces that are certain now; never an empty piece."""
         if not self._buffer and not self._implicit and "<" not in chunk:
-            # Every tag, and every start of one, begins with "<": most chunks hold none.
+            # Most chunks: nothing held back and no tag starting here, so all of it is certain.
             return [self._piece(chunk)] if chunk else []
+        # What was held back holds no whole tag (it would have been taken): a tag can only
+        # end in the new chunk, so the scan starts where such a tag could begin, and a long
+        # held-back block is not scanned again at every chunk.
+        start = max(0, len(self._buffer) - _LONGEST + 1)
         self._buffer += chunk
         out: list[ThinkPiece] = []
         while self._buffer:
             tags = self._tags()
-            found = [(at, tag) for tag in tags if (at := self._buffer.find(tag)) >= 0]
-            if found:
-                at, tag = min(found)
+            at, tag = _first_tag(self._buffer, tags, start)
+            start = 0
+            if tag:
                 before = self._buffer[:at]
                 self._buffer = self._buffer[at + len(tag) :]
                 out.extend(self._tag(tag, before))
                 continue
             if self._implicit:
                 break  # held until the block closes (or the stream ends)
-            keep = max(_partial_tag_suffix(self._buffer, tag) for tag in tags)
+            keep = _partial_tag_suffix(self._buffer, tags)
             ready = self._buffer[: len(self._buffer) - keep]
             if ready:
                 out.append(self._piece(ready))

@@ -190,3 +190,31 @@ def test_split_think_orphan_close() -> None:
         "\n\nThe answer.",
     )
     assert split_think("plain", opens_inside=True) == ("", "plain")
+
+
+def test_where_the_chunks_are_cut_never_matters() -> None:
+    """The scan starts where a tag could end in the new chunk, and plain chunks skip it: any
+    cutting of the same text, in either mode, ends with what the whole text gives at once."""
+    rng = random.Random(20261205)
+    atoms = ["<think>", "</think>", "<", "</", "<th", "</thi", "think", ">", "a", " ", "\n", "<<"]
+    for case in range(600):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randint(0, 16)))
+        cuts = sorted(rng.sample(range(len(text) + 1), k=min(len(text) + 1, rng.randint(1, 8))))
+        chunks = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        for opens_inside in (False, True):
+            for cut in (False, True):
+                whole = run([text], opens_inside=opens_inside, cut=cut)
+                pieces = run(chunks, opens_inside=opens_inside, cut=cut)
+                assert pieces[:2] == whole[:2], (case, text, chunks, opens_inside, cut)
+                assert all(p.text for p in pieces[2]), (case, text, chunks)
+
+
+def test_a_long_held_back_block_streams_out_whole_when_it_closes() -> None:
+    parser = ThinkParser(opens_inside=True)
+    words = [f"step {k}, " for k in range(2000)]
+    assert all(parser.feed(word) == [] for word in words)
+    assert parser.feed("done</thi") == []
+    assert parser.feed("nk>The answer.") == [
+        ReasoningDelta("".join(words) + "done"),
+        ContentDelta("The answer."),
+    ]

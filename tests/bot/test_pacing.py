@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from bot.discord.pacing import WriteBudget
+from bot.discord.waits import Wait, Waits
 
 
 class Clock:
@@ -58,20 +61,34 @@ async def test_a_write_on_the_wire_counts_until_its_answer_and_a_window_after() 
     assert budget.global_delay() == 0
 
 
-async def test_a_write_that_waits_for_room_is_told_to_the_wait_log() -> None:
-    # Real time here: the budget sleeps until the oldest write leaves its window.
-    budget = WriteBudget(global_limit=2, global_per=0.05)  # 1 usable
-    seen: list[tuple[str, int | None, float, float]] = []
-    budget.waits.listen(lambda *wait: seen.append(wait))
+async def test_a_write_that_waited_for_room_is_reported_with_its_channel() -> None:
+    waits = Waits()
+    seen: list[Wait] = []
+    stop = waits.subscribe(seen.append)
+    budget = WriteBudget(global_limit=2, global_per=0.2, waits=waits)  # 1 usable per 0.2 s
     async with budget.write(7):
         pass
-    assert seen == []  # room at once: no wait
+    assert seen == []  # there was room: no wait
+    before = time.monotonic()
     async with budget.write(8):
         pass
-    assert len(seen) == 1
-    what, channel, started, ended = seen[0]
-    assert (what, channel) == ("discord", 8)
-    assert 0.02 < ended - started < 1.0
-    async with budget.write(9, wait=False):  # an optional write never waits
+    assert [(w.kind, w.channel_id) for w in seen] == [("write budget", 8)]
+    assert before <= seen[0].started and 0.1 < seen[0].seconds < 2
+    stop()
+    async with budget.write(9):
         pass
-    assert len(seen) == 1
+    assert len(seen) == 1  # no longer observed
+
+
+def test_a_failing_observer_does_not_stop_the_others() -> None:
+    waits = Waits()
+    seen: list[Wait] = []
+
+    def broken(wait: Wait) -> None:
+        raise RuntimeError("observer bug")
+
+    waits.subscribe(broken)
+    waits.subscribe(seen.append)
+    waits.report("model slot", 5, 1.0, 3.5)
+    assert seen == [Wait("model slot", 5, 1.0, 3.5)]
+    assert seen[0].seconds == 2.5

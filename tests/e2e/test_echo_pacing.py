@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.discord.pacing import WriteBudget
+from bot.discord.waits import Wait
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server import FakeLLM
 
@@ -62,9 +63,9 @@ async def test_a_message_that_came_while_its_reply_waited_is_not_answered_again(
     fake_llm.queue_text("the long answer", delay=1.0)  # holds the only model slot
     fake_llm.queue_text("one answer to both")
     fake_llm.queue_text("a second answer nobody asked for")
-    waits: list[tuple[str, int | None, float, float]] = []
     async with running_echo(emu, tmp_path, llm=fake_llm, ECHO_MAX_CONCURRENT_REPLIES="1") as echo:
-        echo.bot.waits.listen(lambda *wait: waits.append(wait))
+        waits: list[Wait] = []
+        echo.bot.waits.subscribe(waits.append)
         first = await emu.create_thread(world.channel.id, "busy", owner_id=world.user.id)
         await emu.post_message(first.id, world.user.id, f"<@{emu.bot_user.id}> a long one")
         await fake_llm.wait_for_requests(1)
@@ -93,6 +94,8 @@ async def test_a_message_that_came_while_its_reply_waited_is_not_answered_again(
         if m["author"]["id"] == str(emu.bot_user.id)
     ]
     assert "a second answer nobody asked for" not in shown
-    # The wait for the slot was told to the wait log: the time was the model's, not Echo's.
-    slot = [(channel, end - start) for what, channel, start, end in waits if what == "model"]
-    assert len(slot) == 1 and slot[0][0] == second.id and slot[0][1] > 0.1
+    # The wait for the slot was reported, for that thread, ending before its model request.
+    slot = [w for w in waits if w.kind == "model slot"]
+    assert [w.channel_id for w in slot] == [second.id]
+    assert 0 < slot[0].seconds < 10
+    assert slot[0].ended <= fake_llm.chat_requests[1].arrived
