@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from memory.longterm.summarizer import STOPWORDS
-from memory.recall.passages import attachment_text, date_words
-from memory.recall.temporal import time_words
-from memory.records.models import Conversation, MessageType
+from memory.recall.passages import Said, date_words, said_in
+from memory.records.models import Conversation
 
-__all__ = ["DEPTH", "coverage_order", "speech_words", "stem"]
+__all__ = ["DEPTH", "coverage_order", "speech_of", "speech_words", "stem"]
 
 # How many of BM25's best conversations are ordered again.
 DEPTH = 20
@@ -58,29 +58,26 @@ def _stems(text: str) -> set[str]:
 
 
 def speech_words(conversation: Conversation, *, index_echo: bool = True) -> str:
-    """What each speaker said in ``conversation``, as the distinct words of each, with the
-    dates they referred to (resolved, as in the passages); and the conversation's date, which
-    counts for every speaker. JSON: ``{"when": words, "said": {speaker: words}}``, each
-    speaker by name, lowercased; Echo's answers under the empty name."""
-    said: dict[str, set[str]] = {}
-    for message in conversation.history:
-        kind = message.message_type
-        if kind is MessageType.CHAT and message.requester is not None:
-            speaker = (message.author_name or "").lower()
-        elif index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
-            speaker = _ECHO
-        else:
-            continue
-        text = message.message_content
-        words = said.setdefault(speaker, set())
-        words.update(_stems(text))
-        words.update(_stems(attachment_text(message)))
-        words.update(_stems(time_words(text, message.created_at or conversation.created_at)))
-    when = _stems(date_words(conversation.created_at))
+    """``speech_of`` the messages of ``conversation`` that recall indexes."""
+    return speech_of(said_in(conversation, index_echo=index_echo), conversation.created_at)
+
+
+def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
+    """What each speaker said, as the distinct words of each, with the dates they referred to
+    (resolved, as in the passages); and the conversation's date (``created_at``), which counts
+    for every speaker. JSON: ``{"when": words, "said": {speaker: words}}``, each speaker by
+    name, lowercased; Echo's answers under the empty name."""
+    words: dict[str, set[str]] = {}
+    for message in said:
+        speaker = _ECHO if message.speaker is None else message.speaker.lower()
+        theirs = words.setdefault(speaker, set())
+        theirs.update(_stems(message.text))
+        theirs.update(_stems(message.times))
+    when = _stems(date_words(created_at))
     return json.dumps(
         {
             "when": " ".join(sorted(when)),
-            "said": {k: " ".join(sorted(v)) for k, v in said.items() if v},
+            "said": {k: " ".join(sorted(v)) for k, v in words.items() if v},
         },
         sort_keys=True,
     )

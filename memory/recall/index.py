@@ -21,16 +21,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from memory.recall.coverage import speech_words
+from memory.recall.coverage import speech_of
 from memory.recall.passages import (
     MAX_PASSAGES,
     PASSAGE_BITS,
     Passage,
-    conversation_passages,
     date_words,
     iso,
     memory_columns,
     memory_text,
+    passages_of,
+    said_in,
 )
 from memory.recall.ranking import RankedSearch
 from memory.records.memories import MemoryRecord
@@ -112,10 +113,12 @@ class RecallIndex(RankedSearch):
     def _rows(self, conversation: Conversation) -> _Rows:
         """What is written of a conversation: its passages, its date in words, its names,
         each speaker's words."""
-        passages = conversation_passages(conversation, self.settings)
+        # Read once: the passages and each speaker's words are two views of the same messages.
+        said = said_in(conversation, index_echo=self.settings.index_echo)
+        passages = passages_of(said, self.settings)
         dates = date_words(conversation.created_at)
         names = " ".join(dict.fromkeys(n for p in passages for n in p.names.split() if n))
-        speech = speech_words(conversation, index_echo=self.settings.index_echo)
+        speech = speech_of(said, conversation.created_at)
         return passages, dates, names, speech
 
     def _upsert(

@@ -39,12 +39,15 @@ __all__ = [
     "SCHEMA_VERSION",
     "Passage",
     "RecallSettings",
+    "Said",
     "attachment_text",
     "conversation_passages",
     "date_words",
     "iso",
     "memory_columns",
     "memory_text",
+    "passages_of",
+    "said_in",
 ]
 
 SCHEMA_VERSION = 3
@@ -122,10 +125,20 @@ def attachment_text(message: Message) -> str:
     return "\n".join(parts)
 
 
-def conversation_passages(conversation: Conversation, settings: RecallSettings) -> list[Passage]:
-    """Overlapping windows over the messages that carry words people can ask about."""
-    # (people text, echo text, author name, the dates it refers to)
-    units: list[tuple[str, str, str, str]] = []
+@dataclass(frozen=True, slots=True)
+class Said:
+    """One message recall indexes: who said it (``None``: Echo, its answer or a tool's result),
+    its text with its attachments' text, and the dates it refers to (resolved)."""
+
+    speaker: str | None
+    text: str
+    times: str
+
+
+def said_in(conversation: Conversation, *, index_echo: bool = True) -> list[Said]:
+    """The messages that carry words people can ask about: what people said and, with
+    ``index_echo``, Echo's answers and tool results. Thinking and tool calls are left out."""
+    said: list[Said] = []
     for message in conversation.history:
         kind = message.message_type
         text = message.message_content
@@ -134,27 +147,37 @@ def conversation_passages(conversation: Conversation, settings: RecallSettings) 
             text = f"{text}\n{extra}" if text else extra
         if not text.strip():
             continue
-        said = message.created_at or conversation.created_at
+        when = message.created_at or conversation.created_at
         if kind is MessageType.CHAT and message.requester is not None:
-            units.append((text, "", message.author_name or "", time_words(text, said)))
-        elif settings.index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
-            units.append(("", text, "", time_words(text, said)))
-    if not units:
+            said.append(Said(message.author_name or "", text, time_words(text, when)))
+        elif index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
+            said.append(Said(None, text, time_words(text, when)))
+    return said
+
+
+def conversation_passages(conversation: Conversation, settings: RecallSettings) -> list[Passage]:
+    """Overlapping windows over the messages that carry words people can ask about."""
+    return passages_of(said_in(conversation, index_echo=settings.index_echo), settings)
+
+
+def passages_of(said: list[Said], settings: RecallSettings) -> list[Passage]:
+    """Overlapping windows of ``settings.window`` messages, every ``settings.stride``."""
+    if not said:
         return []
     window, stride = settings.window, settings.stride
-    starts = list(range(0, max(1, len(units) - window + stride), stride))
+    starts = list(range(0, max(1, len(said) - window + stride), stride))
     if len(starts) > MAX_PASSAGES:  # more than a million passages: widen the last one
         starts = starts[:MAX_PASSAGES]
     passages: list[Passage] = []
     for number, start in enumerate(starts):
-        end = len(units) if number == len(starts) - 1 else start + window
-        chunk = units[start:end]
-        names = dict.fromkeys(name for _, _, name, _ in chunk if name)
-        times = dict.fromkeys(w for *_, t in chunk for w in t.split())
+        end = len(said) if number == len(starts) - 1 else start + window
+        chunk = said[start:end]
+        names = dict.fromkeys(s.speaker for s in chunk if s.speaker)
+        times = dict.fromkeys(w for s in chunk for w in s.times.split())
         passages.append(
             Passage(
-                people="\n".join(p for p, _, _, _ in chunk if p),
-                echo="\n".join(e for _, e, _, _ in chunk if e),
+                people="\n".join(s.text for s in chunk if s.speaker is not None),
+                echo="\n".join(s.text for s in chunk if s.speaker is None),
                 names=" ".join(names),
                 times=" ".join(times),
             )
