@@ -510,8 +510,8 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
     whole = replace(d, window=WHOLE, stride=WHOLE)
     return [
         (
-            f"default: passages {d.window}/{d.stride}, porter, dates x2, memory x0.5,"
-            f" coverage x{d.coverage_weight:g}",
+            f"default: passages {d.window}/{d.stride}, dates x2, memory x0.5,"
+            f" coverage x{d.coverage_weight:g}, pairs",
             d,
             True,
             "chosen",
@@ -548,6 +548,8 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
         ("coverage x0 (BM25's order alone)", replace(d, coverage_weight=0.0), True, ""),
         ("coverage x0.25", replace(d, coverage_weight=0.25), True, ""),
         ("coverage x1", replace(d, coverage_weight=1.0), True, ""),
+        ("no phrase pairs (words apart only)", replace(d, phrase_pairs=False), True, ""),
+        ("phrase pairs in questions asking when too", replace(d, phrase_pairs_when=True), True, ""),
     ]
 
 

@@ -20,6 +20,10 @@ are in ``bench/README.md``):
 - **Coverage.** What each person said is kept as their distinct words, so BM25's best
   conversations can be ordered again by how much of the question the person it names said
   there (``memory.recall.coverage``).
+- **Words in order.** Two neighbouring words of a question ("support group") are searched
+  for as a phrase as well as apart, except in a question asking when: there the conversation
+  that said when it happened is wanted, not the later ones that name the thing again in the
+  same words (measured: phrases help the other questions, and cost those).
 - **Porter stemming** (``porter unicode61 remove_diacritics 2``).
 """
 
@@ -66,7 +70,7 @@ class RecallSettings:
 
     ``window``, ``stride`` and ``tokenizer`` shape the stored index: opening a guild file made
     with other values resets it (it is rebuildable from the conversation files). The weights
-    apply at query time.
+    and the phrase pairs apply at query time.
     """
 
     window: int = 4
@@ -79,6 +83,10 @@ class RecallSettings:
     dates_weight: float = 2.0
     # BM25's best conversations ordered again by their coverage of the question, this much.
     coverage_weight: float = 0.5
+    # The question's neighbouring words searched as phrases too (``query.phrase_pairs``); for
+    # a question asking when, only with ``phrase_pairs_when``.
+    phrase_pairs: bool = True
+    phrase_pairs_when: bool = False
     index_echo: bool = True
 
     def __post_init__(self) -> None:

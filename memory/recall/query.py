@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import pairwise
 
 from memory.longterm.summarizer import STOPWORDS
 from memory.recall.temporal import TIME_MARK
 
-__all__ = ["match_expression", "query_terms"]
+__all__ = ["match_expression", "phrase_pairs", "query_terms"]
 
 # A query is bounded: more terms than this add cost, not recall.
 _MAX_TERMS = 64
@@ -37,6 +38,20 @@ def query_terms(query: str) -> list[str]:
     return list(seen)
 
 
+def phrase_pairs(query: str, terms: Iterable[str]) -> list[str]:
+    """Each two words next to each other in ``query`` that are both ``terms``, as one phrase
+    ("support group" from "the LGBTQ support group"), each once.
+
+    BM25 scores words apart: a passage that says "support" here and "group" there scores as
+    well as one that says "support group". Searched as phrases too, the pairs make the words'
+    order count, as a sequential dependence model does; a pair said nowhere adds nothing.
+    """
+    wanted = set(terms)
+    pairs = pairwise(_TOKEN.findall(query.lower()))
+    return list(dict.fromkeys(f"{a} {b}" for a, b in pairs if a in wanted and b in wanted))
+
+
 def match_expression(terms: Iterable[str]) -> str:
-    """Terms OR-ed as quoted FTS5 strings: any term may match, BM25 ranks by all of them."""
+    """Terms OR-ed as quoted FTS5 strings: any term may match, BM25 ranks by all of them. A
+    term of several words is a phrase: its words must be said in that order, together."""
     return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)

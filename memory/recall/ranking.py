@@ -23,7 +23,7 @@ from typing import Any
 from memory.recall.coverage import DEPTH, coverage_order
 from memory.recall.files import GuildFiles
 from memory.recall.passages import PASSAGE_BITS, RecallSettings
-from memory.recall.query import match_expression, query_terms
+from memory.recall.query import match_expression, phrase_pairs, query_terms
 from memory.recall.temporal import TIME_MARK, asks_for_time, time_words
 from memory.records.models import validate_snowflake
 
@@ -138,9 +138,16 @@ class RankedSearch(GuildFiles):
         asked_about = list(terms)
         asked = time_words(query, now or datetime.now(UTC))
         terms.extend(t for t in query_terms(asked) if t not in terms)
-        if asks_for_time(query):
+        asks_when = asks_for_time(query)
+        if asks_when:
             terms.append(TIME_MARK)
         expression = match_expression(terms)
+        # Pairs match no passage their words do not: the words alone tell how many match.
+        # They are left out of the "common terms" ranking of a large guild, whose cost is
+        # kept by scoring few passages; a phrase costs FTS5 the positions of its words.
+        with_pairs = expression
+        if self.settings.phrase_pairs and (self.settings.phrase_pairs_when or not asks_when):
+            with_pairs = match_expression([*terms, *phrase_pairs(query, asked_about)])
         with self._lock, self._transaction(guild_id, create=False) as db:
             if db is None:
                 return []
@@ -149,7 +156,7 @@ class RankedSearch(GuildFiles):
             if len(terms) > 1 and _probe(db, expression, _EXACT_MATCHES) > _EXACT_MATCHES:
                 rows = self._rank_common(db, guild_id, terms, limit, depth)
             if rows is None:
-                rows = self._rank_exact(db, guild_id, expression, limit, depth)
+                rows = self._rank_exact(db, guild_id, with_pairs, limit, depth)
             # BM25's best, ordered again by how much of the question they cover.
             order, relevance = coverage_order(
                 asked_about,
