@@ -76,7 +76,7 @@ _TRIGGER = re.compile(
 
 _ASKS = re.compile(
     r"^\s*when\b|\bwhen (?:did|does|do|is|was|were|will|has|had|are)\b|\bhow long\b"
-    r"|\bwhat (?:year|month|day|date|time)\b|\bwhich (?:year|month|day|date)\b|\bsince when\b"
+    r"|\b(?:what|which) (?:year|month|week|weekend|day|date|time)\b|\bsince when\b"
     r"|\bhow many (?:years|months|weeks|days)\b"
 )
 

@@ -44,7 +44,10 @@ def test_questions_asking_for_a_time() -> None:
     assert asks_for_time("When did Caroline go to the support group?")
     assert asks_for_time("How long has Nate had his turtles?")
     assert asks_for_time("what year did John get Max")
+    assert asks_for_time("Which week did Tim visit the UK?")
+    assert asks_for_time("What weekend was the hike?")
     assert not asks_for_time("What did Caroline research?")
+    assert not asks_for_time("Which weekly class does Tim take?")
 
 
 def test_the_mark_cannot_be_typed() -> None:
