@@ -20,15 +20,15 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from tests.discord_emulator import payloads
-from tests.discord_emulator.core import RequestRecord
 from tests.discord_emulator.errors import CANNOT_EXECUTE_ON_DM, DiscordAPIError, form_error
 from tests.discord_emulator.faults import json_response
 from tests.discord_emulator.gateway import DIRECT_MESSAGE_REACTIONS, GUILD_MESSAGE_REACTIONS
 from tests.discord_emulator.state import UploadedFile
 from tests.discord_emulator.validation import INTERACTION_FLAGS
+from tests.discord_emulator.world.core import RequestRecord
 
 if TYPE_CHECKING:
-    from tests.discord_emulator.core import DiscordWorld
+    from tests.discord_emulator.world.core import DiscordWorld
 
 log = logging.getLogger(__name__)
 
