@@ -21,7 +21,7 @@ from tests.discord_emulator.faults import (
     compile_path,
 )
 from tests.discord_emulator.gateway import INVALID_SESSION, RECONNECT, GatewayFrame
-from tests.discord_emulator.rest import RestApi
+from tests.discord_emulator.rest.routing import RestApi
 from tests.discord_emulator.spec import SpecMonitor, load_spec
 from tests.discord_emulator.state import Attachment, Channel, Message, UploadedFile
 from tests.discord_emulator.world.core import DiscordWorld, RequestRecord
