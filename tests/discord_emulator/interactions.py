@@ -59,7 +59,7 @@ from tests.discord_emulator.validation import (
 )
 
 if TYPE_CHECKING:
-    from tests.discord_emulator.core import DiscordWorld
+    from tests.discord_emulator.world.core import DiscordWorld
 
 log = logging.getLogger(__name__)
 

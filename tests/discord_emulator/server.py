@@ -3,7 +3,7 @@
 One aiohttp app on 127.0.0.1 and a free port serves REST under ``/api/v10``, the gateway
 at ``/`` (and ``/resume``, the ``resume_gateway_url``, so a test can see the client used
 it), and attachment downloads. Everything a test does to the world goes through the same
-operations the bot's requests go through (``core.DiscordWorld``).
+operations the bot's requests go through (``world.core.DiscordWorld``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.discord_emulator.core import DiscordWorld, RequestRecord
 from tests.discord_emulator.faults import (
     ChannelRateLimit,
     GlobalRateLimit,
@@ -22,9 +21,10 @@ from tests.discord_emulator.faults import (
     compile_path,
 )
 from tests.discord_emulator.gateway import INVALID_SESSION, RECONNECT, GatewayFrame
-from tests.discord_emulator.rest import RestApi
+from tests.discord_emulator.rest.routing import RestApi
 from tests.discord_emulator.spec import SpecMonitor, load_spec
 from tests.discord_emulator.state import Attachment, Channel, Message, UploadedFile
+from tests.discord_emulator.world.core import DiscordWorld, RequestRecord
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from tests.discord_emulator.openapi import OpenApiSpec, SpecStats, SpecViolation
 
 if TYPE_CHECKING:
-    from tests.discord_emulator.core import RequestRecord
+    from tests.discord_emulator.world.core import RequestRecord
 
 log = logging.getLogger(__name__)
 
