@@ -14,8 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.framework import BENCH_DIR, OUT_DIR, run_scenarios
+from bench.framework import BENCH_DIR, OUT_DIR
 from bench.publish import publish
+from bench.runner import run_scenarios
 from bench.scenarios import SCENARIOS
 
 

@@ -24,7 +24,7 @@ from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation
 
 if TYPE_CHECKING:
-    from bench.locomo import Question
+    from bench.locomo_echo import Question
 
 __all__ = ["CATEGORY_NAMES", "Fold", "candidates", "held_out", "outcomes", "table"]
 

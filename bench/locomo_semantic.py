@@ -44,7 +44,7 @@ from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation
 
 if TYPE_CHECKING:
-    from bench.locomo import Question
+    from bench.locomo_echo import Question
 
 __all__ = [
     "GRID",
@@ -61,7 +61,7 @@ __all__ = [
 COLD_SAMPLE = 20
 COUNTS = (10, 20, 30, 50)
 GRID: tuple[tuple[int, float], ...] = tuple((n, w / 10) for n in COUNTS for w in range(11))
-# Results asked for, as bench.locomo scores a search.
+# Results asked for, as bench.locomo_score scores a search.
 LIMIT = 5
 
 
@@ -249,7 +249,7 @@ def measure(
     work: Path,
     row: Callable[[SemanticReranker], Any],
 ) -> tuple[Any, dict[str, Any]]:
-    """Everything above; ``row(reranker)`` scores the warm searches as ``bench.locomo``
+    """Everything above; ``row(reranker)`` scores the warm searches as ``bench.locomo_score``
     scores a variant, and its result comes back with the figures."""
     with opened(items, work) as (index, reranker, load_s):
         print(f"\nsemantic re-ranker: model loaded in {load_s:.1f} s", flush=True)
@@ -282,7 +282,7 @@ def at_scale(
     synthetic: Callable[[int, str, int, random.Random, list[str]], Iterable[Conversation]],
     queries: int = 50,
 ) -> dict[str, float]:
-    """The re-ranker on a guild of ``total`` synthetic conversations (``bench.locomo``'s):
+    """The re-ranker on a guild of ``total`` synthetic conversations (``bench.locomo_scale``'s):
     every query searched with its candidates' vectors not kept yet (cold), then every query
     again (warm), beside BM25 alone for five and for twenty results."""
     rng = random.Random(7)

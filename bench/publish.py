@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.framework import draw_chart
+from bench.chart import draw_chart
 
 __all__ = ["merged", "provenance", "publish"]
 

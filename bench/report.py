@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.framework import fmt
+from bench.tables import fmt
 
 _HERE = Path(__file__).resolve().parent
 # The latest run (bench/out, ignored by git), else the published results.

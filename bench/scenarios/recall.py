@@ -1,7 +1,7 @@
 """Scenario 7, recall: search latency over 10,000 and 100,000 conversations and their memories,
 index build time, and LoCoMo dev-split quality beside the plain BM25 baseline.
 
-* Corpus (latency): the synthetic conversations of ``bench.locomo``'s scale run: six chat
+* Corpus (latency): the synthetic conversations of ``bench.locomo_scale``: six chat
   messages each of 6-20 words drawn Zipf-like from 20,000 made-up words (a few words are in
   most passages, as in chat), one guild, and each conversation's memory (its first message as
   the summary, three of its words as topics). Queries: five words each, 30% of them from the
@@ -77,7 +77,7 @@ def _with_memory(conversation: Conversation) -> tuple[Conversation, MemoryRecord
 
 
 def _chunks(size: int, guild: str, vocabulary: list[str]) -> Iterator[list[Any]]:
-    from bench.locomo import synthetic
+    from bench.locomo_scale import synthetic
 
     rng = random.Random(size)
     made = synthetic(size, guild, int(guild) + 1, rng, vocabulary)
@@ -227,7 +227,7 @@ def _scale(
 
 
 def _locomo(work: Path) -> tuple[list[Row], list[str]]:
-    from bench import locomo, locomo_data
+    from bench import locomo_data, locomo_echo, locomo_score
     from memory.recall import RecallSettings
 
     try:
@@ -239,12 +239,12 @@ def _locomo(work: Path) -> tuple[list[Row], list[str]]:
         records = locomo_data.load(local).select("dev").records
     except locomo_data.DataError as exc:
         return [], [f"LoCoMo not measured: {exc}"]
-    qs = locomo.questions(records)
+    qs = locomo_echo.questions(records)
     folder = work / "locomo"
-    asyncio.run(locomo.write_data_folder(folder, records, captions=True))
-    asyncio.run(locomo.generate_memories(folder))
-    items = asyncio.run(locomo.load_folder(folder))
-    echo = locomo.recall_variant(
+    asyncio.run(locomo_echo.write_data_folder(folder, records, captions=True))
+    asyncio.run(locomo_echo.generate_memories(folder))
+    items = asyncio.run(locomo_echo.load_folder(folder))
+    echo = locomo_score.recall_variant(
         "default", qs, items, RecallSettings(), work, memories=True, note=""
     )
     group = f"LoCoMo dev ({len(qs)} questions)"
@@ -253,7 +253,7 @@ def _locomo(work: Path) -> tuple[list[Row], list[str]]:
         Row("Echo recall (default index)", "hit@5", [echo.hit5], group=group),
     ]
     notes = []
-    base = locomo.baseline(records, qs)
+    base = locomo_score.baseline(records, qs)
     if base is not None:
         name = "rank_bm25 over raw session text"
         rows += [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.locomo import Question
+from bench.locomo_echo import Question
 from bench.locomo_semantic import GRID, LIMIT, candidates
 from memory.recall import RecallIndex
 from memory.recall.semantic import RerankSettings, SemanticReranker
