@@ -27,7 +27,7 @@ from memory import (
     MessageType,
 )
 from memory.records.models import utcnow
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 THREAD = "900000000000000001"
 ALICE = "111111111111111111"

@@ -14,7 +14,7 @@ from memory import InMemoryConversationManager, JsonFileStore, Message
 from memory.longterm import MemoryService
 from memory.records.models import Conversation
 from tests.fake_llm.captures import Capture, CapturesMissing, captures
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 T0 = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
 GOOD = {

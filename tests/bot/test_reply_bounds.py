@@ -16,7 +16,7 @@ from bot.agent.bounds import STOP_NOTES, ReplyClock, Stopped, bounded
 from bot.llm import ContentDelta, OpenAIProvider, ProviderEvent
 from bot.tools import ToolContext, ToolRegistry
 from memory import InMemoryConversationManager, JsonFileStore, Message, MessageType
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 THREAD = "900000000000000011"
 ALICE = "111111111111111111"

@@ -16,7 +16,7 @@ from pathlib import Path
 from bot.llm import USER_MESSAGES
 from memory import Conversation, JsonFileStore
 from tests.cli.helpers import cli_env, run_cli
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 
 def recorded(tmp_path: Path, guild: str = "0") -> Conversation:

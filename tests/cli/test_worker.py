@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 from memory import InMemoryConversationManager, Message, MessageType, RedisStore
 from memory.longterm import ExtractiveDistiller, MemoryService
 from memory.stores.redis.queue import RedisMemoryQueue
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .helpers import cli_env, run_cli
 

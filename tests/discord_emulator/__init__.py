@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from tests.discord_emulator.errors import DiscordAPIError
 from tests.discord_emulator.faults import RouteFault
-from tests.discord_emulator.gateway import GatewayFrame
-from tests.discord_emulator.interactions import ClickRefused, InteractionHandle
+from tests.discord_emulator.gateway.wire import GatewayFrame
+from tests.discord_emulator.interactions.model import ClickRefused, InteractionHandle
 from tests.discord_emulator.server import DiscordEmulator
 from tests.discord_emulator.state import Channel, DefaultWorld, Guild, Member, Message, Role, User
 from tests.discord_emulator.world.core import RequestRecord

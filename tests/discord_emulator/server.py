@@ -20,7 +20,8 @@ from tests.discord_emulator.faults import (
     RouteFault,
     compile_path,
 )
-from tests.discord_emulator.gateway import INVALID_SESSION, RECONNECT, GatewayFrame
+from tests.discord_emulator.gateway.protocol import INVALID_SESSION, RECONNECT
+from tests.discord_emulator.gateway.wire import GatewayFrame
 from tests.discord_emulator.rest.routing import RestApi
 from tests.discord_emulator.spec import SpecMonitor, load_spec
 from tests.discord_emulator.state import Attachment, Channel, Message, UploadedFile

@@ -22,7 +22,7 @@ from bot.discord.client import EchoBot
 from memory import Conversation
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.fixtures import TEST_GUILD_READY_TIMEOUT, running_bot
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 
 @dataclass

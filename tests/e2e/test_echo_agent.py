@@ -17,7 +17,7 @@ from typing import Any
 
 from memory import Conversation, MessageType
 from tests.discord_emulator import DiscordEmulator
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .echo_harness import Echo, running_echo
 

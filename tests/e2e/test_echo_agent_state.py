@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tests.discord_emulator import DiscordEmulator
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .echo_harness import Echo, running_echo
 from .test_echo_memory import confirm_id

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.discord_emulator import DiscordEmulator
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .echo_harness import Echo, running_echo
 

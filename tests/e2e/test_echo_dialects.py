@@ -15,7 +15,7 @@ from pathlib import Path
 from bot.agent.loop import CUT_NOTE
 from tests.bot.test_llm_dialects import TEMPLATE_OPENED, content, sse
 from tests.discord_emulator import DiscordEmulator
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .echo_harness import Echo, running_echo
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.discord_emulator import DiscordEmulator
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .echo_harness import Echo, running_echo
 

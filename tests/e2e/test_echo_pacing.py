@@ -8,7 +8,7 @@ from pathlib import Path
 from bot.discord.pacing import WriteBudget
 from bot.discord.waits import Wait
 from tests.discord_emulator import DiscordEmulator
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .echo_harness import running_echo
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.agent.bounds import STOP_NOTES
 from memory import MessageType
 from tests.discord_emulator import DiscordEmulator
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 from .echo_harness import Echo, running_echo
 

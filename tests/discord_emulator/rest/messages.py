@@ -6,7 +6,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from tests.discord_emulator.errors import CANNOT_EXECUTE_ON_DM, DiscordAPIError, form_error
-from tests.discord_emulator.gateway import DIRECT_MESSAGE_REACTIONS, GUILD_MESSAGE_REACTIONS
+from tests.discord_emulator.gateway.protocol import (
+    DIRECT_MESSAGE_REACTIONS,
+    GUILD_MESSAGE_REACTIONS,
+)
 from tests.discord_emulator.rest.handlers import ApiRequest, Handlers
 
 

@@ -12,7 +12,7 @@ import discord
 
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.fixtures import make_bot, running_bot
-from tests.fake_llm.server import FakeLLM
+from tests.fake_llm.server.core import FakeLLM
 
 ANSWER = (
     "Hello Alice! Threads keep a conversation together, and this answer arrived "

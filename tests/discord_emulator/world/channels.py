@@ -16,7 +16,8 @@ from tests.discord_emulator.errors import (
     DiscordAPIError,
     form_error,
 )
-from tests.discord_emulator.gateway import GUILDS, GatewaySession
+from tests.discord_emulator.gateway.protocol import GUILDS
+from tests.discord_emulator.gateway.sessions import GatewaySession
 from tests.discord_emulator.state import (
     GUILD_TEXT,
     PRIVATE_THREAD,

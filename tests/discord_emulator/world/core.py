@@ -19,8 +19,11 @@ from typing import Any, TypeVar
 
 from tests.discord_emulator.commands import CommandRegistry
 from tests.discord_emulator.faults import ChannelRateLimit, GlobalRateLimit, RouteFault
-from tests.discord_emulator.gateway import Gateway, GatewayFrame, GatewaySession
-from tests.discord_emulator.interactions import InteractionHandle, InteractionService
+from tests.discord_emulator.gateway.connections import Gateway
+from tests.discord_emulator.gateway.sessions import GatewaySession
+from tests.discord_emulator.gateway.wire import GatewayFrame
+from tests.discord_emulator.interactions.model import InteractionHandle
+from tests.discord_emulator.interactions.service import InteractionService
 from tests.discord_emulator.state import Command, DefaultWorld, Store, User
 from tests.discord_emulator.world.attachments import AttachmentOps
 from tests.discord_emulator.world.channels import ChannelOps

@@ -13,7 +13,8 @@ from typing import Any
 
 from tests.discord_emulator import payloads
 from tests.discord_emulator.errors import CANNOT_SEND_TO_USER, DiscordAPIError
-from tests.discord_emulator.gateway import GUILD_MEMBERS, GUILDS, GatewaySession
+from tests.discord_emulator.gateway.protocol import GUILD_MEMBERS, GUILDS
+from tests.discord_emulator.gateway.sessions import GatewaySession
 from tests.discord_emulator.state import (
     BOT_ROLE_PERMISSIONS,
     DM,

@@ -21,12 +21,8 @@ from tests.discord_emulator.errors import (
     DiscordAPIError,
     form_error,
 )
-from tests.discord_emulator.gateway import (
-    DIRECT_MESSAGES,
-    GUILD_MESSAGES,
-    MESSAGE_CONTENT,
-    GatewaySession,
-)
+from tests.discord_emulator.gateway.protocol import DIRECT_MESSAGES, GUILD_MESSAGES, MESSAGE_CONTENT
+from tests.discord_emulator.gateway.sessions import GatewaySession
 from tests.discord_emulator.mentions import filter_mentions, parse_mentions
 from tests.discord_emulator.state import (
     DEFAULT_MESSAGE,

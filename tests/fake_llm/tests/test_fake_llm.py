@@ -484,7 +484,7 @@ async def test_unknown_route_is_a_loud_openai_style_404(
     fake_llm: FakeLLM, client: openai.AsyncOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:
     with (
-        caplog.at_level(logging.WARNING, logger="tests.fake_llm.server"),
+        caplog.at_level(logging.WARNING, logger="tests.fake_llm.server.routes"),
         pytest.raises(openai.NotFoundError) as caught,
     ):
         await client.embeddings.create(model=MODEL, input="hello")
