@@ -8,12 +8,10 @@ stream the client closes midway counts as a hangup. A mixin of ``core.FakeLLM``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from tests.fake_llm.raw import RawReply, serve_raw
 from tests.fake_llm.replies import (
@@ -51,32 +49,6 @@ class RouteOps:
         app.router.add_get("/v1/models/{model}", self._get_model)
         app.router.add_route("*", "/{tail:.*}", self._unknown_route)
         return app
-
-    async def _record(self, request: web.Request) -> RecordedRequest:
-        arrived = time.monotonic()
-        raw = await request.read()
-        body: JSON | None = None
-        if raw:
-            try:
-                parsed = json.loads(raw)
-            except ValueError:
-                log.warning(
-                    "fake LLM: %s %s body is not JSON: %r", request.method, request.path, raw[:200]
-                )
-            else:
-                body = parsed if isinstance(parsed, dict) else None
-        recorded = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            headers=CIMultiDictProxy(CIMultiDict(request.headers)),
-            body=body,
-            raw=raw,
-            arrived=arrived,
-        )
-        self.requests.append(recorded)
-        async with self._arrived:
-            self._arrived.notify_all()
-        return recorded
 
     def _rejection(self, recorded: RecordedRequest) -> web.Response | None:
         """A 4xx for a request a real server would refuse, before it consumes a reply."""
