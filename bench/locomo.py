@@ -119,6 +119,7 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
         ("coverage x1", replace(d, coverage_weight=1.0), True, ""),
         ("no phrase pairs (words apart only)", replace(d, phrase_pairs=False), True, ""),
         ("phrase pairs in questions asking when too", replace(d, phrase_pairs_when=True), True, ""),
+        ("no kinds (coverage by the words said only)", replace(d, kinds=False), True, ""),
     ]
 
 

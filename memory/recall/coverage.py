@@ -13,7 +13,10 @@ what the person it names said in that conversation, or on its date ("in August",
 a question naming no one who spoke there is measured against everything said in it. The
 dates said words refer to count as said ("last Friday" said on 14 August 2023 says
 "August"). Each word counts once, however often it was said,
-so coverage rewards breadth where BM25 rewards repetition.
+so coverage rewards breadth where BM25 rewards repetition. A word said also says what kind of
+thing it names (``memory.recall.kinds``: "taekwondo" says "martial art"), so a question asking
+for a kind is covered by the instance that answers it; the kinds are kept apart and count only
+with ``RecallSettings.kinds``.
 
 Words are compared after a light suffix folding (``stem``), not FTS5's Porter stemmer: the
 comparison is done here, in Python, on the words stored for each conversation
@@ -31,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from memory.longterm.summarizer import STOPWORDS
+from memory.recall.kinds import kinds_of
 from memory.recall.passages import Said, date_words, said_in
 from memory.records.models import Conversation
 
@@ -53,8 +57,12 @@ def stem(word: str) -> str:
     return word
 
 
+def _words(text: str) -> set[str]:
+    return {w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS}
+
+
 def _stems(text: str) -> set[str]:
-    return {stem(w) for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS}
+    return {stem(w) for w in _words(text)}
 
 
 def speech_words(conversation: Conversation, *, index_echo: bool = True) -> str:
@@ -66,26 +74,29 @@ def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
     """What each speaker said, as the distinct words of each, with the dates they referred to
     (resolved, as in the passages); and the conversation's date (``created_at``), which counts
     for every speaker. JSON: ``{"when": words, "said": {speaker: words}}``, each speaker by
-    name, lowercased; Echo's answers under the empty name."""
-    words: dict[str, set[str]] = {}
+    name, lowercased; Echo's answers under the empty name. And the kinds of things each named
+    (``memory.recall.kinds``), not said themselves: ``"kinds": {speaker: words}``."""
+    said_words: dict[str, set[str]] = {}
     for message in said:
         speaker = _ECHO if message.speaker is None else message.speaker.lower()
-        theirs = words.setdefault(speaker, set())
-        theirs.update(_stems(message.text))
-        theirs.update(_stems(message.times))
+        said_words.setdefault(speaker, set()).update(_words(message.text))
+        said_words[speaker].update(_words(message.times))
+    words = {k: {stem(w) for w in v} for k, v in said_words.items()}
+    kinds = {k: {stem(w) for w in kinds_of(v)} - words[k] for k, v in said_words.items()}
     when = _stems(date_words(created_at))
     return json.dumps(
         {
             "when": " ".join(sorted(when)),
             "said": {k: " ".join(sorted(v)) for k, v in words.items() if v},
+            "kinds": {k: " ".join(sorted(v)) for k, v in kinds.items() if v},
         },
         sort_keys=True,
     )
 
 
-def _read(stored: str) -> tuple[set[str], dict[str, set[str]]]:
-    """(the conversation's date words, each speaker's words); nothing from a damaged row, which
-    then ranks by BM25 alone."""
+def _read(stored: str, kinds: bool) -> tuple[set[str], dict[str, set[str]]]:
+    """(the conversation's date words, each speaker's words, with the kinds of what they named
+    if ``kinds``); nothing from a damaged row, which then ranks by BM25 alone."""
     try:
         raw = json.loads(stored) if stored else {}
     except ValueError:
@@ -93,9 +104,13 @@ def _read(stored: str) -> tuple[set[str], dict[str, set[str]]]:
     said = raw.get("said") if isinstance(raw, dict) else None
     if not isinstance(said, dict):
         return set(), {}
-    return set(str(raw.get("when", "")).split()), {
-        str(k): set(str(v).split()) for k, v in said.items()
-    }
+    speakers = {str(k): set(str(v).split()) for k, v in said.items()}
+    named = raw.get("kinds") if kinds else None
+    if isinstance(named, dict):
+        for speaker, words in named.items():
+            if str(speaker) in speakers:
+                speakers[str(speaker)].update(str(words).split())
+    return set(str(raw.get("when", "")).split()), speakers
 
 
 def coverage_order(
@@ -104,6 +119,8 @@ def coverage_order(
     speech: Sequence[str],
     weight: float,
     depth: int = DEPTH,
+    *,
+    kinds: bool = True,
 ) -> tuple[list[int], list[float]]:
     """The order (indices) of candidates by ``score / best + weight x coverage``, and each
     candidate's relevance in that order.
@@ -112,10 +129,11 @@ def coverage_order(
     the candidates' BM25 (higher is better), best first; ``speech`` their ``speech_words``.
     Only the first ``depth`` are ordered again; the others follow in BM25's order with their
     relevance ``score / best``, so asking for more results never changes the first ones.
-    Ties keep BM25's order.
+    Ties keep BM25's order. With ``kinds``, a word the question asks is covered by a word of
+    that kind said ("martial" and "art" by "taekwondo").
     """
     head = min(depth, len(scores))
-    read = [_read(s) for s in speech[:head]]
+    read = [_read(s, kinds) for s in speech[:head]]
     names = {
         part
         for _, speakers in read

@@ -24,6 +24,9 @@ are in ``bench/README.md``):
   for as a phrase as well as apart, except in a question asking when: there the conversation
   that said when it happened is wanted, not the later ones that name the thing again in the
   same words (measured: phrases help the other questions, and cost those).
+- **Kinds.** What a person said also says what kind of thing they named ("taekwondo": a
+  martial art), from a lexicon derived from WordNet, for coverage: a question asking for the
+  kind is covered where the instance was said (``memory.recall.kinds``).
 - **Porter stemming** (``porter unicode61 remove_diacritics 2``).
 """
 
@@ -54,7 +57,7 @@ __all__ = [
     "said_in",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Passage rowids are ``conversation id << PASSAGE_BITS | n``: all passages of a conversation
 # are one rowid range, which FTS5 deletes without scanning. Passage 0 is the memory.
@@ -69,8 +72,8 @@ class RecallSettings:
     """How conversations are cut and weighed. Measured defaults; see the module docstring.
 
     ``window``, ``stride`` and ``tokenizer`` shape the stored index: opening a guild file made
-    with other values resets it (it is rebuildable from the conversation files). The weights
-    and the phrase pairs apply at query time.
+    with other values resets it (it is rebuildable from the conversation files). The weights,
+    the phrase pairs and the kinds apply at query time.
     """
 
     window: int = 4
@@ -87,6 +90,8 @@ class RecallSettings:
     # a question asking when, only with ``phrase_pairs_when``.
     phrase_pairs: bool = True
     phrase_pairs_when: bool = False
+    # Coverage counts a kind as said where an instance of it was (``memory.recall.kinds``).
+    kinds: bool = True
     index_echo: bool = True
 
     def __post_init__(self) -> None:

@@ -163,6 +163,7 @@ class RankedSearch(GuildFiles):
                 [-row[8] for row in rows],
                 [row[7] for row in rows],
                 self.settings.coverage_weight,
+                kinds=self.settings.kinds,
             )
             hits: list[RecallHit] = []
             for n, score in zip(order[:limit], relevance, strict=False):
