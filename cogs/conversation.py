@@ -18,6 +18,7 @@ from bot.discord.attachments import is_text
 from bot.discord.catch_up import CatchUp
 from bot.discord.cooldown import Cooldown
 from bot.discord.downloads import AttachmentTooLarge, AttachmentUnreadable, read_at_most
+from bot.discord.streaming import Channel
 from bot.discord.text import thread_name
 from cogs.replies import ReplyScheduler, send_quietly
 from memory import Conversation, Message, MessageType, StoreError
@@ -134,7 +135,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
         channel = message.channel
         author = message.author
         if isinstance(channel, discord.Thread):
-            thread: discord.Thread | discord.abc.Messageable = channel
+            thread: Channel = channel
             parent_id = channel.parent_id
         elif isinstance(channel, discord.TextChannel):
             # A thread started from a message has the message's id: if that conversation
@@ -174,24 +175,24 @@ class ConversationCog(commands.Cog, name="Conversation"):
         assert message.guild is not None
         try:
             await self.manager.create_conversation(
-                thread_id=str(thread.id),  # type: ignore[union-attr]
+                thread_id=str(thread.id),
                 guild_id=str(message.guild.id),
                 guild_name=message.guild.name,
                 requester=str(author.id),
                 channel_id=str(parent_id),
             )
         except (StoreError, OSError) as exc:
-            log.error("could not create the conversation of thread %s: %s", thread.id, exc)  # type: ignore[union-attr]
+            log.error("could not create the conversation of thread %s: %s", thread.id, exc)
             await self._send_quietly(thread, "I couldn't start recording this conversation, sorry.")
             return
         log.info(
             "conversation started in thread %s by %s in guild %s",
-            thread.id,  # type: ignore[union-attr]
+            thread.id,
             author.id,
             message.guild.id,
         )
-        if await self._record(message, str(thread.id)):  # type: ignore[union-attr]
-            self.replies.schedule(message, thread.id, thread)  # type: ignore[union-attr]
+        if await self._record(message, str(thread.id)):
+            self.replies.schedule(message, thread.id, thread)
 
     async def _record(self, message: discord.Message, thread_id: str) -> bool:
         author = message.author
@@ -348,7 +349,7 @@ class ConversationCog(commands.Cog, name="Conversation"):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    async def _send_quietly(self, channel: discord.abc.Messageable, text: str) -> None:
+    async def _send_quietly(self, channel: Channel, text: str) -> None:
         await send_quietly(self.bot.write_budget, channel, text)
 
     async def _reply_quietly(self, message: discord.Message, text: str) -> None:

@@ -18,7 +18,7 @@ from bot.agent import Failure, Final, RoundStart, TextDelta, TextRetracted, Tool
 from bot.discord.cooldown import Cooldown
 from bot.discord.pacing import WriteBudget
 from bot.discord.replies import already_answered
-from bot.discord.streaming import StreamingReply
+from bot.discord.streaming import Channel, StreamingReply
 
 if TYPE_CHECKING:
     from bot.discord.client import EchoBot
@@ -57,9 +57,7 @@ class ReplyScheduler:
         for task in self._workers.values():
             task.cancel()
 
-    def schedule(
-        self, message: discord.Message, thread_key: int, channel: discord.abc.Messageable
-    ) -> None:
+    def schedule(self, message: discord.Message, thread_key: int, channel: Channel) -> None:
         """Answer in the thread once the reply in progress (if any) is done.
 
         Messages that arrive during a reply are all recorded, and the next reply answers them
@@ -78,9 +76,7 @@ class ReplyScheduler:
         self.bot.reply_tasks.add(task)
         task.add_done_callback(self.bot.reply_tasks.discard)
 
-    async def _reply_worker(
-        self, thread_key: int, channel: discord.abc.Messageable, wait: float = 0.0
-    ) -> None:
+    async def _reply_worker(self, thread_key: int, channel: Channel, wait: float = 0.0) -> None:
         waits = self.bot.waits
         try:
             if wait > 0:
@@ -118,9 +114,7 @@ class ReplyScheduler:
         finally:
             self._workers.pop(thread_key, None)
 
-    async def _answer(
-        self, channel: discord.abc.Messageable, thread_id: str, message: discord.Message
-    ) -> None:
+    async def _answer(self, channel: Channel, thread_id: str, message: discord.Message) -> None:
         reference = message.to_reference(fail_if_not_exists=False)
         # Reply-quote the question only when it is not the thread's own starter message.
         if str(message.id) == thread_id:
@@ -149,10 +143,10 @@ class ReplyScheduler:
                     await reply.fail(event.user_message)
 
 
-async def send_quietly(budget: WriteBudget, channel: discord.abc.Messageable, text: str) -> None:
+async def send_quietly(budget: WriteBudget, channel: Channel, text: str) -> None:
     """Post a notice that pings nobody; a refusal is logged, not raised."""
     try:
-        async with budget.write(getattr(channel, "id", None)):
+        async with budget.write(channel.id):
             await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
     except discord.HTTPException as exc:
-        log.warning("could not send a notice in %s: %s", getattr(channel, "id", channel), exc)
+        log.warning("could not send a notice in %s: %s", channel.id, exc)

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 import discord
 
@@ -24,7 +25,21 @@ from bot.discord.text import MESSAGE_LIMIT, split_message
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StreamingReply"]
+__all__ = ["Channel", "StreamingReply"]
+
+
+class Channel(Protocol):
+    """Where Echo writes: a thread, a text channel or a DM. discord.py's messageable channels
+    all have an id (``discord.abc.Messageable`` alone does not declare one), and the write
+    budget counts writes per channel id."""
+
+    @property
+    def id(self) -> int: ...
+
+    async def send(self, content: str | None = None, **kwargs: Any) -> discord.Message: ...
+
+    def typing(self) -> Any: ...
+
 
 CURSOR = " ▌"
 THINKING_PREVIEW = 900
@@ -35,7 +50,7 @@ class StreamingReply:
 
     def __init__(
         self,
-        channel: discord.abc.Messageable,
+        channel: Channel,
         *,
         allowed_mentions: discord.AllowedMentions,
         reference: discord.MessageReference | None = None,
@@ -46,8 +61,7 @@ class StreamingReply:
     ) -> None:
         self.channel = channel
         self.budget = budget
-        # Threads, channels and DMs all have an id; the budget counts writes per channel.
-        self._channel_id: int | None = getattr(channel, "id", None)
+        self._channel_id = channel.id
         self.allowed_mentions = allowed_mentions
         # The first message quotes what it answers without pinging (mention_author=False);
         # an edit carrying replied_user=True would add that ping after all.
@@ -124,7 +138,7 @@ class StreamingReply:
             self._dirty.clear()
             while self.messages:
                 wait = self._last_write + self.edit_interval - time.monotonic()
-                if self.budget is not None and self._channel_id is not None:
+                if self.budget is not None:
                     wait = max(wait, self.budget.optional_delay(self._channel_id))
                 if wait <= 0:
                     break
@@ -176,9 +190,8 @@ class StreamingReply:
     async def _keep_typing(self) -> None:
         # Discord shows "typing" for about 10 s per trigger, or until we post.
         while not self.messages:
-            budget, channel_id = self.budget, self._channel_id
-            busy = budget is not None and channel_id is not None
-            if busy and budget.optional_delay(channel_id) > 0:  # type: ignore[union-attr,arg-type]
+            budget = self.budget
+            if budget is not None and budget.optional_delay(self._channel_id) > 0:
                 await asyncio.sleep(1)  # busy: the words themselves come first
                 continue
             try:
