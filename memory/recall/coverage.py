@@ -94,23 +94,22 @@ def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
     )
 
 
-def _read(stored: str, kinds: bool) -> tuple[set[str], dict[str, set[str]]]:
+def _read(stored: str, kinds: bool) -> tuple[str, dict[str, str]]:
     """(the conversation's date words, each speaker's words, with the kinds of what they named
-    if ``kinds``); nothing from a damaged row, which then ranks by BM25 alone."""
+    if ``kinds``), each a string of words between spaces; nothing from a damaged row, which
+    then ranks by BM25 alone. Strings, not sets: a question asks about a few words, and looking
+    for each in a string costs less than making a set of every word said."""
     try:
         raw = json.loads(stored) if stored else {}
     except ValueError:
-        return set(), {}
+        return "", {}
     said = raw.get("said") if isinstance(raw, dict) else None
     if not isinstance(said, dict):
-        return set(), {}
-    speakers = {str(k): set(str(v).split()) for k, v in said.items()}
+        return "", {}
     named = raw.get("kinds") if kinds else None
-    if isinstance(named, dict):
-        for speaker, words in named.items():
-            if str(speaker) in speakers:
-                speakers[str(speaker)].update(str(words).split())
-    return set(str(raw.get("when", "")).split()), speakers
+    named = named if isinstance(named, dict) else {}
+    speakers = {str(k): f" {v} {named.get(k, '')} " for k, v in said.items()}
+    return f" {raw.get('when', '')} ", speakers
 
 
 def coverage_order(
@@ -154,9 +153,7 @@ def coverage_order(
     return [*order, *tail], [*(relevance[i] for i in order), *(scores[i] / best for i in tail)]
 
 
-def _coverage(
-    asked: set[str], named: set[str], when: set[str], speakers: Mapping[str, set[str]]
-) -> float:
+def _coverage(asked: set[str], named: set[str], when: str, speakers: Mapping[str, str]) -> float:
     if not asked:
         return 0.0
     theirs = [
@@ -164,5 +161,6 @@ def _coverage(
         for speaker, words in speakers.items()
         if speaker != _ECHO and named.intersection(_TOKEN.findall(speaker))
     ]
-    pool = set().union(when, *theirs) if theirs else set().union(when, *speakers.values())
-    return len(asked & pool) / len(asked)
+    pool = [when, *(theirs or speakers.values())]
+    covered = sum(1 for word in asked if any(f" {word} " in words for words in pool))
+    return covered / len(asked)
