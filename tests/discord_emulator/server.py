@@ -9,32 +9,28 @@ operations the bot's requests go through (``world.core.DiscordWorld``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, Self
 
 from aiohttp import web
 
-from tests.discord_emulator.faults import (
-    ChannelRateLimit,
-    GlobalRateLimit,
-    RouteFault,
-    compile_path,
-)
-from tests.discord_emulator.gateway.protocol import INVALID_SESSION, RECONNECT
-from tests.discord_emulator.gateway.wire import GatewayFrame
+from tests.discord_emulator.controls import FaultControls
+from tests.discord_emulator.observing import Observing
 from tests.discord_emulator.rest.routing import RestApi
 from tests.discord_emulator.spec import SpecMonitor, load_spec
-from tests.discord_emulator.state import Attachment, Channel, Message, UploadedFile
+from tests.discord_emulator.state import Attachment, Channel, UploadedFile
 from tests.discord_emulator.world.core import DiscordWorld, RequestRecord
 
 log = logging.getLogger(__name__)
 
-Predicate = Callable[[dict[str, Any]], bool]
 FileSpec = tuple[str, bytes] | UploadedFile
 
 
-class DiscordEmulator(DiscordWorld):
-    """A Discord (REST v10 + gateway) for the real discord.py client, on loopback."""
+class DiscordEmulator(Observing, FaultControls, DiscordWorld):
+    """A Discord (REST v10 + gateway) for the real discord.py client, on loopback.
+
+    Lifecycle, attachment downloads and what test users do are here; what a test reads and
+    waits for is ``observing.Observing``, the faults it injects ``controls.FaultControls``."""
 
     def __init__(self, *, host: str = "127.0.0.1", **options: Any) -> None:
         super().__init__(**options)
@@ -223,248 +219,3 @@ class DiscordEmulator(DiscordWorld):
 
     async def archive_thread(self, thread_id: int, *, archived: bool = True) -> Channel:
         return await self.modify_channel(thread_id, {"archived": archived})
-
-    # -- looking at the world -------------------------------------------------
-
-    def get_message(self, message_id: int) -> Message:
-        """The stored message, including ``allowed_mentions`` as the bot sent it."""
-        return self.store.messages[int(message_id)]
-
-    def files(self, message: dict[str, Any] | Message | int) -> dict[str, bytes]:
-        """A message's attachments as ``{filename: content}`` (a payload, ``Message`` or id).
-
-        E.g. ``emu.files(await handle.followup(0))["export.json"]``.
-        """
-        if isinstance(message, dict):
-            message = int(message["id"])
-        if not isinstance(message, Message):
-            message = self.get_message(message)
-        result: dict[str, bytes] = {}
-        for attachment in message.attachments:
-            if attachment.filename in result:
-                raise ValueError(f"message {message.id} has two files named {attachment.filename}")
-            result[attachment.filename] = attachment.data
-        return result
-
-    def messages_in(self, channel_id: int) -> list[dict[str, Any]]:
-        """Live messages of a channel or thread, oldest first, as REST returns them."""
-        return [self.message_payload(m) for m in self.store.channel_messages(int(channel_id))]
-
-    def threads(self, parent_id: int | None = None) -> list[Channel]:
-        return sorted(
-            (
-                c
-                for c in self.store.channels.values()
-                if c.is_thread and (parent_id is None or c.parent_id == parent_id)
-            ),
-            key=lambda c: c.id,
-        )
-
-    def requests_to(self, method: str, path: str) -> list[RequestRecord]:
-        """Logged requests matching a method (``*`` for any) and a route template or path."""
-        regex = compile_path(path)
-        return [
-            r
-            for r in self.requests
-            if method.upper() in ("*", r.method) and regex.fullmatch(r.path.rstrip("/") or "/")
-        ]
-
-    @property
-    def unknown_routes(self) -> list[RequestRecord]:
-        """Requests no emulated route answered (404/405 from the router itself)."""
-        return [
-            r for r in self.requests if r.route is None and not r.fault and r.status in (404, 405)
-        ]
-
-    @property
-    def gateway_log(self) -> list[GatewayFrame]:
-        return self.gateway.log
-
-    @property
-    def identify_count(self) -> int:
-        return self.gateway.identify_count
-
-    @property
-    def resume_count(self) -> int:
-        return self.gateway.resume_count
-
-    # -- waiting ----------------------------------------------------------------
-
-    async def wait_for_message(
-        self,
-        channel_id: int | None = None,
-        *,
-        author_id: int | None = None,
-        any_author: bool = False,
-        predicate: Predicate | None = None,
-        include_threads: bool = False,
-        timeout: float = 5.0,
-    ) -> dict[str, Any]:
-        """The oldest message, existing or future, that matches; edits are re-checked.
-
-        By default only the bot's messages match (``author_id`` picks another author,
-        ``any_author=True`` anyone). ``channel_id=None`` means anywhere;
-        ``include_threads`` widens a channel to its threads.
-        """
-        if author_id is None and not any_author:
-            author_id = self.bot_user.id
-
-        def in_scope(m: Message) -> bool:
-            if channel_id is None or m.channel_id == int(channel_id):
-                return True
-            if include_threads:
-                channel = self.store.channels.get(m.channel_id)
-                return channel is not None and channel.parent_id == int(channel_id)
-            return False
-
-        def check() -> dict[str, Any] | None:
-            for m in sorted(self.store.messages.values(), key=lambda m: m.id):
-                if m.deleted or not in_scope(m):
-                    continue
-                if author_id is not None and m.author_id != int(author_id):
-                    continue
-                payload = self.message_payload(m)
-                if predicate is None or predicate(payload):
-                    return payload
-            return None
-
-        where = f"channel {channel_id}" if channel_id is not None else "any channel"
-        return await self.wait_for(check, timeout=timeout, what=f"a message in {where}")
-
-    async def wait_for_thread(
-        self,
-        parent_id: int | None = None,
-        *,
-        name: str | None = None,
-        predicate: Callable[[Channel], bool] | None = None,
-        timeout: float = 5.0,
-    ) -> Channel:
-        """The oldest thread (existing or future) under ``parent_id`` that matches."""
-
-        def check() -> Channel | None:
-            for thread in self.threads(parent_id):
-                if name is not None and thread.name != name:
-                    continue
-                if predicate is None or predicate(thread):
-                    return thread
-            return None
-
-        return await self.wait_for(check, timeout=timeout, what=f"a thread under {parent_id}")
-
-    async def wait_for_gateway(
-        self,
-        name: str,
-        *,
-        direction: str | None = None,
-        count: int = 1,
-        timeout: float = 5.0,
-    ) -> GatewayFrame:
-        """The ``count``-th frame named ``name`` (event or opcode name, e.g. ``"RESUME"``)."""
-
-        def check() -> GatewayFrame | None:
-            frames = self.gateway_frames(name, direction=direction)
-            return frames[count - 1] if len(frames) >= count else None
-
-        return await self.wait_for(check, timeout=timeout, what=f"gateway frame {name} x{count}")
-
-    async def wait_for_request(
-        self,
-        method: str,
-        path: str,
-        *,
-        count: int = 1,
-        timeout: float = 5.0,
-    ) -> RequestRecord:
-        """The ``count``-th logged request to a route (template or concrete path)."""
-
-        def check() -> RequestRecord | None:
-            matching = self.requests_to(method, path)
-            return matching[count - 1] if len(matching) >= count else None
-
-        return await self.wait_for(check, timeout=timeout, what=f"{method} {path} x{count}")
-
-    # -- faults -------------------------------------------------------------------
-
-    def fail_route(
-        self,
-        method: str,
-        path: str,
-        *,
-        status: int = 429,
-        retry_after: float = 0.3,
-        times: int = 1,
-        code: int | None = None,
-        message: str | None = None,
-        is_global: bool = False,
-        via: bool = True,
-    ) -> RouteFault:
-        """Answer the next ``times`` matching requests with ``status`` (429 or 5xx usually).
-
-        ``path`` is relative to the API base, a template (``/channels/{channel_id}/messages``)
-        or a concrete path. ``via=False`` makes a 429 look like a Cloudflare ban.
-        """
-        fault = RouteFault(
-            method,
-            path,
-            status,
-            retry_after=retry_after,
-            times=times,
-            code=code,
-            message=message,
-            is_global=is_global,
-            via=via,
-        )
-        self.faults.append(fault)
-        return fault
-
-    def limit_message_rate(self, limit: int = 5, per: float = 5.0) -> ChannelRateLimit:
-        """Enforce Discord's per-channel message-write bucket (create/edit/delete), with headers.
-
-        Off by default so tests run fast; turn it on to see how a bot's streaming edits
-        fare under the limit discord.py then waits out (``.throttled`` counts 429s).
-        """
-        self.message_rate = ChannelRateLimit(limit=limit, per=per)
-        return self.message_rate
-
-    def limit_global_rate(self, limit: int = 50, per: float = 1.0) -> GlobalRateLimit:
-        """Enforce Discord's global budget (about 50 requests per second per bot, every route
-        but interaction callbacks and webhooks), answering the global 429 beyond it.
-
-        Off by default. With ``limit_message_rate`` and ``DiscordEmulator(rest_latency=...)``
-        it makes the emulator as strict and as slow as Discord for a load test.
-        """
-        self.global_rate = GlobalRateLimit(limit=limit, per=per)
-        return self.global_rate
-
-    @property
-    def rate_limited(self) -> int:
-        """429s answered by the enabled limits (per-channel and global) so far."""
-        channel = self.message_rate.throttled if self.message_rate is not None else 0
-        overall = self.global_rate.throttled if self.global_rate is not None else 0
-        return channel + overall
-
-    async def drop_gateway(self, code: int | None = 4000, *, replay_from: int | None = None) -> int:
-        """Close the bot's gateway connections (``code=None``: abnormal, no close frame).
-
-        ``replay_from=s``: the RESUME that follows replays every event from sequence
-        number ``s`` on (inclusive), even those the bot had already received, with their
-        original ``s``; by default only what the bot missed is replayed.
-        """
-        if replay_from is not None:
-            self.gateway.replay_on_next_resume(replay_from)
-        return await self.gateway.drop(code)
-
-    async def send_reconnect(self, *, replay_from: int | None = None) -> None:
-        """Op 7 RECONNECT: Discord asking the client to reconnect and resume.
-
-        ``replay_from`` as for ``drop_gateway``.
-        """
-        if replay_from is not None:
-            self.gateway.replay_on_next_resume(replay_from)
-        await self.gateway.send_op(RECONNECT, None)
-
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
-        """Op 9 INVALID_SESSION; unless ``resumable`` the sessions are forgotten first."""
-        if not resumable:
-            self.gateway.invalidate_all()
-        await self.gateway.send_op(INVALID_SESSION, resumable)
