@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.discord_emulator import payloads
+from tests.discord_emulator import app_payloads, payloads
 from tests.discord_emulator.errors import DiscordAPIError, form_error
 from tests.discord_emulator.rest.handlers import ApiRequest, Handlers, Reply
 
@@ -54,7 +54,7 @@ class ApplicationHandlers(Handlers):
         return payloads.channel(channel, store=self.world.store)
 
     async def get_application(self, request: ApiRequest) -> Any:
-        return payloads.application(
+        return app_payloads.application(
             app_id=self.world.application_id,
             bot=self.world.bot_user,
             owner=self.world.app_owner,
@@ -71,26 +71,28 @@ class ApplicationHandlers(Handlers):
 
     async def list_commands(self, request: ApiRequest) -> Any:
         self._app_id(request)
-        return [payloads.command(c) for c in self.world.command_registry.list(self._scope(request))]
+        return [
+            app_payloads.command(c) for c in self.world.command_registry.list(self._scope(request))
+        ]
 
     async def put_commands(self, request: ApiRequest) -> Any:
         self._app_id(request)
         commands = self.world.command_registry.bulk_overwrite(
             self._scope(request), request.json or []
         )
-        return [payloads.command(c) for c in commands]
+        return [app_payloads.command(c) for c in commands]
 
     async def post_command(self, request: ApiRequest) -> Any:
         self._app_id(request)
         command = self.world.command_registry.upsert(self._scope(request), request.body())
-        return Reply(201, payloads.command(command))
+        return Reply(201, app_payloads.command(command))
 
     async def get_command(self, request: ApiRequest) -> Any:
         self._app_id(request)
         command = self.world.command_registry.get(
             self._scope(request), int(request.params["command_id"])
         )
-        return payloads.command(command)
+        return app_payloads.command(command)
 
     async def patch_command(self, request: ApiRequest) -> Any:
         self._app_id(request)
@@ -99,7 +101,7 @@ class ApplicationHandlers(Handlers):
         )
         body = {**command.body, **request.body()}
         updated = self.world.command_registry.upsert(self._scope(request), body)
-        return payloads.command(updated)
+        return app_payloads.command(updated)
 
     async def delete_command(self, request: ApiRequest) -> Any:
         self._app_id(request)

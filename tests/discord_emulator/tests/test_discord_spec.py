@@ -21,7 +21,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from tests.discord_emulator import DiscordEmulator, payloads
+from tests.discord_emulator import DiscordEmulator, app_payloads
 from tests.discord_emulator.fixtures import emulated_discord, make_bot, running_bot
 from tests.discord_emulator.schema_speedups import inline_references, named_values_as_enums
 from tests.discord_emulator.spec import (
@@ -78,12 +78,12 @@ async def test_an_answer_off_the_spec_fails_the_test_naming_operation_and_field(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Put back the emulator's old answer, which discord.py tolerated: no flags_new.
-    right = payloads.application
+    right = app_payloads.application
 
     def without_flags_new(**kwargs: Any) -> dict[str, Any]:
         return {k: v for k, v in right(**kwargs).items() if k != "flags_new"}
 
-    monkeypatch.setattr(payloads, "application", without_flags_new)
+    monkeypatch.setattr(app_payloads, "application", without_flags_new)
     with pytest.raises(SpecViolationError) as caught:
         async with emulated_discord() as emu, running_bot(make_bot(), emu) as bot:
             info = await bot.application_info()

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from tests.discord_emulator import payloads
+from tests.discord_emulator import app_payloads, payloads
 from tests.discord_emulator.errors import CANNOT_SEND_TO_USER, DiscordAPIError
 from tests.discord_emulator.gateway.protocol import GUILD_MEMBERS, GUILDS
 from tests.discord_emulator.gateway.sessions import GatewaySession
@@ -80,13 +80,13 @@ class GuildOps:
 
     @property
     def application_flags(self) -> int:
-        flags = payloads.APP_FLAG_APPLICATION_COMMAND_BADGE
+        flags = app_payloads.APP_FLAG_APPLICATION_COMMAND_BADGE
         if "presences" in self.privileged_intents:
-            flags |= payloads.APP_FLAG_GATEWAY_PRESENCE_LIMITED
+            flags |= app_payloads.APP_FLAG_GATEWAY_PRESENCE_LIMITED
         if "members" in self.privileged_intents:
-            flags |= payloads.APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED
+            flags |= app_payloads.APP_FLAG_GATEWAY_GUILD_MEMBERS_LIMITED
         if "message_content" in self.privileged_intents:
-            flags |= payloads.APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED
+            flags |= app_payloads.APP_FLAG_GATEWAY_MESSAGE_CONTENT_LIMITED
         return flags
 
     # -- world building (test side, synchronous) -----------------------------
