@@ -1,5 +1,6 @@
-"""Wire shapes of the bot's application and its commands (API v10), as ``payloads`` does for
-guilds, channels and messages: the answers of ``/applications/@me`` and of command syncs.
+"""Wire shapes of the bot's application and its commands (API v10), as ``payloads``,
+``guild_payloads`` and ``message_payloads`` do for users, channels, guilds and messages: the
+answers of ``/applications/@me`` and of command syncs.
 """
 
 from __future__ import annotations

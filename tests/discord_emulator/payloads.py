@@ -3,6 +3,10 @@
 Snowflakes are strings, timestamps ISO 8601, permissions decimal strings. Fields
 Discord always sends are always sent, even when discord.py would tolerate their absence,
 so a bot tested here does not come to depend on a shortcut.
+
+This module holds the shapes the others are built from: users, members, roles and channels
+(text channels, threads, DMs). Guilds are in ``guild_payloads``, messages in
+``message_payloads``, the application and its commands in ``app_payloads``.
 """
 
 from __future__ import annotations
@@ -10,16 +14,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tests.discord_emulator.state import (
-    Attachment,
-    Channel,
-    Guild,
-    Member,
-    Message,
-    Role,
-    Store,
-    User,
-)
+from tests.discord_emulator.state import Channel, Member, Role, Store, User
+
+__all__ = [
+    "ATTACHMENT_SIZE_LIMIT",
+    "channel",
+    "dm_channel",
+    "member",
+    "role",
+    "sid",
+    "thread_member",
+    "user",
+]
 
 log = logging.getLogger(__name__)
 
@@ -176,207 +182,3 @@ def channel(
         "default_thread_rate_limit_per_user": 0,
         "flags": 0,
     }
-
-
-def _guild_base(g: Guild, store: Store) -> dict[str, Any]:
-    system_channel = next(
-        (cid for cid in g.channel_ids if cid in store.channels and store.channels[cid].type == 0),
-        None,
-    )
-    return {
-        "id": str(g.id),
-        "name": g.name,
-        "icon": None,
-        "icon_hash": None,
-        "splash": None,
-        "discovery_splash": None,
-        "banner": None,
-        "description": None,
-        "owner_id": str(g.owner_id),
-        "region": None,
-        "afk_channel_id": None,
-        "afk_timeout": 300,
-        "widget_enabled": False,
-        "widget_channel_id": None,
-        "verification_level": 0,
-        "default_message_notifications": 1,
-        "explicit_content_filter": 0,
-        "roles": [role(r) for r in sorted(g.roles.values(), key=lambda r: r.position)],
-        "emojis": [],
-        "stickers": [],
-        "features": [],
-        "mfa_level": 0,
-        "application_id": None,
-        "system_channel_id": sid(system_channel),
-        "system_channel_flags": 0,
-        "rules_channel_id": None,
-        "public_updates_channel_id": None,
-        "safety_alerts_channel_id": None,
-        "max_presences": None,
-        "max_members": 500000,
-        "max_video_channel_users": 25,
-        "max_stage_video_channel_users": 50,
-        "vanity_url_code": None,
-        "premium_tier": 0,
-        "premium_subscription_count": 0,
-        "preferred_locale": "en-US",
-        "nsfw_level": 0,
-        "nsfw": False,
-        "premium_progress_bar_enabled": False,
-        "incidents_data": None,
-        "hub_type": None,
-    }
-
-
-def guild(g: Guild, store: Store) -> dict[str, Any]:
-    """The REST guild object (GET /guilds/{id})."""
-    payload = _guild_base(g, store)
-    payload["approximate_member_count"] = len(g.members)
-    payload["approximate_presence_count"] = 0
-    return payload
-
-
-def guild_create(
-    g: Guild, store: Store, *, bot_id: int, all_members: bool, joined_at: str
-) -> dict[str, Any]:
-    """GUILD_CREATE: the guild with its channels, active threads, roles and members.
-
-    Without the GUILD_MEMBERS intent Discord sends only the bot's own member.
-    """
-    payload = _guild_base(g, store)
-    members = [member(m, store) for m in g.members.values() if all_members or m.user_id == bot_id]
-    channels = [channel(store.channels[cid]) for cid in g.channel_ids if cid in store.channels]
-    threads = [
-        channel(t, member_of=bot_id)
-        for t in store.threads_of(g.id)
-        if not t.archived and (t.type != 12 or bot_id in t.member_ids)
-    ]
-    payload.update(
-        {
-            "joined_at": joined_at,
-            "large": len(g.members) >= 250,
-            "unavailable": False,
-            "member_count": len(g.members),
-            "members": members,
-            "channels": channels,
-            "threads": threads,
-            "presences": [],
-            "voice_states": [],
-            "stage_instances": [],
-            "guild_scheduled_events": [],
-            "soundboard_sounds": [],
-            "lazy": True,
-            "application_command_counts": {},
-            "embedded_activities": [],
-            "activity_instances": [],
-            "version": 0,
-        }
-    )
-    return payload
-
-
-def attachment(a: Attachment, *, url_base: str, channel_id: int) -> dict[str, Any]:
-    url = f"{url_base}/attachments/{channel_id}/{a.id}/{a.filename}"
-    payload: dict[str, Any] = {
-        "id": str(a.id),
-        "filename": a.filename,
-        "size": len(a.data),
-        "url": url,
-        "proxy_url": url,
-        "content_type": a.content_type,
-        "flags": 0,
-    }
-    if a.description is not None:
-        payload["description"] = a.description
-    return payload
-
-
-def reaction(emoji: str, users: list[int], *, me_id: int | None) -> dict[str, Any]:
-    name, _, emoji_id = emoji.partition(":")
-    return {
-        "count": len(users),
-        "count_details": {"burst": 0, "normal": len(users)},
-        "me": me_id in users,
-        "me_burst": False,
-        "burst_colors": [],
-        "emoji": {"id": emoji_id or None, "name": name},
-    }
-
-
-def message(
-    m: Message,
-    store: Store,
-    *,
-    url_base: str,
-    gateway: bool = False,
-    with_reference: bool = True,
-) -> dict[str, Any]:
-    """A message object; gateway events add ``guild_id`` and partial ``member`` objects."""
-    author = store.user(m.author_id)
-    guild = store.guilds.get(m.guild_id) if m.guild_id is not None else None
-    mentions: list[dict[str, Any]] = []
-    for uid in m.mention_ids:
-        mentioned = store.users.get(uid)
-        if mentioned is None:
-            continue
-        entry = user(mentioned)
-        if gateway and guild is not None and uid in guild.members:
-            entry["member"] = member(guild.members[uid], store, with_user=False)
-        mentions.append(entry)
-    payload: dict[str, Any] = {
-        "id": str(m.id),
-        "type": m.type,
-        "channel_id": str(m.channel_id),
-        "author": user(author),
-        "content": m.content,
-        "timestamp": m.timestamp,
-        "edited_timestamp": m.edited_timestamp,
-        "tts": m.tts,
-        "mention_everyone": m.mention_everyone,
-        "mentions": mentions,
-        "mention_roles": [str(r) for r in m.mention_role_ids],
-        "attachments": [
-            attachment(a, url_base=url_base, channel_id=m.channel_id) for a in m.attachments
-        ],
-        "embeds": [dict(e) for e in m.embeds],
-        "components": [dict(c) for c in m.components],
-        "pinned": m.pinned,
-        "flags": m.flags,
-    }
-    if gateway and m.guild_id is not None:
-        payload["guild_id"] = str(m.guild_id)
-        if guild is not None and m.webhook_id is None and m.author_id in guild.members:
-            payload["member"] = member(guild.members[m.author_id], store, with_user=False)
-    if m.reactions:
-        payload["reactions"] = [
-            reaction(emoji, users, me_id=store.bot_id) for emoji, users in m.reactions.items()
-        ]
-    if m.nonce is not None:
-        payload["nonce"] = m.nonce
-    if m.webhook_id is not None:
-        payload["webhook_id"] = str(m.webhook_id)
-    if m.application_id is not None:
-        payload["application_id"] = str(m.application_id)
-    if m.position is not None:
-        payload["position"] = m.position
-    if m.message_reference is not None:
-        payload["message_reference"] = dict(m.message_reference)
-        if with_reference and m.type == 19:
-            ref_id = int(m.message_reference["message_id"])
-            ref = store.messages.get(ref_id)
-            payload["referenced_message"] = (
-                None
-                if ref is None or ref.deleted
-                else message(ref, store, url_base=url_base, gateway=gateway, with_reference=False)
-            )
-    if m.interaction_metadata is not None:
-        payload["interaction_metadata"] = dict(m.interaction_metadata)
-        payload["interaction"] = {
-            "id": m.interaction_metadata["id"],
-            "type": m.interaction_metadata["type"],
-            "name": m.interaction_metadata.get("name", ""),
-            "user": m.interaction_metadata["user"],
-        }
-    if m.thread_id is not None and m.thread_id in store.channels:
-        payload["thread"] = channel(store.channels[m.thread_id])
-    return payload

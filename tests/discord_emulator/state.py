@@ -1,7 +1,8 @@
 """The emulated Discord's world: users, guilds, channels, threads, messages, commands.
 
-Entities are plain dataclasses; their wire shapes are built in ``payloads.py`` so the
-model stays easy to mutate from tests and the JSON stays in one place.
+Entities are plain dataclasses; their wire shapes are built in ``payloads.py`` (and its
+``guild_``, ``message_`` and ``app_payloads.py`` siblings) so the model stays easy to mutate
+from tests and the JSON stays in one place.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tests.discord_emulator import payloads
+from tests.discord_emulator import message_payloads
 from tests.discord_emulator.interactions.callbacks import CallbackOps
 from tests.discord_emulator.interactions.create import CreateOps
 from tests.discord_emulator.interactions.model import InteractionHandle
@@ -40,7 +40,7 @@ class InteractionService(CreateOps, CallbackOps, WebhookOps):
 
     def _message_object(self, message: Message) -> dict[str, Any]:
         """The message a component is on, as an interaction's ``message`` field carries it."""
-        return payloads.message(message, self.world.store, url_base=self.world.url_base)
+        return message_payloads.message(message, self.world.store, url_base=self.world.url_base)
 
     @staticmethod
     def shown_to(message: Message) -> int | None:

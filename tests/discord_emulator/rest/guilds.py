@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.discord_emulator import payloads
+from tests.discord_emulator import guild_payloads, payloads
 from tests.discord_emulator.rest.handlers import ApiRequest, Handlers
 
 
@@ -15,7 +15,7 @@ class GuildHandlers(Handlers):
 
     async def get_guild(self, request: ApiRequest) -> Any:
         guild = self.world.store.guild(int(request.params["guild_id"]))
-        return payloads.guild(guild, self.world.store)
+        return guild_payloads.guild(guild, self.world.store)
 
     async def get_guild_channels(self, request: ApiRequest) -> Any:
         guild = self.world.store.guild(int(request.params["guild_id"]))

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tests.discord_emulator import payloads
+from tests.discord_emulator import message_payloads
 from tests.discord_emulator.errors import form_error
 from tests.discord_emulator.state import UploadedFile
 
@@ -55,4 +55,4 @@ class Handlers:
     world: DiscordWorld
 
     def _message_payload(self, message: Any) -> dict[str, Any]:
-        return payloads.message(message, self.world.store, url_base=self.world.url_base)
+        return message_payloads.message(message, self.world.store, url_base=self.world.url_base)

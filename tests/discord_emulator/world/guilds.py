@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from tests.discord_emulator import app_payloads, payloads
+from tests.discord_emulator import app_payloads, guild_payloads, payloads
 from tests.discord_emulator.errors import CANNOT_SEND_TO_USER, DiscordAPIError
 from tests.discord_emulator.gateway.protocol import GUILD_MEMBERS, GUILDS
 from tests.discord_emulator.gateway.sessions import GatewaySession
@@ -70,7 +70,7 @@ class GuildOps:
 
     def guild_create_payload(self, guild: Guild, session: GatewaySession) -> dict[str, Any]:
         me = guild.members.get(self.bot_user.id)
-        return payloads.guild_create(
+        return guild_payloads.guild_create(
             guild,
             self.store,
             bot_id=self.bot_user.id,

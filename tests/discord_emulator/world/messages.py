@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from tests.discord_emulator import payloads
+from tests.discord_emulator import message_payloads
 from tests.discord_emulator.errors import (
     CANNOT_EDIT_OTHERS_MESSAGE,
     CANNOT_SEND_TO_USER,
@@ -53,7 +53,7 @@ class MessageOps:
 
     def message_payload(self, m: Message) -> dict[str, Any]:
         """A message as the REST API returns it, plus ``guild_id`` for test convenience."""
-        payload = payloads.message(m, self.store, url_base=self.url_base)
+        payload = message_payloads.message(m, self.store, url_base=self.url_base)
         if m.guild_id is not None:
             payload["guild_id"] = str(m.guild_id)
         return payload
@@ -178,7 +178,7 @@ class MessageOps:
         Guild messages need GUILD_MESSAGES, DMs DIRECT_MESSAGES; without MESSAGE_CONTENT
         the content is hidden unless the bot wrote it, is mentioned, or it is a DM.
         """
-        full = payloads.message(m, self.store, url_base=self.url_base, gateway=True)
+        full = message_payloads.message(m, self.store, url_base=self.url_base, gateway=True)
         hidden = dict(full, content="", embeds=[], attachments=[], components=[])
         is_dm = m.guild_id is None
 
