@@ -9,28 +9,27 @@ operations the bot's requests go through (``world.core.DiscordWorld``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from typing import Any, Self
 
 from aiohttp import web
 
+from tests.discord_emulator.acting import ActingAsUsers
 from tests.discord_emulator.controls import FaultControls
 from tests.discord_emulator.observing import Observing
 from tests.discord_emulator.rest.routing import RestApi
 from tests.discord_emulator.spec import SpecMonitor, load_spec
-from tests.discord_emulator.state import Attachment, Channel, UploadedFile
+from tests.discord_emulator.state import Attachment
 from tests.discord_emulator.world.core import DiscordWorld, RequestRecord
 
 log = logging.getLogger(__name__)
 
-FileSpec = tuple[str, bytes] | UploadedFile
 
-
-class DiscordEmulator(Observing, FaultControls, DiscordWorld):
+class DiscordEmulator(ActingAsUsers, Observing, FaultControls, DiscordWorld):
     """A Discord (REST v10 + gateway) for the real discord.py client, on loopback.
 
-    Lifecycle, attachment downloads and what test users do are here; what a test reads and
-    waits for is ``observing.Observing``, the faults it injects ``controls.FaultControls``."""
+    Lifecycle and attachment downloads are here; what test users do is
+    ``acting.ActingAsUsers``, what a test reads and waits for ``observing.Observing``, the
+    faults it injects ``controls.FaultControls``."""
 
     def __init__(self, *, host: str = "127.0.0.1", **options: Any) -> None:
         super().__init__(**options)
@@ -133,89 +132,3 @@ class DiscordEmulator(Observing, FaultControls, DiscordWorld):
         except (ConnectionError, RuntimeError):
             pass  # the client hung up: that is what a capped download does
         return response
-
-    # -- acting as users ------------------------------------------------------
-
-    async def post_message(
-        self,
-        channel_id: int,
-        author_id: int,
-        content: str = "",
-        *,
-        attachments: Iterable[FileSpec] = (),
-        embeds: list[dict[str, Any]] | None = None,
-        reply_to: int | None = None,
-    ) -> dict[str, Any]:
-        """A user posts in a channel, thread or DM; mentions are filled in as Discord does."""
-        channel = self.store.channel(channel_id)
-        if channel.is_dm:
-            if int(author_id) not in channel.recipient_ids:
-                raise LookupError(f"user {author_id} is not the recipient of DM {channel.id}")
-        else:
-            self.store.member(channel.guild_id, author_id)
-        files = [
-            f if isinstance(f, UploadedFile) else UploadedFile(f"files[{i}]", f[0], "", f[1])
-            for i, f in enumerate(attachments)
-        ]
-        body: dict[str, Any] = {"content": content}
-        if embeds:
-            body["embeds"] = embeds
-        if reply_to is not None:
-            body["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id)}
-        message = await self.create_message(channel_id, author_id, body, files)
-        return self.message_payload(message)
-
-    async def post_dm(
-        self,
-        author_id: int,
-        content: str = "",
-        *,
-        attachments: Iterable[FileSpec] = (),
-        embeds: list[dict[str, Any]] | None = None,
-        reply_to: int | None = None,
-    ) -> dict[str, Any]:
-        """A user sends the bot a direct message (in ``dm_channel(author_id)``, made if needed).
-
-        The bot gets MESSAGE_CREATE without ``guild_id`` or ``member``, only with the
-        ``dm_messages`` intent, and with its content even without ``message_content``.
-        """
-        channel = self.dm_channel(author_id)
-        return await self.post_message(
-            channel.id,
-            author_id,
-            content,
-            attachments=attachments,
-            embeds=embeds,
-            reply_to=reply_to,
-        )
-
-    async def edit_message(self, channel_id: int, message_id: int, content: str) -> dict[str, Any]:
-        """The author edits a message (MESSAGE_UPDATE)."""
-        message = self.store.message(channel_id, message_id)
-        await self.edit_message_body(message, {"content": content}, [])
-        return self.message_payload(message)
-
-    async def delete_message(self, channel_id: int, message_id: int) -> None:
-        """Someone deletes a message (MESSAGE_DELETE)."""
-        await self.remove_message(self.store.message(channel_id, message_id))
-
-    async def bulk_delete_messages(self, channel_id: int, message_ids: Iterable[int]) -> None:
-        """A moderator deletes several messages at once (MESSAGE_DELETE_BULK)."""
-        messages = [self.store.message(channel_id, int(i)) for i in message_ids]
-        await self.remove_messages(channel_id, messages)
-
-    async def create_thread(
-        self,
-        channel_id: int,
-        name: str,
-        *,
-        owner_id: int,
-        message_id: int | None = None,
-        private: bool = False,
-    ) -> Channel:
-        """A user starts a thread (THREAD_CREATE), from a message or not."""
-        body: dict[str, Any] = {"name": name, "type": 12 if private else 11}
-        return await self.start_thread(channel_id, owner_id, body, message_id=message_id)
-
-    async def archive_thread(self, thread_id: int, *, archived: bool = True) -> Channel:
-        return await self.modify_channel(thread_id, {"archived": archived})
