@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -167,20 +166,7 @@ class Gateway(WireOps, SessionOps):
         for conn in conns:
             if code is None:
                 log.info("gateway aborting conn=%s (abnormal closure)", conn.id)
-                conn.closing_by_server = True
-                self.log.append(
-                    GatewayFrame(
-                        "send",
-                        conn.id,
-                        conn.session.session_id if conn.session else None,
-                        None,
-                        "CLOSE abnormal",
-                        None,
-                        None,
-                        time.monotonic(),
-                        path=conn.path,
-                    )
-                )
+                self._record_close(conn, "CLOSE abnormal", None)
                 if conn.session is not None and conn.session.connection is conn:
                     conn.session.connection = None
                 transport = conn.request.transport

@@ -77,13 +77,20 @@ EventBuilder = Callable[[GatewaySession], dict[str, Any] | None]
 class SessionOps:
     """Opening, resuming and dispatching to sessions: a mixin of ``connections.Gateway``."""
 
-    async def _identify(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
-        self.identify_count += 1
+    async def _refuse_credentials(self, conn: GatewayConnection, data: dict[str, Any]) -> bool:
+        """Close a connection that is already authenticated or sent the wrong token, as both
+        IDENTIFY and RESUME must; True if it was closed."""
         if conn.session is not None:
             await self._close(conn, CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
-            return
+            return True
         if data.get("token") != self.emu.token:
             await self._close(conn, CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
+            return True
+        return False
+
+    async def _identify(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
+        self.identify_count += 1
+        if await self._refuse_credentials(conn, data):
             return
         intents = data.get("intents")
         if not isinstance(intents, int) or intents < 0 or intents & ~ALL_INTENTS:
@@ -124,11 +131,7 @@ class SessionOps:
 
     async def _resume(self, conn: GatewayConnection, data: dict[str, Any]) -> None:
         self.resume_count += 1
-        if conn.session is not None:
-            await self._close(conn, CLOSE_ALREADY_AUTHENTICATED, "Already authenticated.")
-            return
-        if data.get("token") != self.emu.token:
-            await self._close(conn, CLOSE_AUTHENTICATION_FAILED, "Authentication failed.")
+        if await self._refuse_credentials(conn, data):
             return
         session = self.sessions.get(str(data.get("session_id")))
         seq = data.get("seq")

@@ -156,6 +156,11 @@ class WireOps:
 
     async def _close(self, conn: GatewayConnection, code: int, reason: str) -> None:
         log.info("gateway closing conn=%s with %s (%s)", conn.id, code, reason)
+        self._record_close(conn, f"CLOSE {code}", {"code": code, "reason": reason})
+        await conn.ws.close(code=code, message=reason.encode())
+
+    def _record_close(self, conn: GatewayConnection, name: str, data: Any) -> None:
+        """Mark ``conn`` as closed by the server and log the closing as a sent frame."""
         conn.closing_by_server = True
         self.log.append(
             GatewayFrame(
@@ -163,11 +168,10 @@ class WireOps:
                 conn.id,
                 conn.session.session_id if conn.session else None,
                 None,
-                f"CLOSE {code}",
+                name,
                 None,
-                {"code": code, "reason": reason},
+                data,
                 time.monotonic(),
                 path=conn.path,
             )
         )
-        await conn.ws.close(code=code, message=reason.encode())
