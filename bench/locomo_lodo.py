@@ -1,7 +1,7 @@
 """Leave one dialogue out: recall figures that tuning cannot flatter.
 
 Every setting of recall that was tuned (passage size and stride, the field weights, the
-coverage weight, the phrase pairs, the kinds) is chosen
+coverage weight, the phrase pairs, the kinds, the timed coverage) is chosen
 on all dialogues but one, from the same grid of candidates, and scored on the dialogue left
 out; once per dialogue. The held-out figures
 are what a setting chosen this way does on a conversation it was not chosen on: the gap to the
@@ -56,6 +56,9 @@ def candidates() -> list[tuple[str, RecallSettings]]:
         ("phrase_pairs", False),
         ("phrase_pairs_when", True),
         ("kinds", False),
+        ("timed_weight", 0.0),
+        ("timed_weight", 0.5),
+        ("timed_weight", 1.0),
     ):
         shown = str(value).lower() if isinstance(value, bool) else f"{value:g}"
         grid.append((f"{name} {shown}", replace(d, **{name: value})))

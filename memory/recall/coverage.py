@@ -18,6 +18,14 @@ thing it names (``memory.recall.kinds``: "taekwondo" says "martial art"), so a q
 for a kind is covered by the instance that answers it; the kinds are kept apart and count only
 with ``RecallSettings.kinds``.
 
+**When.** A question asking when a thing happened is answered by the conversation where the
+person told of it as it happened ("I went to a support group yesterday"), while later ones name
+the thing again with no time ("the support group has been great"). So for such a question
+(``memory.recall.temporal.asks_for_time``) a second share counts, with its own weight
+(``RecallSettings.timed_weight``): the question's words found in what the person said within
+``NEAR_TIME`` messages of one where they placed something in time (a resolved date, a month, a
+year, "for four years", "recently": what carries ``TIME_MARK``).
+
 Words are compared after a light suffix folding (``stem``), not FTS5's Porter stemmer: the
 comparison is done here, in Python, on the words stored for each conversation
 (``speech_words``), and only needs to be the same on both sides. The weight
@@ -30,18 +38,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from memory.longterm.summarizer import STOPWORDS
 from memory.recall.kinds import kinds_of
 from memory.recall.passages import Said, date_words, said_in
+from memory.recall.temporal import TIME_MARK
 from memory.records.models import Conversation
 
-__all__ = ["DEPTH", "coverage_order", "speech_of", "speech_words", "stem"]
+__all__ = ["DEPTH", "NEAR_TIME", "coverage_order", "speech_of", "speech_words", "stem"]
 
 # How many of BM25's best conversations are ordered again.
 DEPTH = 20
+# A person's message this close (in messages) to one where they placed something in time is
+# taken as said about that time: people name the thing a message before or after saying when
+# ("We adopted a puppy last week!" ... "Max loves the beach"). 1 to 4 measure about the same
+# on LoCoMo's dev dialogues (bench/README.md).
+NEAR_TIME = 2
 
 _TOKEN = re.compile(r"[^\W_]+")
 _SUFFIXES = ("ing", "ed", "es", "s")
@@ -75,12 +90,21 @@ def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
     (resolved, as in the passages); and the conversation's date (``created_at``), which counts
     for every speaker. JSON: ``{"when": words, "said": {speaker: words}}``, each speaker by
     name, lowercased; Echo's answers under the empty name. And the kinds of things each named
-    (``memory.recall.kinds``), not said themselves: ``"kinds": {speaker: words}``."""
+    (``memory.recall.kinds``), not said themselves: ``"kinds": {speaker: words}``; and the
+    words each said near placing something in time (``NEAR_TIME``): ``"timed": {speaker:
+    words}``."""
+    messages = list(said)
+    speakers = [_ECHO if m.speaker is None else m.speaker.lower() for m in messages]
+    placed = [TIME_MARK in m.times.split() for m in messages]
     said_words: dict[str, set[str]] = {}
-    for message in said:
-        speaker = _ECHO if message.speaker is None else message.speaker.lower()
-        said_words.setdefault(speaker, set()).update(_words(message.text))
-        said_words[speaker].update(_words(message.times))
+    timed: dict[str, set[str]] = {}
+    for n, message in enumerate(messages):
+        speaker = speakers[n]
+        spoken = _words(message.text) | _words(message.times)
+        said_words.setdefault(speaker, set()).update(spoken)
+        near = range(max(0, n - NEAR_TIME), min(len(messages), n + NEAR_TIME + 1))
+        if any(placed[i] and speakers[i] == speaker for i in near):
+            timed.setdefault(speaker, set()).update(stem(w) for w in spoken)
     words = {k: {stem(w) for w in v} for k, v in said_words.items()}
     kinds = {k: {stem(w) for w in kinds_of(v)} - words[k] for k, v in said_words.items()}
     when = _stems(date_words(created_at))
@@ -89,27 +113,40 @@ def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
             "when": " ".join(sorted(when)),
             "said": {k: " ".join(sorted(v)) for k, v in words.items() if v},
             "kinds": {k: " ".join(sorted(v)) for k, v in kinds.items() if v},
+            "timed": {k: " ".join(sorted(v)) for k, v in timed.items() if v},
         },
         sort_keys=True,
     )
 
 
-def _read(stored: str, kinds: bool) -> tuple[str, dict[str, str]]:
-    """(the conversation's date words, each speaker's words, with the kinds of what they named
-    if ``kinds``), each a string of words between spaces; nothing from a damaged row, which
-    then ranks by BM25 alone. Strings, not sets: a question asks about a few words, and looking
-    for each in a string costs less than making a set of every word said."""
+class _Speech(NamedTuple):
+    """A conversation's stored words, each a string of words between spaces. Strings, not
+    sets: a question asks about a few words, and looking for each in a string costs less than
+    making a set of every word said."""
+
+    when: str  # the conversation's date
+    said: dict[str, str]  # by speaker, with the kinds of what they named (if asked for)
+    timed: dict[str, str]  # by speaker, what they said near placing something in time
+
+
+def _read(stored: str, kinds: bool) -> _Speech:
+    """What ``speech_of`` stored; nothing from a damaged row, which then ranks by BM25 alone."""
     try:
         raw = json.loads(stored) if stored else {}
     except ValueError:
-        return "", {}
+        return _Speech("", {}, {})
     said = raw.get("said") if isinstance(raw, dict) else None
     if not isinstance(said, dict):
-        return "", {}
+        return _Speech("", {}, {})
     named = raw.get("kinds") if kinds else None
     named = named if isinstance(named, dict) else {}
-    speakers = {str(k): f" {v} {named.get(k, '')} " for k, v in said.items()}
-    return f" {raw.get('when', '')} ", speakers
+    timed = raw.get("timed")
+    timed = timed if isinstance(timed, dict) else {}
+    return _Speech(
+        f" {raw.get('when', '')} ",
+        {str(k): f" {v} {named.get(k, '')} " for k, v in said.items()},
+        {str(k): f" {v} " for k, v in timed.items()},
+    )
 
 
 def coverage_order(
@@ -120,23 +157,25 @@ def coverage_order(
     depth: int = DEPTH,
     *,
     kinds: bool = True,
+    timed_weight: float = 0.0,
 ) -> tuple[list[int], list[float]]:
-    """The order (indices) of candidates by ``score / best + weight x coverage``, and each
-    candidate's relevance in that order.
+    """The order (indices) of candidates by ``score / best + weight x coverage + timed_weight
+    x timed coverage``, and each candidate's relevance in that order.
 
     ``terms`` are the question's search terms (``memory.recall.query.query_terms``); ``scores``
     the candidates' BM25 (higher is better), best first; ``speech`` their ``speech_words``.
     Only the first ``depth`` are ordered again; the others follow in BM25's order with their
     relevance ``score / best``, so asking for more results never changes the first ones.
     Ties keep BM25's order. With ``kinds``, a word the question asks is covered by a word of
-    that kind said ("martial" and "art" by "taekwondo").
+    that kind said ("martial" and "art" by "taekwondo"). The timed coverage counts only what
+    was said near placing something in time: give it a weight for a question asking when.
     """
     head = min(depth, len(scores))
     read = [_read(s, kinds) for s in speech[:head]]
     names = {
         part
-        for _, speakers in read
-        for speaker in speakers
+        for words in read
+        for speaker in words.said
         if speaker != _ECHO
         for part in _TOKEN.findall(speaker)
     }
@@ -144,23 +183,25 @@ def coverage_order(
     asked = {stem(t) for t in terms if t not in named}
     best = max(scores, default=0.0)
     best = best if best > 0 else 1.0
-    relevance = [
-        score / best + weight * _coverage(asked, named, when, speakers)
-        for score, (when, speakers) in zip(scores[:head], read, strict=True)
-    ]
+    relevance: list[float] = []
+    for score, words in zip(scores[:head], read, strict=True):
+        theirs = [
+            speaker
+            for speaker in words.said
+            if speaker != _ECHO and named.intersection(_TOKEN.findall(speaker))
+        ] or list(words.said)
+        value = score / best + weight * _share(asked, [words.when, *map(words.said.get, theirs)])
+        if timed_weight:
+            value += timed_weight * _share(asked, [words.timed.get(k, "") for k in theirs])
+        relevance.append(value)
     order = sorted(range(head), key=lambda i: -relevance[i])
     tail = range(head, len(scores))
     return [*order, *tail], [*(relevance[i] for i in order), *(scores[i] / best for i in tail)]
 
 
-def _coverage(asked: set[str], named: set[str], when: str, speakers: Mapping[str, str]) -> float:
+def _share(asked: set[str], pool: Sequence[str | None]) -> float:
+    """The share of ``asked`` found in any of ``pool`` (strings of words between spaces)."""
     if not asked:
         return 0.0
-    theirs = [
-        words
-        for speaker, words in speakers.items()
-        if speaker != _ECHO and named.intersection(_TOKEN.findall(speaker))
-    ]
-    pool = [when, *(theirs or speakers.values())]
-    covered = sum(1 for word in asked if any(f" {word} " in words for words in pool))
+    covered = sum(1 for word in asked if any(words and f" {word} " in words for words in pool))
     return covered / len(asked)

@@ -27,6 +27,9 @@ are in ``bench/README.md``):
 - **Kinds.** What a person said also says what kind of thing they named ("taekwondo": a
   martial art), from a lexicon derived from WordNet, for coverage: a question asking for the
   kind is covered where the instance was said (``memory.recall.kinds``).
+- **Said when.** In a question asking when, coverage counts again by what the person said
+  near a message where they placed something in time: the conversation that told of the thing
+  as it happened, not a later one naming it again (``memory.recall.coverage``).
 - **Porter stemming** (``porter unicode61 remove_diacritics 2``).
 """
 
@@ -57,7 +60,7 @@ __all__ = [
     "said_in",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Passage rowids are ``conversation id << PASSAGE_BITS | n``: all passages of a conversation
 # are one rowid range, which FTS5 deletes without scanning. Passage 0 is the memory.
@@ -73,7 +76,7 @@ class RecallSettings:
 
     ``window``, ``stride`` and ``tokenizer`` shape the stored index: opening a guild file made
     with other values resets it (it is rebuildable from the conversation files). The weights,
-    the phrase pairs and the kinds apply at query time.
+    the phrase pairs, the kinds and the timed coverage apply at query time.
     """
 
     window: int = 4
@@ -92,6 +95,9 @@ class RecallSettings:
     phrase_pairs_when: bool = False
     # Coverage counts a kind as said where an instance of it was (``memory.recall.kinds``).
     kinds: bool = True
+    # In a question asking when, coverage by what the person said near placing something in
+    # time counts again, this much (``memory.recall.coverage``).
+    timed_weight: float = 0.25
     index_echo: bool = True
 
     def __post_init__(self) -> None:
