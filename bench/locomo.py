@@ -211,20 +211,19 @@ def main(argv: list[str] | None = None) -> int:
         if semantic is not None:
             rows.append(semantic[0])
         if not args.quick:
-            plain = work / "plain"
-            asyncio.run(write_data_folder(plain, records, captions=False))
-            asyncio.run(generate_memories(plain))
-            plain_items = asyncio.run(load_folder(plain))
-            rows.append(
-                recall_variant(
-                    "default, photo captions left out",
-                    qs,
-                    plain_items,
-                    RecallSettings(),
-                    work,
-                    memories=True,
+            # How files written by other tools fare: no photo captions; no speakers' names
+            # (a message says who wrote it by its requester id alone).
+            for name, captions, names in (
+                ("default, photo captions left out", False, True),
+                ("default, speakers' names left out (meta.requester only)", True, False),
+            ):
+                plain = work / f"plain-{captions}-{names}"
+                asyncio.run(write_data_folder(plain, records, captions=captions, names=names))
+                asyncio.run(generate_memories(plain))
+                plain_items = asyncio.run(load_folder(plain))
+                rows.append(
+                    recall_variant(name, qs, plain_items, RecallSettings(), work, memories=True)
                 )
-            )
         if args.cli:
             cli_folder = work / "cli"
             asyncio.run(write_data_folder(cli_folder, records, captions=True))

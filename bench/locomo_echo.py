@@ -71,9 +71,10 @@ def sessions(record: dict[str, Any]) -> list[tuple[int, datetime, list[dict[str,
 
 
 def conversations(
-    records: list[dict[str, Any]], *, captions: bool = True
+    records: list[dict[str, Any]], *, captions: bool = True, names: bool = True
 ) -> Iterable[Conversation]:
-    """Each session of each dialogue as an Echo conversation (turns and dates only)."""
+    """Each session of each dialogue as an Echo conversation (turns and dates only). Without
+    ``names``, a message says who wrote it by ``meta.requester`` alone (no ``author_name``)."""
     for index, record in enumerate(records):
         guild_id = guild_of(index)
         talk = record["conversation"]
@@ -96,16 +97,15 @@ def conversations(
                     text = f"{text} [shares a photo: {turn['blip_caption']}]"
                 speaker = turn["speaker"]
                 requester = speakers.setdefault(speaker, f"{guild_id}{len(speakers) + 1}")
+                meta = {"requester": requester, "message_id": f"{thread_id}{turn_number:04d}"}
+                if names:
+                    meta["author_name"] = speaker
                 conversation.add_message(
                     Message(
                         created_at=started + timedelta(seconds=30 * turn_number),
                         message_type=MessageType.CHAT,
                         message_content=text,
-                        meta={
-                            "requester": requester,
-                            "message_id": f"{thread_id}{turn_number:04d}",
-                            "author_name": speaker,
-                        },
+                        meta=meta,
                     )
                 )
             yield conversation
@@ -125,11 +125,13 @@ def questions(records: list[dict[str, Any]]) -> list[Question]:
     return found
 
 
-async def write_data_folder(folder: Path, records: list[dict[str, Any]], captions: bool) -> int:
+async def write_data_folder(
+    folder: Path, records: list[dict[str, Any]], captions: bool, *, names: bool = True
+) -> int:
     """The dialogues as Echo files, through the real store."""
     count = 0
     async with JsonFileStore(folder, fsync="no") as store:
-        for conversation in conversations(records, captions=captions):
+        for conversation in conversations(records, captions=captions, names=names):
             await store.save(conversation)
             count += 1
     return count

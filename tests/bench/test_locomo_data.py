@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import locomo_data, locomo_lodo
+from bench import locomo_data, locomo_echo, locomo_lodo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -148,3 +148,14 @@ def test_leave_one_out_chooses_without_the_dialogue_it_scores() -> None:
     held, folds = locomo_lodo.held_out(groups, results)
     assert {f.held_out: f.chosen for f in folds} == {"x": "b", "y": "a", "z": "a"}
     assert held == [(False, False), (False, True), (False, False), (False, False)]
+
+
+def test_a_dialogue_can_be_written_without_the_speakers_names() -> None:
+    # The bench's row for files written by other tools: who wrote a message is then its
+    # requester id alone, as in DESIGN.md's message format.
+    named = next(locomo_echo.conversations([_dialogue("conv-26")]))
+    plain = next(locomo_echo.conversations([_dialogue("conv-26")], names=False))
+    assert [m.author_name for m in named.history] == ["Ann"]
+    assert [m.author_name for m in plain.history] == [None]
+    assert [m.requester for m in plain.history] == [m.requester for m in named.history]
+    assert plain.history[0].requester is not None
