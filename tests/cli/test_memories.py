@@ -147,3 +147,66 @@ async def test_a_search_for_stopwords_only_says_so(tmp_path: Path) -> None:
     assert line["results"] == [] and "stopwords" in line["note"]
     words = await run_cli("memories", "search", "--guild", "7", "ferry", cwd=tmp_path, env=env)
     assert "101" in words.stdout and "stopwords" not in words.stdout
+
+
+async def test_a_when_question_finds_the_conversation_that_told_it_as_it_happened(
+    tmp_path: Path,
+) -> None:
+    # The README's promise: a later conversation names the support group more often (BM25's
+    # favourite), the earlier one is where Caroline said she went, "yesterday".
+    data = tmp_path / "data"
+    talks = {
+        "301": (
+            datetime(2023, 7, 20, 12, tzinfo=UTC),
+            [
+                ("Caroline", "The support group has been great; our support group helps me."),
+                ("Melanie", "I went hiking last week."),
+                ("Caroline", "That group is like family, the support is amazing."),
+                ("Melanie", "Lovely."),
+            ],
+        ),
+        "302": (
+            datetime(2023, 5, 8, 12, tzinfo=UTC),
+            [
+                ("Caroline", "I went to a support group yesterday."),
+                ("Melanie", "How was it?"),
+                ("Caroline", "Powerful, honestly."),
+            ],
+        ),
+    }
+    people = {"Caroline": "51", "Melanie": "52"}
+    async with InMemoryConversationManager(store=JsonFileStore(data)) as manager:
+        for thread, (started, turns) in talks.items():
+            await manager.create_conversation(
+                thread_id=thread, guild_id="9", requester="51", channel_id="44", created_at=started
+            )
+            for n, (who, text) in enumerate(turns):
+                await manager.add_message_to_conversation(
+                    thread,
+                    Message(
+                        message_type="chat",
+                        message_content=text,
+                        requester=people[who],
+                        message_id=f"{thread}{n}",
+                        created_at=started,
+                        meta={"author_name": who},
+                    ),
+                )
+    env = cli_env(tmp_path, ECHO_DATA_DIR=str(data))
+    await run_cli("memories", "generate", cwd=tmp_path, env=env)
+    asked = await run_cli(
+        "memories",
+        "search",
+        "--guild",
+        "9",
+        "--json",
+        "-",
+        cwd=tmp_path,
+        env=env,
+        stdin=b"When did Caroline go to the support group?\n"
+        b"What did Caroline say about the support group?\n",
+    )
+    assert asked.code == 0, asked
+    when, what = (json.loads(x) for x in asked.stdout.splitlines())
+    assert [r["thread_id"] for r in when["results"]] == ["302", "301"]
+    assert [r["thread_id"] for r in what["results"]] == ["301", "302"]
