@@ -17,18 +17,11 @@ from tests.bot.test_llm_dialects import TEMPLATE_OPENED, content, sse
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server.core import FakeLLM
 
+from .agent_views import replies_done
 from .echo_harness import Echo, running_echo
 
 REASONING = "The user says hi. Greet back."
 ANSWER = "Hello! 👋"
-
-
-async def replies_done(echo: Echo) -> None:
-    await echo.emu.wait_for(
-        lambda: all(t.done() for t in echo.bot.reply_tasks) or None,
-        timeout=10,
-        what="the replies in flight to finish",
-    )
 
 
 def versions(echo: Echo, thread_id: int) -> list[str]:

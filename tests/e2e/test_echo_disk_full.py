@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.discord_emulator import DiscordEmulator
+from tests.e2e.agent_views import CURSOR
 from tests.e2e.test_echo_process import BotProcess, emulator_env, start_bot
-
-CURSOR = "▌"
 
 
 @contextmanager

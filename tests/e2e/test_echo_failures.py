@@ -23,28 +23,10 @@ import pytest
 from tests.discord_emulator import DiscordEmulator
 from tests.fake_llm.server.core import FakeLLM
 
+from .agent_views import CURSOR, echo_messages, replies_done
 from .echo_harness import Echo, running_echo
 
-CURSOR = "▌"
-
-
-# --- helpers (written here: the harness belongs to someone else) ------------------------------
-
-
-def echo_messages(echo: Echo, channel_id: int) -> list[dict[str, Any]]:
-    return [
-        m
-        for m in echo.emu.messages_in(channel_id)
-        if int(m["author"]["id"]) == echo.emu.bot_user.id
-    ]
-
-
-async def replies_done(echo: Echo) -> None:
-    await echo.emu.wait_for(
-        lambda: all(t.done() for t in echo.bot.reply_tasks) or None,
-        timeout=15,
-        what="the replies in flight to finish",
-    )
+# --- helpers -----------------------------------------------------------------------------------
 
 
 async def settled_messages(echo: Echo, thread_id: int, count: int) -> list[dict[str, Any]]:
@@ -57,7 +39,7 @@ async def settled_messages(echo: Echo, thread_id: int, count: int) -> list[dict[
         return messages
 
     await echo.emu.wait_for(check, timeout=15, what=f"{count} finished messages of Echo's")
-    await replies_done(echo)
+    await replies_done(echo, timeout=15)
     return echo_messages(echo, thread_id)
 
 
@@ -341,7 +323,7 @@ async def test_a_failure_after_streamed_commentary_leaves_no_cursor_behind(
             timeout=10,
             what="the failure line",
         )
-        await replies_done(echo)
+        await replies_done(echo, timeout=15)
         shown = [m["content"] for m in echo_messages(echo, thread.id)]
 
     assert not any(CURSOR in text for text in shown), shown
