@@ -1,5 +1,5 @@
-"""``Agent.context()``: what the model is sent, how history is trimmed to the token budget,
-and how what falls out of the window is folded into the rolling summary.
+"""``Agent.context()``: how what falls out of the window is folded into the rolling
+summary, with the model or offline, once, and how a failing fold falls back.
 
 Real parts only: a JSON-file store under ``tmp_path``, the memory manager, the real
 providers (the offline ``EchoProvider``, or ``OpenAIProvider`` against the fake LLM).
@@ -9,282 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
-
-import pytest_asyncio
 
 from bot.agent import Agent, Failure, Final
-from bot.llm import ChatProvider, EchoProvider, OpenAIProvider
-from bot.tools import default_tools
+from bot.llm import EchoProvider, OpenAIProvider
 from memory import (
-    Conversation,
     InMemoryConversationManager,
-    JsonFileStore,
-    Message,
     MessageType,
 )
-from memory.records.models import utcnow
 from tests.fake_llm.server.core import FakeLLM
 
-THREAD = "900000000000000001"
-ALICE = "111111111111111111"
-BOB = "222222222222222222"
-NAMES = {ALICE: "Alice", BOB: "Bob"}
-SYSTEM = "You are Echo."
-T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-_ids = iter(range(300000000000000000, 400000000000000000))
-
-
-@pytest_asyncio.fixture
-async def manager(tmp_path: Path) -> AsyncIterator[InMemoryConversationManager]:
-    async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
-        await manager.create_conversation(
-            thread_id=THREAD, guild_id="900000000000000003", requester=ALICE,
-            channel_id="900000000000000002", created_at=T0,
-        )  # fmt: skip
-        yield manager
-
-
-def make_agent(
-    manager: InMemoryConversationManager, provider: ChatProvider, tokens: int = 8000
-) -> Agent:
-    return Agent(
-        manager, provider, default_tools(), system_prompt=SYSTEM, max_context_tokens=tokens
-    )
-
-
-class Clock:
-    """The real time, strictly increasing, as Discord stamps people's messages."""
-
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        self.now = max(utcnow(), self.now + timedelta(microseconds=1))
-        return self.now
-
-
-async def say(manager: InMemoryConversationManager, clock: Clock, who: str, text: str) -> Message:
-    message = Message(
-        message_type=MessageType.CHAT,
-        message_content=text,
-        requester=who,
-        message_id=str(next(_ids)),
-        created_at=clock(),
-    )
-    await manager.add_message_to_conversation(THREAD, message)
-    return message
-
-
-async def echo_says(manager: InMemoryConversationManager, clock: Clock, text: str) -> None:
-    await manager.add_message_to_conversation(
-        THREAD, Message(message_type=MessageType.CHAT, message_content=text, created_at=clock())
-    )
-
-
-async def tool_round(
-    manager: InMemoryConversationManager,
-    clock: Clock,
-    calls: list[tuple[str, str]],
-    results: list[str],
-) -> None:
-    """A recorded tool call (ids, names) and its results (same order)."""
-    await manager.add_message_to_conversation(
-        THREAD,
-        Message(
-            message_type=MessageType.TOOL_CALL,
-            tools=[{"id": i, "name": n, "params": {}} for i, n in calls],
-            created_at=clock(),
-        ),
-    )
-    for (call_id, name), text in zip(calls, results, strict=False):
-        await manager.add_message_to_conversation(
-            THREAD,
-            Message(
-                message_type=MessageType.TOOL_CALL_RESPONSE,
-                message_content=text,
-                tool_call_id=call_id,
-                name=name,
-                created_at=clock(),
-            ),
-        )
-
-
-_FILLER_WORDS = (
-    "apples bridges candles dolphins engines forests glaciers hammers islands jackets kettles "
-    "lanterns marbles needles oranges pencils quilts rivers saddles tunnels umbrellas violins "
-    "wagons yachts zebras anchors barrels cactus drums eagles ferries goblets harps igloos"
-).split()
-
-
-def filler(n: int, sentences: int = 10) -> str:
-    """About 350 characters of chatter whose words occur nowhere else in the conversation."""
-    words = [f"{w}{n}" for w in _FILLER_WORDS]
-    return " ".join(
-        f"{words[3 * k].capitalize()} {words[3 * k + 1]} {words[3 * k + 2]}."
-        for k in range(sentences)
-    )
-
-
-def conversation_of(manager: InMemoryConversationManager) -> Conversation:
-    conversation = manager.get_conversation(THREAD)
-    assert conversation is not None
-    return conversation
-
-
-def assert_tool_calls_complete(messages: list[dict[str, Any]]) -> None:
-    """Every assistant tool call is followed by exactly its results, and no result is stray."""
-    index = 0
-    while index < len(messages):
-        message = messages[index]
-        assert message["role"] != "tool", f"a tool result without its call at {index}"
-        if message["role"] == "assistant" and message.get("tool_calls"):
-            ids = [c["id"] for c in message["tool_calls"]]
-            results = messages[index + 1 : index + 1 + len(ids)]
-            assert [r.get("tool_call_id") for r in results] == ids
-            index += 1 + len(ids)
-            continue
-        index += 1
-
-
-async def answer(agent: Agent) -> list[Any]:
-    return [event async for event in agent.respond(THREAD, NAMES)]
-
-
-# --- what is sent --------------------------------------------------------------------------
-
-
-async def test_context_is_system_then_history_with_names_and_without_thinking(
-    manager: InMemoryConversationManager,
-) -> None:
-    clock = Clock()
-    await say(manager, clock, ALICE, "hi")
-    await manager.add_message_to_conversation(
-        THREAD,
-        Message(message_type=MessageType.THINKING, message_content="PRIVATE", created_at=clock()),
-    )
-    await echo_says(manager, clock, "Hello Alice.")
-    await say(manager, clock, BOB, "and me?")
-    stranger = "333333333333333333"
-    await manager.add_message_to_conversation(
-        THREAD,
-        Message(
-            message_type=MessageType.CHAT,
-            message_content="who am I?",
-            requester=stranger,
-            created_at=clock(),
-            meta={"author_name": "Carol"},
-        ),
-    )
-    agent = make_agent(manager, EchoProvider())
-    window = agent.context(conversation_of(manager), NAMES)
-
-    assert window.messages == [
-        {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": "[Alice] hi"},
-        {"role": "assistant", "content": "Hello Alice."},
-        {"role": "user", "content": "[Bob] and me?"},
-        {"role": "user", "content": "[Carol] who am I?"},
-    ]
-    assert window.dropped == []
-    assert "PRIVATE" not in json.dumps(window.messages)
-    # Thinking stays on disk.
-    assert [m.message_type for m in conversation_of(manager).history].count(
-        MessageType.THINKING
-    ) == 1
-
-
-async def test_the_summary_goes_into_the_system_message(
-    manager: InMemoryConversationManager,
-) -> None:
-    await manager.set_summary(THREAD, "Alice likes teal.")
-    await say(manager, Clock(), ALICE, "hi")
-    window = make_agent(manager, EchoProvider()).context(conversation_of(manager), NAMES)
-    assert window.messages[0]["role"] == "system"
-    assert window.messages[0]["content"].startswith(SYSTEM)
-    assert "Alice likes teal." in window.messages[0]["content"]
-
-
-# --- trimming ------------------------------------------------------------------------------
-
-
-async def test_trimming_keeps_the_newest_and_never_separates_a_tool_call_from_its_results(
-    manager: InMemoryConversationManager,
-) -> None:
-    clock = Clock()
-    for n in range(3):
-        await say(manager, clock, ALICE, f"old message {n} " + "x" * 300)
-        await echo_says(manager, clock, f"old answer {n}")
-    await say(manager, clock, ALICE, "look it up")
-    await tool_round(
-        manager,
-        clock,
-        [("call_a", "current_time"), ("call_b", "search_conversation")],
-        ["r" * 700, "s" * 700],
-    )
-    await echo_says(manager, clock, "found it")
-    await say(manager, clock, BOB, "newest question")
-    conversation = conversation_of(manager)
-
-    sizes = []
-    for tokens in range(100, 2000, 25):
-        window = make_agent(manager, EchoProvider(), tokens).context(conversation, NAMES)
-        messages = window.messages
-        assert_tool_calls_complete(messages)
-        assert messages[-1] == {"role": "user", "content": "[Bob] newest question"}
-        ids = [m.get("tool_call_id") for m in messages if m["role"] == "tool"]
-        assert ids in ([], ["call_a", "call_b"])
-        # What was left out is exactly the oldest part of the history.
-        kept = len(messages) - 1
-        assert len(window.dropped) + kept == len(conversation.history)
-        assert window.dropped == conversation.history[: len(window.dropped)]
-        sizes.append(kept)
-    assert sizes == sorted(sizes), "a bigger budget never keeps less"
-    assert sizes[0] <= 2 and sizes[-1] == len(conversation.history)
-    # Somewhere in between the pair was in and the old messages out.
-    assert any(0 < s < len(conversation.history) and s >= 5 for s in sizes)
-
-
-async def test_a_tool_call_without_its_results_is_left_out(
-    manager: InMemoryConversationManager,
-) -> None:
-    """A crash between recording the call and its results: the API would refuse the call."""
-    clock = Clock()
-    await say(manager, clock, ALICE, "first")
-    calls = [("call_x", "current_time"), ("call_y", "current_time")]
-    await tool_round(manager, clock, calls, ["only one"])
-    await say(manager, clock, ALICE, "second")
-    await tool_round(manager, clock, [], [])  # a call record with no calls at all
-    await manager.add_message_to_conversation(
-        THREAD,
-        Message(
-            message_type=MessageType.TOOL_CALL_RESPONSE,
-            message_content="stray",
-            tool_call_id="call_nobody",
-            created_at=clock(),
-        ),
-    )
-    window = make_agent(manager, EchoProvider()).context(conversation_of(manager), NAMES)
-    assert window.messages[1:] == [
-        {"role": "user", "content": "[Alice] first"},
-        {"role": "user", "content": "[Alice] second"},
-    ]
-
-
-async def test_a_message_too_long_for_the_whole_budget_keeps_its_end(
-    manager: InMemoryConversationManager,
-) -> None:
-    text = "START " + "blah " * 2000 + "the actual question?"
-    await say(manager, Clock(), ALICE, text)
-    window = make_agent(manager, EchoProvider(), 600).context(conversation_of(manager), NAMES)
-    [_, message] = window.messages
-    assert message["content"].endswith("the actual question?")
-    assert "START" not in message["content"]
-    assert len(message["content"]) < 600 * 4
-
+from .helpers import (
+    ALICE,
+    BOB,
+    FILLER_WORDS,
+    NAMES,
+    THREAD,
+    Clock,
+    answer,
+    assert_tool_calls_complete,
+    conversation_of,
+    echo_says,
+    filler,
+    make_agent,
+    say,
+)
 
 # --- folding -------------------------------------------------------------------------------
 
@@ -365,7 +113,7 @@ async def test_every_message_leaving_the_window_is_folded_first(
         await say(manager, clock, ALICE, "The ZEPHYR launch happens on Friday at the harbour.")
         for n in range(16):
             await turn_forgetting_nothing(agent, manager, fake_llm)
-            await say(manager, clock, BOB, f"Short note {n}: {_FILLER_WORDS[n]}.")
+            await say(manager, clock, BOB, f"Short note {n}: {FILLER_WORDS[n]}.")
 
     folds = [r for r in fake_llm.chat_requests if not r.stream]
     assert len(folds) >= 2
@@ -410,7 +158,7 @@ async def test_a_message_written_during_a_reply_is_folded_when_it_leaves_the_win
         ]
         for n in range(16):
             await turn_forgetting_nothing(agent, manager, fake_llm)
-            await say(manager, clock, ALICE, f"Short note {n}: {_FILLER_WORDS[n]}.")
+            await say(manager, clock, ALICE, f"Short note {n}: {FILLER_WORDS[n]}.")
 
     last = fake_llm.chat_requests[-1]
     assert "KESTREL" not in json.dumps(last.messages[1:]), "the window should have moved on"
