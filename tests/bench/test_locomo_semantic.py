@@ -17,7 +17,7 @@ from bench.locomo_echo import Question
 from bench.locomo_semantic import GRID, LIMIT, candidates
 from memory.recall import RecallIndex
 from memory.recall.semantic import RerankSettings, SemanticReranker
-from tests.memory.test_recall import conversation, ids
+from tests.memory.recall_helpers import conversation, ids
 from tests.memory.test_recall_semantic import FakeEncoder, needs_numpy
 
 WORDS = ("dog", "puppy", "pet", "insurance", "prices", "park", "walk", "food", "vet", "toy")

@@ -1,14 +1,16 @@
-"""Fixtures for the memory tests: a store factory parametrized over every backend."""
+"""Fixtures for the memory tests: a store factory parametrized over every backend, and an
+empty recall index."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from memory import ConversationStore, JsonFileStore
+from memory.recall import RecallIndex
 from tests.redis_support import cluster_redis_url, delete_prefix, require_redis
 
 StoreFactory = Callable[[], ConversationStore]
@@ -32,3 +34,10 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactor
         request.addfinalizer(lambda: delete_prefix(node, tagged, cluster=True))
         return lambda: RedisStore(node, prefix=tagged, spool_dir=tmp_path / "spool", cluster=True)
     raise AssertionError(f"unknown store backend {request.param}")
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[RecallIndex]:
+    """An empty recall index under ``tmp_path``, closed after the test."""
+    with RecallIndex(tmp_path / "recall") as opened:
+        yield opened

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from memory.longterm import extractive_memory
 from memory.recall.temporal import TIME_MARK
-from tests.memory.test_recall import conversation
+from tests.memory.recall_helpers import conversation
 
 
 def test_a_fact_said_relative_to_its_day_says_which_day() -> None:

@@ -27,7 +27,7 @@ from memory.recall.semantic import (
     fuse,
     make_searcher,
 )
-from tests.memory.test_recall import conversation, ids
+from tests.memory.recall_helpers import conversation, ids
 
 HAS_NUMPY = importlib.util.find_spec("numpy") is not None
 needs_numpy = pytest.mark.skipif(

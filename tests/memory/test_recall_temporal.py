@@ -10,7 +10,7 @@ import pytest
 from memory.recall import RecallIndex
 from memory.recall.query import query_terms
 from memory.recall.temporal import TIME_MARK, asks_for_time, time_words
-from tests.memory.test_recall import conversation
+from tests.memory.recall_helpers import conversation
 
 MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023
 

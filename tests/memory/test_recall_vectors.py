@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from memory.recall import RecallIndex, RecallSettings, vectors
-from tests.memory.test_recall import conversation, memory_of
+from tests.memory.recall_helpers import conversation, memory_of
 
 # A vector no text would make by chance (384 float32s): any piece of it found in a file's bytes
 # is this one. A row this long is split across pages, so a piece is looked for, not the whole.
