@@ -60,7 +60,7 @@ __all__ = [
     "said_in",
 ]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Passage rowids are ``conversation id << PASSAGE_BITS | n``: all passages of a conversation
 # are one rowid range, which FTS5 deletes without scanning. Passage 0 is the memory.

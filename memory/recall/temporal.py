@@ -41,13 +41,16 @@ _NUMBERS = {
     "eight": 8,
     "nine": 9,
     "ten": 10,
+    "several": 3,
 }
 _UNIT_DAYS = {"day": 1, "week": 7, "weekend": 7, "month": 30, "year": 365}
 
-_AGO = re.compile(
-    r"\b(\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|a couple of|a few)\s+"
-    r"(day|week|weekend|month|year)s?\s+ago\b"
+# A count as people say it: "3", "two", "a couple of", "a couple", "a few", "several".
+_COUNT = (
+    r"\d{1,4}|a couple of|a couple|a few|several|a|an|one|two|three|four|five|six|seven|eight"
+    r"|nine|ten"
 )
+_AGO = re.compile(rf"\b({_COUNT})\s+(day|week|weekend|month|year)s?\s+ago\b")
 _LAST = re.compile(
     r"\b(last|this past|past|next|this coming|this)\s+"
     r"(week|weekend|month|year|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
@@ -59,8 +62,8 @@ _EXPLICIT = re.compile(
 )
 # A span or a vague time places something in time without a date to resolve.
 _SPAN = re.compile(
-    r"\bfor (?:\d+|a|an|one|two|three|four|five|six|seven|eight|nine|ten|a few|a couple of)"
-    r" (?:day|week|month|year)s?\b|\bsince\b|\brecently\b|\bthe other day\b"
+    rf"\bfor (?:{_COUNT}) (?:day|week|month|year)s?\b"
+    r"|\bsince\b|\brecently\b|\bthe other day\b"
 )
 # May is a month only beside a day or a year: "I may go" is no date.
 _MONTH = re.compile(
@@ -94,6 +97,13 @@ def _shift_month(moment: datetime, months: int) -> datetime:
     return moment.replace(year=index // 12, month=index % 12 + 1, day=1)
 
 
+def _count(said: str) -> int:
+    """A count as said ("3", "two", "a couple of") as a number."""
+    if said.isdigit():
+        return int(said)
+    return _NUMBERS[said.removesuffix(" of").split()[-1]]
+
+
 def _resolve(found: re.Match[str], said: datetime) -> str:
     groups = found.groups()
     if found.re is _DAY_WORDS:
@@ -101,7 +111,7 @@ def _resolve(found: re.Match[str], said: datetime) -> str:
         offset = {"yesterday": -1, "last night": -1, "tomorrow": 1}.get(word, 0)
         return _day(said + timedelta(days=offset))
     if found.re is _AGO:
-        count = int(groups[0]) if groups[0].isdigit() else _NUMBERS[groups[0].split()[-1]]
+        count = _count(groups[0])
         unit = groups[1]
         if unit == "month":
             return _month(_shift_month(said, -count))
@@ -140,7 +150,10 @@ def time_words(text: str, said: datetime | None) -> str:
         moment = said.astimezone(UTC)
         for pattern in (_DAY_WORDS, _AGO, _LAST):
             for found in pattern.finditer(lowered):
-                words.append(_resolve(found, moment))
+                try:
+                    words.append(_resolve(found, moment))
+                except (ValueError, OverflowError):  # before year 1 or after 9999: no date
+                    continue
     if words or any(p.search(lowered) for p in (_EXPLICIT, _MONTH, _SPAN)):
         words.append(TIME_MARK)
     return " ".join(dict.fromkeys(words))

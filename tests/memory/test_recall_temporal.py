@@ -27,6 +27,9 @@ MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023
         ("I'll come over tomorrow", "Tuesday 9 May 2023"),
         ("see you next month", "June 2023"),
         ("what about this weekend?", "Saturday 13 May 2023"),
+        ("we met a couple of weeks ago", "April 2023 Monday 24 April 2023"),
+        ("we met a couple weeks ago", "April 2023 Monday 24 April 2023"),
+        ("I moved several months ago", "February 2023"),
     ],
 )
 def test_relative_dates_resolve_against_the_day_they_were_said(text: str, expected: str) -> None:
@@ -38,6 +41,26 @@ def test_text_that_places_nothing_in_time_has_no_time_words() -> None:
     # A month, a year or a span says when without a day to resolve.
     assert time_words("back in March it was cold", MONDAY) == TIME_MARK
     assert time_words("I've known them for 4 years", MONDAY) == TIME_MARK
+
+
+def test_a_date_out_of_the_calendar_is_no_date() -> None:
+    # Before year 1 or past 9999 there is no day to name: the text still says when.
+    assert time_words("50000 months ago", MONDAY) == ""
+    assert time_words("99999999999 days ago, for 9 years", MONDAY) == TIME_MARK
+    assert time_words("see you tomorrow", datetime(9999, 12, 31, tzinfo=UTC)) == ""
+    assert time_words("9999 days ago", MONDAY) == f"Friday 22 December 1995 {TIME_MARK}"
+
+
+def test_counted_and_far_off_dates_neither_fail_indexing_nor_search(tmp_path: Path) -> None:
+    said = conversation(
+        "301", "we met a couple of weeks ago at the climbing gym", created_at=MONDAY
+    )
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_many([(said, None)])
+        found = index.search("1", "where did we meet a couple of weeks ago?", now=MONDAY)
+        assert [h.thread_id for h in found] == ["301"]
+        far = index.search("1", "the climbing gym 99999999999 days ago", now=MONDAY)
+        assert [h.thread_id for h in far] == ["301"]
 
 
 def test_questions_asking_for_a_time() -> None:
