@@ -1,0 +1,62 @@
+"""Files that name no one (``meta.requester`` only): recall infers each person's name from how
+the other addressed them (memory.recall.speakers), so a question naming a person still finds
+what that person said."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from memory.recall import RecallIndex
+from memory.recall.coverage import speech_words
+from memory.recall.speakers import names_by_requester
+from memory.records.models import Conversation
+from tests.memory.test_recall_coverage import COVERS, OTHERS, QUESTION, REPEATS
+
+
+def unnamed(conv: Conversation) -> Conversation:
+    """``conv`` as another tool might write it: who wrote each message by id alone."""
+    data = json.loads(conv.to_json())
+    for message in data["history"]:
+        message["meta"].pop("author_name", None)
+    return Conversation.from_json(json.dumps(data))
+
+
+def test_a_person_is_named_by_how_the_other_addresses_them() -> None:
+    said = [
+        ("101", "Hey Caroline! How was the parade?", None),
+        ("102", "Thanks, Mel. It was loud!", None),
+        ("101", "That's great, Caroline!", None),
+        ("102", "Wow. Yeah, Melanie.", None),
+    ]
+    # Each is named by the name the other used most, "Mel" counting for "Melanie"; "Wow" and
+    # "Yeah" open a sentence, they name no one.
+    assert names_by_requester(said) == {"102": "Caroline", "101": "Melanie"}
+
+
+def test_no_name_is_inferred_among_three_or_over_a_written_one() -> None:
+    three = [("1", "Hey Ann!", None), ("2", "Hi Bo!", None), ("3", "Hello Cy!", None)]
+    assert names_by_requester(three) == {}
+    # 101 wrote under a name: it is not guessed; 102 still is.
+    said = [("101", "Hey Caroline!", "Melanie"), ("102", "Hi Mel!", None)]
+    assert names_by_requester(said) == {"102": "Caroline"}
+    # Nobody addressed: nobody named.
+    assert names_by_requester([("1", "ok", None), ("2", "sure thing", None)]) == {}
+
+
+def test_coverage_keeps_what_each_person_said_under_their_inferred_name() -> None:
+    speech = json.loads(speech_words(unnamed(COVERS)))
+    assert "marshmallow" in speech["said"]["melanie"]
+    assert "marshmallow" not in speech["said"].get("caroline", "")
+
+
+def test_a_question_naming_a_person_finds_what_they_said_without_names_in_the_files(
+    tmp_path: Path,
+) -> None:
+    # As with names written down (test_recall_coverage): BM25 prefers the conversation where
+    # Caroline repeats "hikes"; the one where Melanie tells of her family's hikes ranks first
+    # only if Melanie's words are known to be hers.
+    talks = [unnamed(c) for c in (REPEATS, COVERS, *OTHERS)]
+    with RecallIndex(tmp_path / "recall") as index:
+        index.rebuild([(c, None) for c in talks])
+        assert [h.thread_id for h in index.search("1", QUESTION)][:2] == ["12", "11"]
