@@ -24,7 +24,7 @@ from typing import Any
 from memory.recall.index import RecallIndex
 from memory.recall.ranking import RecallHit
 from memory.recall.semantic import Searcher
-from memory.recall.sync import sync
+from memory.recall.sync import index_conversation, sync
 from memory.recording.manager import ConversationEvent, InMemoryConversationManager
 from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation
@@ -114,11 +114,12 @@ class RecallService:
         except Exception:
             log.exception("the recall index could not catch up with the store")
             return
-        if report.indexed or report.removed:
+        if report.indexed or report.removed or report.failed:
             log.info(
-                "recall index: %d conversation(s) indexed, %d removed",
+                "recall index: %d conversation(s) indexed, %d removed, %d could not be indexed",
                 report.indexed,
                 report.removed,
+                report.failed,
             )
 
     async def on_conversation(self, event: ConversationEvent) -> None:
@@ -176,7 +177,7 @@ class RecallService:
         conversation = await self.store.load(thread_id)
         memory = await self.store.load_memory(guild_id, thread_id)
         if conversation is not None and conversation.guild_id == guild_id:
-            await asyncio.to_thread(self.index.upsert_conversation, conversation, memory)
+            await asyncio.to_thread(index_conversation, self.index, conversation, memory)
         elif memory is not None:
             await asyncio.to_thread(self.index.upsert_memory, memory)
         else:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from memory import JsonFileStore
 from memory.recall import RecallError, RecallIndex, RecallSettings, sync
-from memory.records.models import Message, MessageType
+from memory.recall import index as index_module
+from memory.records.models import Conversation, Message, MessageType
 from tests.memory.recall_helpers import conversation, ids, memory_of
 
 
@@ -150,3 +152,29 @@ def test_upsert_many_is_upsert_conversation_in_batches(tmp_path: Path) -> None:
         for guild in ("1", "2"):
             assert one.versions(guild) == many.versions(guild)
             assert one.search(guild, "topic1 words") == many.search(guild, "topic1 words")
+
+
+async def test_a_conversation_that_cannot_be_indexed_does_not_stop_the_catch_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Indexing once failed on what a message said ("a couple of weeks ago"); such a fault,
+    # wherever it comes from, costs recall that conversation alone, with a log line naming it.
+    real = index_module.said_in
+
+    def failing(conv: Conversation, **kwargs: Any) -> Any:
+        if any("poison" in m.message_content for m in conv.history):
+            raise KeyError("of")
+        return real(conv, **kwargs)
+
+    monkeypatch.setattr(index_module, "said_in", failing)
+    async with JsonFileStore(tmp_path / "data", fsync="no") as store:
+        await store.save(conversation("1", "the hiking trip was great"))
+        await store.save(conversation("2", "poison: a couple of weeks ago, hiking"))
+        await store.save(conversation("3", "hiking again next week", guild_id="7"))
+        with RecallIndex(tmp_path / "recall") as index:
+            report = await sync(index, store)
+            assert (report.indexed, report.failed) == (2, 1)
+            assert ids(index.search("1", "hiking")) == ["1"]
+            assert ids(index.search("7", "hiking")) == ["3"]
+    assert "conversation 2 of server 1 could not be indexed" in caplog.text
+    assert "KeyError" in caplog.text
