@@ -165,7 +165,7 @@ def said_in(conversation: Conversation, *, index_echo: bool = True) -> list[Said
         for m in conversation.history
         if m.message_type is MessageType.CHAT and m.requester is not None
     ]
-    inferred = names_by_requester(people) if any(not n for _, _, n in people) else {}
+    inferred = names_by_requester(people)
     said: list[Said] = []
     for message in conversation.history:
         kind = message.message_type

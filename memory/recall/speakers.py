@@ -13,8 +13,8 @@ and no name is inferred. A name written down always wins over one inferred.
 
 Measured on LoCoMo's dev dialogues written without names (``python -m bench.locomo``, the row
 "speakers' names left out"): of the 256 people of its sessions, 251 get their name, 2 none
-and 3 another ("Jo", never called Joanna there); recall does as well as with the names written
-down (``bench/README.md``).
+and 3 another ("Jo" twice, where Joanna is never called Joanna; "Exciting" once); recall does as
+well as with the names written down (``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def names_by_requester(
     Only in a conversation of two people; a person with no inferred name is left out."""
     messages = list(said)
     people = list(dict.fromkeys(requester for requester, _, _ in messages))
-    if len(people) != 2:
-        return {}
     named = {requester for requester, _, name in messages if name}
+    if len(people) != 2 or named.issuperset(people):  # Echo's own files: every name written
+        return {}
     addressed: dict[str, Counter[str]] = {person: Counter() for person in people}
     for requester, text, _ in messages:
         other = people[1] if requester == people[0] else people[0]
