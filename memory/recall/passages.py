@@ -158,14 +158,15 @@ class Said:
 def said_in(conversation: Conversation, *, index_echo: bool = True) -> list[Said]:
     """The messages that carry words people can ask about: what people said and, with
     ``index_echo``, Echo's answers and tool results. Thinking and tool calls are left out.
-    A person who wrote without a name gets the one the other person addressed them by
+    A message without its writer's name gets the one they wrote under elsewhere in the
+    conversation or, failing that, the one the other person addressed them by
     (``memory.recall.speakers``)."""
     people = [
         (m.requester, m.message_content, m.author_name)
         for m in conversation.history
         if m.message_type is MessageType.CHAT and m.requester is not None
     ]
-    inferred = names_by_requester(people)
+    names = names_by_requester(people)
     said: list[Said] = []
     for message in conversation.history:
         kind = message.message_type
@@ -177,7 +178,7 @@ def said_in(conversation: Conversation, *, index_echo: bool = True) -> list[Said
             continue
         when = message.created_at or conversation.created_at
         if kind is MessageType.CHAT and message.requester is not None:
-            name = message.author_name or inferred.get(message.requester, "")
+            name = message.author_name or names.get(message.requester, "")
             said.append(Said(name, text, time_words(text, when)))
         elif index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
             said.append(Said(None, text, time_words(text, when)))

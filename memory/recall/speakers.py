@@ -9,7 +9,9 @@ names of who spoke in them.
 In a conversation between two people, each addresses the other by name ("Hey Caroline!",
 "Thanks, Mel!"): the name a person is addressed by most often is taken as theirs, a short
 form counting for the full name it begins. With more people, who is addressed cannot be told,
-and no name is inferred. A name written down always wins over one inferred.
+and no name is inferred. A name written down always wins over one inferred, and a person who
+wrote under a name on some messages (a file merged from several sources, a message recorded
+before Echo kept names) has that name on the others too.
 
 Measured on LoCoMo's dev dialogues written without names (``python -m bench.locomo``, the row
 "speakers' names left out"): of the 256 people of its sessions, 251 get their name, 2 none
@@ -46,25 +48,27 @@ _NOT_NAMES = STOPWORDS | frozenset(
 def names_by_requester(
     said: Iterable[tuple[str, str, str | None]],
 ) -> dict[str, str]:
-    """The name of each person who wrote without one, inferred from how the other addressed
-    them; from ``said``: (requester id, text, author name or None) of each person's message.
-    Only in a conversation of two people; a person with no inferred name is left out."""
+    """The name of each person, for their messages that carry none; from ``said``: (requester
+    id, text, author name or None) of each person's message. A person who wrote under a name
+    has the latest one; a person who never did, in a conversation of two people, the name the
+    other addressed them by; a person with neither is left out."""
     messages = list(said)
+    written = {requester: name for requester, _, name in messages if name}
     people = list(dict.fromkeys(requester for requester, _, _ in messages))
-    named = {requester for requester, _, name in messages if name}
-    if len(people) != 2 or named.issuperset(people):  # Echo's own files: every name written
-        return {}
-    addressed: dict[str, Counter[str]] = {person: Counter() for person in people}
+    if len(people) != 2 or written.keys() >= set(people):  # Echo's own files: every name written
+        return written
+    addressed: dict[str, Counter[str]] = {p: Counter() for p in people if p not in written}
     for requester, text, _ in messages:
         other = people[1] if requester == people[0] else people[0]
-        if other in named:
+        if other in written:
             continue
         for pattern in (_OPENING, _CLOSING):
             for found in pattern.finditer(text):
                 name = found[1]
                 if name.lower() not in _NOT_NAMES:
                     addressed[other][name] += 1
-    return {person: _most_used(counts) for person, counts in addressed.items() if counts}
+    inferred = {person: _most_used(counts) for person, counts in addressed.items() if counts}
+    return written | inferred
 
 
 def _most_used(counts: Counter[str]) -> str:

@@ -37,9 +37,9 @@ def test_a_person_is_named_by_how_the_other_addresses_them() -> None:
 def test_no_name_is_inferred_among_three_or_over_a_written_one() -> None:
     three = [("1", "Hey Ann!", None), ("2", "Hi Bo!", None), ("3", "Hello Cy!", None)]
     assert names_by_requester(three) == {}
-    # 101 wrote under a name: it is not guessed; 102 still is.
+    # 101 wrote under a name: it is kept, not guessed ("Mel"); 102 is still guessed.
     said = [("101", "Hey Caroline!", "Melanie"), ("102", "Hi Mel!", None)]
-    assert names_by_requester(said) == {"102": "Caroline"}
+    assert names_by_requester(said) == {"101": "Melanie", "102": "Caroline"}
     # Nobody addressed: nobody named.
     assert names_by_requester([("1", "ok", None), ("2", "sure thing", None)]) == {}
 
@@ -60,3 +60,31 @@ def test_a_question_naming_a_person_finds_what_they_said_without_names_in_the_fi
     with RecallIndex(tmp_path / "recall") as index:
         index.rebuild([(c, None) for c in talks])
         assert [h.thread_id for h in index.search("1", QUESTION)][:2] == ["12", "11"]
+
+
+def test_a_name_written_on_some_messages_names_the_others_too() -> None:
+    # Three people (nothing can be inferred), one of whom wrote under a name only at first:
+    # the latest name they wrote under names their unnamed messages.
+    said = [
+        ("1", "Morning all", "Ann"),
+        ("2", "Hi Ann!", None),
+        ("1", "Back from the lake", "Annie"),
+        ("3", "Hello", None),
+        ("1", "We caught a pike", None),
+    ]
+    assert names_by_requester(said) == {"1": "Annie"}
+
+
+def test_coverage_counts_an_unnamed_message_for_the_name_its_writer_used_elsewhere() -> None:
+    data = json.loads(COVERS.to_json())
+    names = [m["meta"].get("author_name") for m in data["history"]]
+    assert "Melanie" in names
+    # Melanie's name is kept on her first message only (Caroline's on none): her words about
+    # marshmallows, in a later message, are still hers.
+    first = names.index("Melanie")
+    for n, message in enumerate(data["history"]):
+        if n != first:
+            message["meta"].pop("author_name", None)
+    speech = json.loads(speech_words(Conversation.from_json(json.dumps(data))))
+    assert "marshmallow" in speech["said"]["melanie"]
+    assert "marshmallow" not in speech["said"].get("caroline", "")
