@@ -16,7 +16,8 @@ before Echo kept names) has that name on the others too.
 Measured on LoCoMo's dev dialogues written without names (``python -m bench.locomo``, the row
 "speakers' names left out"): of the 256 people of its sessions, 251 get their name, 2 none
 and 3 another ("Jo" twice, where Joanna is never called Joanna; "Exciting" once); recall does as
-well as with the names written down (``bench/README.md``).
+well as with the names written down (``bench/README.md``). A short name is no loss to a question
+naming the person in full: coverage takes "Joanna" for a "Jo" (``memory.recall.coverage``).
 """
 
 from __future__ import annotations

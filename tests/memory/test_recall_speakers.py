@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 
 from memory.recall import RecallIndex
-from memory.recall.coverage import speech_words
+from memory.recall.coverage import coverage_order, speech_words
+from memory.recall.query import proper_words
 from memory.recall.speakers import names_by_requester
 from memory.records.models import Conversation
-from tests.memory.test_recall_coverage import COVERS, OTHERS, QUESTION, REPEATS
+from tests.memory.test_recall_coverage import COVERS, OTHERS, QUESTION, REPEATS, talk
 
 
 def unnamed(conv: Conversation) -> Conversation:
@@ -88,3 +89,54 @@ def test_coverage_counts_an_unnamed_message_for_the_name_its_writer_used_elsewhe
     speech = json.loads(speech_words(Conversation.from_json(json.dumps(data))))
     assert "marshmallow" in speech["said"]["melanie"]
     assert "marshmallow" not in speech["said"].get("caroline", "")
+
+
+# Melanie is only ever called "Mel" here, so in files that name no one she is "Mel"; the
+# question names her in full. In the first conversation Caroline talks of the sunset painting.
+CALLED_MEL = unnamed(
+    talk("61", ("Caroline", "Hey Mel! Look, my sunset painting."), ("Melanie", "Lovely, Caroline!"))
+)
+MEL_PAINTED = unnamed(
+    talk("62", ("Melanie", "Hi Caroline! Look, my sunset painting."), ("Caroline", "Lovely, Mel!"))
+)
+
+
+def test_a_question_naming_a_person_in_full_measures_the_words_of_their_short_name() -> None:
+    assert json.loads(speech_words(CALLED_MEL))["said"].keys() == {"mel", "caroline"}
+    question = "What did Melanie paint at sunset?"
+    assert proper_words(question) == {"melanie"}
+    speech = [speech_words(CALLED_MEL), speech_words(MEL_PAINTED)]
+    terms = ["melanie", "paint", "sunset"]
+    # Without the question's names, both are measured against everything said: BM25 decides.
+    assert coverage_order(terms, [1.0, 0.9], speech, 0.5)[0] == [0, 1]
+    # "Melanie" stands for the "Mel" of each: the one where she painted comes first.
+    assert coverage_order(terms, [1.0, 0.9], speech, 0.5, proper={"melanie"})[0] == [1, 0]
+
+
+def test_only_a_word_written_as_a_name_stands_for_a_short_name() -> None:
+    # "job" begins with "jo" but is no name; the question's first word is capitalised anyway.
+    assert proper_words("Job offers: what job did Jo get from Joanna's LGBTQ group?") == {
+        "jo",
+        "joanna",
+    }
+    speech = [speech_words(CALLED_MEL), speech_words(MEL_PAINTED)]
+    # "Melody" begins with "Mel", but a speaker the question names spoke in both (Caroline):
+    # Melody is someone else, and only Caroline's words are measured.
+    order, _ = coverage_order(
+        ["caroline", "melody", "sunset", "painting"],
+        [1.0, 0.9],
+        speech,
+        0.5,
+        proper={"caroline", "melody"},
+    )
+    assert order == [0, 1]
+
+
+def test_a_search_naming_the_person_in_full_finds_what_they_said_under_a_short_name(
+    tmp_path: Path,
+) -> None:
+    talks = [CALLED_MEL, MEL_PAINTED, *(unnamed(c) for c in OTHERS)]
+    with RecallIndex(tmp_path / "recall") as index:
+        index.rebuild([(c, None) for c in talks])
+        hits = index.search("1", "What did Melanie paint at sunset?")
+        assert [h.thread_id for h in hits][:2] == ["62", "61"]
