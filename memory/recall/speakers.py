@@ -14,8 +14,8 @@ wrote under a name on some messages (a file merged from several sources, a messa
 before Echo kept names) has that name on the others too.
 
 Measured on LoCoMo's dev dialogues written without names (``python -m bench.locomo``, the row
-"speakers' names left out"): of the 256 people of its sessions, 251 get their name, 2 none
-and 3 another ("Jo" twice, where Joanna is never called Joanna; "Exciting" once); recall does as
+"speakers' names left out"): of the 256 people of its sessions, 251 get their name, 3 none
+and 2 another ("Jo" twice, where Joanna is never called Joanna); recall does as
 well as with the names written down (``bench/README.md``). A short name is no loss to a question
 naming the person in full: coverage takes "Joanna" for a "Jo" (``memory.recall.coverage``).
 """
@@ -31,11 +31,12 @@ from memory.longterm.summarizer import STOPWORDS
 __all__ = ["names_by_requester"]
 
 # A name is a capitalised word: after a greeting that opens the message ("Hey Caroline!",
-# "Thanks, Mel.") or after a comma at the end of a sentence ("That's great, Jon!").
+# "Thanks, Mel.") or after a comma at the end of a sentence ("That's great, Jon!"). Not after
+# a greeting that ends its sentence: "Thanks! Exciting times ahead!" names no one.
 _OPENING = re.compile(
     r"^\W*(?i:hey|hi|hello|heya|hiya|thanks|thank you|wow|oh|aw+|congrats|congratulations"
     r"|sorry|yeah|yes|yep|ok|okay|good morning|good evening|good afternoon|dear|welcome back"
-    r"|whoa|omg)[,!.]?\s+([A-Z][a-z]+)\b(?!['\u2019])"
+    r"|whoa|omg),?\s+([A-Z][a-z]+)\b(?!['\u2019])"
 )
 _CLOSING = re.compile(r",\s*([A-Z][a-z]+)\s*[!.?]")
 # Capitalised words that open or close a sentence as often as a name does.

@@ -43,6 +43,9 @@ def test_no_name_is_inferred_among_three_or_over_a_written_one() -> None:
     assert names_by_requester(said) == {"101": "Melanie", "102": "Caroline"}
     # Nobody addressed: nobody named.
     assert names_by_requester([("1", "ok", None), ("2", "sure thing", None)]) == {}
+    # A greeting that ends its sentence addresses no one: the next word begins another.
+    said = [("1", "Thanks! Exciting times ahead!", None), ("2", "Wow. Great news.", None)]
+    assert names_by_requester(said) == {}
 
 
 def test_coverage_keeps_what_each_person_said_under_their_inferred_name() -> None:
