@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
@@ -158,7 +158,6 @@ def coverage_order(
     *,
     kinds: bool = True,
     timed_weight: float = 0.0,
-    proper: Collection[str] = (),
 ) -> tuple[list[int], list[float]]:
     """The order (indices) of candidates by ``score / best + weight x coverage + timed_weight
     x timed coverage``, and each candidate's relevance in that order.
@@ -170,10 +169,8 @@ def coverage_order(
     Ties keep BM25's order. With ``kinds``, a word the question asks is covered by a word of
     that kind said ("martial" and "art" by "taekwondo"). The timed coverage counts only what
     was said near placing something in time: give it a weight for a question asking when.
-    ``proper`` are the question's words written as names (``memory.recall.query.proper_words``):
-    one that begins with a speaker's shorter name stands for that speaker in a conversation
-    where no speaker the question names spoke ("Joanna" for a "Jo": in a file that names no
-    one, the name the other called her by).
+    A name the question asks about stands, in a conversation where no one of that name spoke,
+    for a speaker known there by a shorter form of it ("Joanna" for a "Jo").
     """
     head = min(depth, len(scores))
     read = [_read(s, kinds) for s in speech[:head]]
@@ -185,14 +182,12 @@ def coverage_order(
         for part in _TOKEN.findall(speaker)
     }
     named = {t for t in terms if t in names}
-    # Names of the question that begin with a speaker's shorter one ("joanna", "jo").
-    called = {t for t in terms if t in proper and _shorter(t, names)}
-    asked = {stem(t) for t in terms if t not in named and t not in called}
+    asked = {stem(t) for t in terms if t not in named}
     best = max(scores, default=0.0)
     best = best if best > 0 else 1.0
     relevance: list[float] = []
     for score, words in zip(scores[:head], read, strict=True):
-        theirs = _theirs(words, named, called)
+        theirs = _theirs(words, named)
         value = score / best + weight * _share(asked, [words.when, *map(words.said.get, theirs)])
         if timed_weight:
             value += timed_weight * _share(asked, [words.timed.get(k, "") for k in theirs])
@@ -202,19 +197,19 @@ def coverage_order(
     return [*order, *tail], [*(relevance[i] for i in order), *(scores[i] / best for i in tail)]
 
 
-def _shorter(term: str, names: Iterable[str]) -> list[str]:
-    """The names ``term`` begins with and is longer than (two letters at least)."""
-    return [n for n in names if len(n) >= 2 and len(term) > len(n) and term.startswith(n)]
-
-
-def _theirs(words: _Speech, named: set[str], called: set[str]) -> list[str]:
-    """Whose words in this conversation are measured: the speakers the question names or,
-    if none of them spoke here, the ones it names by a longer name (Joanna, known here as
-    "Jo"), or, failing that, everyone."""
+def _theirs(words: _Speech, named: set[str]) -> list[str]:
+    """Whose words in this conversation are measured: the speakers the question names; if
+    none of them spoke here, the ones known here by a shorter form of a name it asks about
+    (Joanna, whom Nate called "Jo" where the file names no one: ``memory.recall.speakers``);
+    failing that, everyone."""
     speakers = [s for s in words.said if s != _ECHO]
     theirs = [s for s in speakers if named.intersection(_TOKEN.findall(s))]
-    if not theirs and called:
-        theirs = [s for s in speakers if any(_shorter(t, _TOKEN.findall(s)) for t in called)]
+    if not theirs:
+        theirs = [
+            s
+            for s in speakers
+            if any(len(p) >= 2 and t.startswith(p) for p in _TOKEN.findall(s) for t in named)
+        ]
     return theirs or list(words.said)
 
 

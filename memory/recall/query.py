@@ -9,7 +9,7 @@ from itertools import pairwise
 from memory.longterm.summarizer import STOPWORDS
 from memory.recall.temporal import TIME_MARK
 
-__all__ = ["match_expression", "phrase_pairs", "proper_words", "query_terms"]
+__all__ = ["match_expression", "phrase_pairs", "query_terms"]
 
 # A query is bounded: more terms than this add cost, not recall.
 _MAX_TERMS = 64
@@ -36,13 +36,6 @@ def query_terms(query: str) -> list[str]:
         if len(seen) >= _MAX_TERMS:
             break
     return list(seen)
-
-
-def proper_words(query: str) -> set[str]:
-    """The words of a query written as names (a capital, then small letters), lowercased; its
-    first word is left out, as a sentence's first word is capitalised whatever it is."""
-    words = _TOKEN.findall(query)
-    return {w.lower() for w in words[1:] if w[0].isupper() and w[1:].islower()}
 
 
 def phrase_pairs(query: str, terms: Iterable[str]) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 from memory.recall.coverage import DEPTH, coverage_order
 from memory.recall.files import GuildFiles
 from memory.recall.passages import PASSAGE_BITS, RecallSettings
-from memory.recall.query import match_expression, phrase_pairs, proper_words, query_terms
+from memory.recall.query import match_expression, phrase_pairs, query_terms
 from memory.recall.temporal import TIME_MARK, asks_for_time, time_words
 from memory.records.models import validate_snowflake
 
@@ -165,7 +165,6 @@ class RankedSearch(GuildFiles):
                 self.settings.coverage_weight,
                 kinds=self.settings.kinds,
                 timed_weight=self.settings.timed_weight if asks_when else 0.0,
-                proper=proper_words(query),
             )
             hits: list[RecallHit] = []
             for n, score in zip(order[:limit], relevance, strict=False):
