@@ -102,6 +102,29 @@ def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
     assert "Alice: We decided" in data.summary or "Bob:" in data.summary
 
 
+def test_what_people_tell_of_themselves_comes_before_their_reactions() -> None:
+    """With room for few facts, the facts kept are the ones a person told of their own life,
+    not the replies that repeat the conversation's frequent words back."""
+    conversation = Conversation(
+        thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
+    )
+    lines = [
+        said("I started surfing in Portugal five years ago.", "33", "201"),
+        said("Wow, surfing in Portugal sounds amazing, surfing is great fun!", "34", "202", "Bob"),
+        said("Surfing Portugal waves, what a great surfing spot!", "34", "203", "Bob"),
+        said("My brother taught me on an old board.", "33", "204"),
+        said("Great surfing, great Portugal, great waves!", "34", "205", "Bob"),
+    ]
+    for line in lines:
+        conversation.add_message(line)
+    facts = [f.text for f in extractive_memory(conversation, max_facts=2).facts]
+    # "five years ago" is dated as every relative time is: "(2021)".
+    assert facts == [
+        "I started surfing in Portugal five years ago. (2021)",
+        "My brother taught me on an old board.",
+    ]
+
+
 async def test_generate_upserts_memories_and_skips_fresh_ones(tmp_path: Path) -> None:
     async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
         await old_conversation(manager, "11", [said("The build server moved to Frankfurt.")])
