@@ -61,8 +61,9 @@ def _source_messages(conversation: Conversation) -> list[Message]:
 def extractive_memory(conversation: Conversation, *, max_facts: int | None = None) -> MemoryData:
     """A memory without a model: salient sentences, keyword topics, cue-word decisions.
 
-    A long conversation holds more to remember: by default it keeps a fact for every two
-    messages, 12 at least and 40 at most.
+    The facts are the sentences richest in the conversation's recurring words (Luhn's method),
+    those in which the speaker tells of themselves first. A long conversation holds more to
+    remember: by default it keeps a fact for every two messages, 12 at least and 40 at most.
     """
     sources = _source_messages(conversation)
     if max_facts is None:
