@@ -22,7 +22,7 @@ _DATED_BONUS = 1
 # A sentence in which the speaker tells of themselves ("I started surfing five years ago", "my
 # kids love it") is what a memory is for; the rest of a chat is mostly reactions to the other
 # person ("Wow, that's great!") and questions. Such a sentence counts this many times its
-# score, so facts told come first and the rest fill what room is left. Measured on LoCoMo's
+# score, so facts told mostly come first and the rest fill what room is left. Measured on LoCoMo's
 # dev dialogues (bench/README.md, "Distillation").
 _FIRST_PERSON_WEIGHT = 10.0
 # Case matters only for "US" (the country), not "us".
@@ -62,8 +62,9 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     """A memory without a model: salient sentences, keyword topics, cue-word decisions.
 
     The facts are the sentences richest in the conversation's recurring words (Luhn's method),
-    those in which the speaker tells of themselves first. A long conversation holds more to
-    remember: by default it keeps a fact for every two messages, 12 at least and 40 at most.
+    those in which the speaker tells of themselves counting ``_FIRST_PERSON_WEIGHT`` times as
+    much. A long conversation holds more to remember: by default it keeps a fact for every two
+    messages, 12 at least and 40 at most.
     """
     sources = _source_messages(conversation)
     if max_facts is None:
