@@ -125,6 +125,26 @@ def test_what_people_tell_of_themselves_comes_before_their_reactions() -> None:
     ]
 
 
+def test_facts_tell_different_things_rather_than_one_thing_again() -> None:
+    """A sentence that repeats what a fact already kept says gives way to one that tells
+    something else, though it scores higher alone."""
+    conversation = Conversation(
+        thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
+    )
+    lines = [
+        said("I love my pottery class; pottery keeps me calm.", "33", "201"),
+        said("My pottery class made a pottery bowl for pottery day.", "33", "202"),
+        said("I adopted a dog named Max.", "33", "203"),
+    ]
+    for line in lines:
+        conversation.add_message(line)
+    facts = [f.text for f in extractive_memory(conversation, max_facts=2).facts]
+    assert facts == [
+        "I love my pottery class; pottery keeps me calm.",
+        "I adopted a dog named Max.",
+    ]
+
+
 async def test_generate_upserts_memories_and_skips_fresh_ones(tmp_path: Path) -> None:
     async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
         await old_conversation(manager, "11", [said("The build server moved to Frankfurt.")])
