@@ -228,7 +228,7 @@ def _units(history: Sequence[Message], names: Mapping[str, str]) -> list[_Unit]:
         else:
             who = speaker(message, names)
             text = f"[{who}] {message.message_content}"
-            attachments = (message.meta.model_extra or {}).get("attachments")
+            attachments = (message.other_meta or {}).get("attachments")
             if isinstance(attachments, list) and attachments:
                 text += "\n" + attachment_notes(attachments)
             entry = {"role": "user", "content": text}

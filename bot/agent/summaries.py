@@ -173,9 +173,7 @@ def _transcript(history: Sequence[Message], names: Mapping[str, str], *, limit: 
             who = ECHO_NAME if message.requester is None else speaker(message, names)
             lines.append(f"{who}: {message.message_content}")
         elif message.message_type is MessageType.TOOL_CALL_RESPONSE:
-            lines.append(
-                f"(tool {message.meta.name or ''} returned: {message.message_content[:500]})"
-            )
+            lines.append(f"(tool {message.name or ''} returned: {message.message_content[:500]})")
     text = "\n".join(lines)
     # Keep the end: the newest part matters most and a prompt must stay within the window.
     return text if len(text) <= limit else "…" + text[-limit:]

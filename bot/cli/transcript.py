@@ -95,7 +95,7 @@ def _message(message: Message, names: dict[str, str], full: bool, style: Style) 
         return _block(prefix, message.message_content, style.italic_dim)
     if kind is MessageType.TOOL_CALL:
         return _tool_call(message, stamp, full, style)
-    name = terminal_safe(message.meta.name or "tool", one_line=True)  # a tool_call_response
+    name = terminal_safe(message.name or "tool", one_line=True)  # a tool_call_response
     prefix = f"{stamp}   " + style.tool(f"← {name}: ")
     return _block(prefix, _clip(message.message_content, full), style.dim)
 
@@ -173,4 +173,4 @@ def _clip(text: str, full: bool) -> str:
 
 
 def _extra(message: Message) -> dict[str, Any]:
-    return dict(message.meta.model_extra or {})
+    return dict(message.other_meta or {})

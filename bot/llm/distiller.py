@@ -121,9 +121,7 @@ class ModelDistiller:
                     f"{message.created_at:%Y-%m-%d}: {message.message_content}"
                 )
             elif message.message_type is MessageType.TOOL_CALL_RESPONSE:
-                lines.append(
-                    f"(tool {message.meta.name or ''} returned: {message.message_content})"
-                )
+                lines.append(f"(tool {message.name or ''} returned: {message.message_content})")
         text = "\n".join(lines)
         if len(text) > self.max_transcript_chars:
             text = (

@@ -60,7 +60,7 @@ def extractive_summary(
         if message.message_type not in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
             continue
         if message.message_type is MessageType.TOOL_CALL_RESPONSE:
-            speaker = f"tool {message.meta.name or ''}".strip()
+            speaker = f"tool {message.name or ''}".strip()
         elif message.requester is None:
             speaker = echo_name
         else:

@@ -131,7 +131,7 @@ class Passage:
 
 def attachment_text(message: Message) -> str:
     """The indexed text of a message's attachments (names, descriptions, extracted text)."""
-    attachments = (message.meta.model_extra or {}).get("attachments")
+    attachments = (message.other_meta or {}).get("attachments")
     if not isinstance(attachments, list):
         return ""
     parts: list[str] = []

@@ -84,7 +84,7 @@ async def parse(data: bytes) -> Conversation:
     conversation = Conversation.model_validate(raw)
     messages: list[Message] = []
     for start in range(0, len(history), _SLICE):
-        messages.extend(Message.model_validate(m) for m in history[start : start + _SLICE])
+        messages.extend(Message.from_dict(m) for m in history[start : start + _SLICE])
         if start + _SLICE < len(history):
             await asyncio.sleep(0)
     conversation.restore_history(messages)

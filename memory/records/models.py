@@ -9,9 +9,11 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, computed_field, model_validator
+from pydantic.dataclasses import dataclass
+from pydantic_core import ArgsKwargs
 
 from memory.records.fields import (
     Snowflake,
@@ -57,7 +59,9 @@ class ToolCall(BaseModel):
 
 
 class MessageMeta(BaseModel):
-    """Who and what a message relates to. Unknown keys are kept, so newer files round-trip."""
+    """The JSON shape of a message's ``meta``: who and what it relates to. Unknown keys are
+    kept, so newer files round-trip. A ``Message`` keeps these keys as its own fields (see
+    there); this model describes them and is accepted as ``Message(meta=...)``."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
@@ -68,112 +72,126 @@ class MessageMeta(BaseModel):
     name: str | None = None
 
 
-# Echo's own records mostly carry no meta: they share this one (frozen) instead of one each.
-_NO_META = MessageMeta()
-
-
-def _is_empty_meta(meta: object) -> bool:
-    if isinstance(meta, dict):
-        return not meta
-    return (
-        isinstance(meta, MessageMeta)
-        and meta is not _NO_META
-        and not meta.model_fields_set
-        and not meta.model_extra
-    )
-
-
 # Between two message lines of a conversation file (see Conversation.render).
 MESSAGE_SEPARATOR = ",\n    "
 
-# Keyword arguments of Message that live inside ``meta`` in the stored JSON.
-_META_KEYS = frozenset({"requester", "message_id", "tools", "tool_call_id", "name"})
+# The keys of ``meta`` a Message has a field for, in the order they are written.
+_META_KEYS = ("requester", "message_id", "tools", "tool_call_id", "name")
 
 
-class Message(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class Message:
     """One segment of a conversation.
 
     Frozen: a recorded message changes only through the conversation (edit replaces it),
     which keeps the journal the single account of every change.
-    """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Every active conversation holds all its messages, so a message is as small as pydantic
+    allows: a slotted dataclass (no ``__dict__`` and no set of the fields given, which a
+    ``BaseModel`` keeps for each instance), with the keys of its ``meta`` as its own fields
+    (``requester``, ``message_id``, ``tools``, ``tool_call_id``, ``name``, and ``other_meta``
+    for every other key: ``author_name``, ``reply_to``...) rather than a model of their own.
+    In JSON ``meta`` is an object, as DESIGN.md has it, made when the message is written.
+    ``python -m bench --only footprint`` measures what an active conversation costs.
+    """
 
     created_at: Timestamp = Field(default_factory=utcnow)
     message_type: MessageType
     message_content: str = ""
-    # Frozen, so one instance can stand for every empty meta (pydantic does not copy it).
-    meta: MessageMeta = _NO_META
+    requester: Snowflake | None = Field(default=None, exclude=True)
+    message_id: Snowflake | None = Field(default=None, exclude=True)
+    tools: list[ToolCall] | None = Field(default=None, exclude=True)
+    tool_call_id: str | None = Field(default=None, exclude=True)
+    name: str | None = Field(default=None, exclude=True)
+    # The keys of meta that have no field above, as stored; None when there are none.
+    other_meta: dict[str, Any] | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _gather_meta(cls, data: Any) -> Any:
-        # Message(requester=..., tools=...) is the convenient form; the JSON nests them in meta.
+    def _flatten_meta(cls, data: Any) -> Any:
+        # The JSON form nests them in meta; Message(requester=..., meta={...}) is the
+        # convenient one. A key given both ways: the keyword wins unless it is None.
+        if isinstance(data, ArgsKwargs):
+            if data.args or not data.kwargs:
+                return data  # positional: pydantic says what is wrong
+            data = data.kwargs
         if not isinstance(data, dict):
             return data
-        if not (_META_KEYS & data.keys()):
-            if _is_empty_meta(data.get("meta")):
-                data = {**data, "meta": _NO_META}
+        if "other_meta" in data:
+            raise ValueError("other_meta is not a key of a message: give it inside meta")
+        if "meta" not in data:
             return data
+        meta = data["meta"]
+        if meta is None:
+            meta = {}
+        elif isinstance(meta, MessageMeta):
+            meta = meta.model_dump(exclude_none=True)
+        elif not isinstance(meta, dict):
+            raise ValueError("meta must be an object")
         data = dict(data)
-        meta = data.get("meta") or {}
-        meta = dict(meta) if isinstance(meta, dict) else meta.model_dump(exclude_none=True)
-        for key in _META_KEYS & data.keys():
-            value = data.pop(key)
-            if value is not None:
-                meta[key] = value
-        data["meta"] = meta if meta else _NO_META
+        del data["meta"]
+        other: dict[str, Any] = {}
+        for key, value in meta.items():
+            if key in _META_KEYS:
+                if data.get(key) is None:
+                    data[key] = value
+            elif value is not None:
+                other[key] = value
+        if other:
+            data["other_meta"] = other
         return data
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
-    def requester(self) -> str | None:
-        return self.meta.requester
-
-    @property
-    def message_id(self) -> str | None:
-        return self.meta.message_id
-
-    @property
-    def tools(self) -> list[ToolCall] | None:
-        return self.meta.tools
-
-    @property
-    def tool_call_id(self) -> str | None:
-        return self.meta.tool_call_id
+    def meta(self) -> dict[str, Any]:
+        """``meta`` as stored: the keys set, in their written order (a new dict each time)."""
+        meta = {key: value for key in _META_KEYS if (value := getattr(self, key)) is not None}
+        if self.other_meta:
+            meta.update(self.other_meta)
+        return meta
 
     @property
     def author_name(self) -> str | None:
         """The display name a person wrote under (``meta.author_name``), if recorded."""
-        name = (self.meta.model_extra or {}).get("author_name")
+        name = (self.other_meta or {}).get("author_name")
         return name.strip() or None if isinstance(name, str) else None
 
     @property
     def reply_to(self) -> str | None:
         """On Echo's records: the Discord id of the message they answer (``meta.reply_to``)."""
-        value = (self.meta.model_extra or {}).get("reply_to")
+        value = (self.other_meta or {}).get("reply_to")
         return value if isinstance(value, str) else None
 
     def to_json(self) -> str:
         """Compact JSON, one line: the form used in journal records and conversation files."""
-        return self.model_dump_json(exclude_none=True)
+        return self.to_json_bytes().decode()
 
     def to_json_bytes(self) -> bytes:
         """``to_json()`` encoded as UTF-8, straight from pydantic (no str in between)."""
         return _MESSAGE_JSON.dump_json(self, exclude_none=True)
 
+    def to_dict(self, *, mode: Literal["json", "python"] = "python") -> dict[str, Any]:
+        """The message as its JSON object (``meta`` nested), ``None`` values left out."""
+        return _MESSAGE_JSON.dump_python(self, mode=mode, exclude_none=True)
+
     @classmethod
     def from_json(cls, data: str | bytes) -> Message:
-        return cls.model_validate_json(data)
+        return _MESSAGE_JSON.validate_json(data)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Message:
+        """A message from its JSON object (as ``to_dict`` gives it), validated."""
+        return _MESSAGE_JSON.validate_python(data)
 
     def with_meta(self, **changes: Any) -> Message:
         """A copy with ``meta`` keys set (``None`` removes a key)."""
-        meta = self.meta.model_dump(exclude_none=True)
+        meta = self.meta
         for key, value in changes.items():
             if value is None:
                 meta.pop(key, None)
             else:
                 meta[key] = value
-        return Message.model_validate(
+        return Message.from_dict(
             {
                 "created_at": self.created_at,
                 "message_type": self.message_type,
@@ -268,12 +286,12 @@ class Conversation(BaseModel):
             return False
         edited_at = to_utc(edited_at)
         old = self.history[index]
-        self.history[index] = Message.model_validate(
+        self.history[index] = Message.from_dict(
             {
                 "created_at": old.created_at,
                 "message_type": old.message_type,
                 "message_content": content,
-                "meta": {**old.meta.model_dump(exclude_none=True), "edited_at": iso(edited_at)},
+                "meta": {**old.meta, "edited_at": iso(edited_at)},
             }
         )
         self._touch(edited_at)

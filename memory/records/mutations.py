@@ -235,7 +235,7 @@ def decode(record: Any) -> Mutation:
             return Create(Conversation.model_validate(record["conversation"]))
         thread_id = validate_snowflake(record["thread_id"], "thread_id")
         if op == "append":
-            return Append(thread_id, Message.model_validate(record["message"]))
+            return Append(thread_id, Message.from_dict(record["message"]))
         if op == "edit":
             return Edit(
                 thread_id,

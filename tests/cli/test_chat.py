@@ -60,7 +60,7 @@ async def test_a_new_user_chats_with_no_env_and_reads_it_back(tmp_path: Path) ->
     assert first.message_content == "hello there" and first.requester == conversation.requester
     assert first.message_id is not None and second.message_id is not None
     assert int(second.message_id) > int(first.message_id) > 0
-    assert (first.meta.model_extra or {})["author_name"] == "Ann"
+    assert first.meta["author_name"] == "Ann"
     assert answer.requester is None and "hello there" in answer.message_content
     assert int(conversation.thread_id) > 1 << 22
 
@@ -219,7 +219,7 @@ async def test_chat_shows_thinking_and_tools_when_asked(tmp_path: Path, fake_llm
     history = recorded(tmp_path).history
     kinds = [m.message_type.value for m in history]
     assert kinds == ["chat", "tool_call", "tool_call_response", "thinking", "chat"]
-    assert history[2].meta.name == "current_time"
+    assert history[2].name == "current_time"
 
 
 async def test_a_failing_model_gets_the_friendly_line_and_the_chat_goes_on(

@@ -88,4 +88,4 @@ async def test_an_answer_cut_at_the_length_limit_says_so_and_is_recorded_as_cut(
     assert conversation is not None
     record = conversation.history[-1]
     assert record.message_content == "The first three steps are: one, two"
-    assert (record.meta.model_extra or {}).get("cut") == "length"
+    assert record.meta.get("cut") == "length"

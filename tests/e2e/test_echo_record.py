@@ -116,7 +116,7 @@ async def test_text_attachments_reach_the_model_and_images_are_named(
         await fake_llm.wait_for_requests(2)
         conversation = echo.conversation(thread.id)
     assert conversation is not None
-    meta = conversation.history[-2].meta.model_extra or {}  # the answer is last
+    meta = conversation.history[-2].meta  # the answer is last
     by_name = {a["filename"]: a for a in meta["attachments"]}
     assert by_name["notes.txt"]["text"] == "line one\nline two"
     assert by_name["notes.txt"]["size"] == 17 and by_name["notes.txt"]["url"].startswith("http")
@@ -153,7 +153,7 @@ async def test_an_attachment_serving_more_than_it_claims_is_read_only_to_the_lim
         await fake_llm.wait_for_requests(2)
         conversation = echo.conversation(thread.id)
     assert conversation is not None
-    meta = conversation.history[-2].meta.model_extra or {}
+    meta = conversation.history[-2].meta
     by_name = {a["filename"]: a for a in meta["attachments"]}
     liar = by_name["liar.txt"]
     assert liar["size"] == 100  # what Discord announced
@@ -213,5 +213,5 @@ async def test_echos_own_edits_are_not_recorded_as_edits(
         thread = await echo.mention("stream please")
         await echo.answer_in(thread.id)
         history = echo.conversation(thread.id).history  # type: ignore[union-attr]
-    assert all("edited_at" not in (m.meta.model_extra or {}) for m in history)
+    assert all("edited_at" not in m.meta for m in history)
     assert len(history) == 2

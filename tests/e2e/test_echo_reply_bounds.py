@@ -25,7 +25,7 @@ def echo_answers(echo: Echo, thread_id: int) -> list[str]:
 
 def cut_of(echo: Echo, thread_id: int) -> list[object]:
     return [
-        (m.meta.model_extra or {}).get("cut")
+        m.meta.get("cut")
         for m in echo.conversation(thread_id).history  # type: ignore[union-attr]
         if m.requester is None and m.message_type is MessageType.CHAT
     ]

@@ -128,7 +128,7 @@ async def test_every_mutation_is_durable_without_a_save(tmp_path: Path) -> None:
         conv = await fresh.get_or_resume("11")
     assert conv is not None
     assert [m.message_content for m in conv.history] == ["keep", "changed"]
-    assert "edited_at" in (conv.history[1].meta.model_extra or {})
+    assert "edited_at" in conv.history[1].meta
     assert conv.summary == "short story" and conv.ended
 
 

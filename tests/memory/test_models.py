@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from memory import Conversation, Message, MessageType
 
@@ -158,17 +160,38 @@ def test_add_message_appends_bumps_and_tracks_participants() -> None:
     assert [m.message_content for m in conversation.history] == ["a", "b"]
 
 
-def test_messages_without_meta_share_one_empty_meta() -> None:
-    # A conversation holds every message in memory: one empty meta for all, not one each.
+def test_a_message_keeps_its_meta_as_fields_and_writes_it_nested() -> None:
+    # A conversation holds every message in memory: a message is one slotted object, its
+    # meta's keys its own fields, and meta is nested again only when it is written.
     made = Message(message_type="chat", message_content="a")
-    loaded = Message.from_json(made.to_json())
     assert json.loads(made.to_json())["meta"] == {}
-    emptied = Message(message_type="chat", requester=None, meta={})
-    assert made.meta is loaded.meta is emptied.meta
-    assert made.with_meta(requester="7").with_meta(requester=None).meta is made.meta
-    given = Message(message_type="chat", requester="7")
-    assert given.meta is not made.meta and given.requester == "7"
-    assert made.meta.requester is None  # the shared one stayed empty
+    assert not hasattr(made, "__dict__")
+    given = Message(
+        message_type="chat",
+        requester="7",
+        meta={"message_id": "8", "author_name": "Ann", "future_key": [1, 2]},
+    )
+    assert (given.requester, given.message_id, given.author_name) == ("7", "8", "Ann")
+    assert given.other_meta == {"author_name": "Ann", "future_key": [1, 2]}
+    line = given.to_json()
+    assert list(json.loads(line)) == ["created_at", "message_type", "message_content", "meta"]
+    assert json.loads(line)["meta"] == {
+        "requester": "7",
+        "message_id": "8",
+        "author_name": "Ann",
+        "future_key": [1, 2],
+    }
+    assert Message.from_json(line) == given and Message.from_json(line).to_json() == line
+    assert Message.from_dict(given.to_dict()) == given
+    assert given.with_meta(requester=None, author_name="Bo").meta == {
+        "message_id": "8",
+        "author_name": "Bo",
+        "future_key": [1, 2],
+    }
+    with pytest.raises(ValidationError):
+        Message.from_dict({"message_type": "chat", "other_meta": {"a": 1}})  # meta holds them
+    with pytest.raises(ValidationError):
+        Message.from_dict({"message_type": "chat", "meta": "not an object"})
 
 
 def test_a_bumped_updated_at_is_written_back() -> None:
@@ -218,7 +241,7 @@ def test_edit_delete_summary_end() -> None:
     edited_at = T0 + timedelta(hours=1)
     assert conversation.edit_message("5", "new", edited_at)
     assert conversation.history[0].message_content == "new"
-    assert conversation.history[0].meta.model_extra == {"edited_at": edited_at.isoformat()}
+    assert conversation.history[0].other_meta == {"edited_at": edited_at.isoformat()}
     assert not conversation.edit_message("6", "x", edited_at)
     assert conversation.delete_message("5", edited_at)
     assert conversation.history == []
@@ -240,5 +263,5 @@ def test_edit_delete_summary_end() -> None:
 
 def test_messages_are_frozen() -> None:
     message = Message(message_type="chat", message_content="a")
-    with pytest.raises(ValueError, match="frozen"):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         message.message_content = "b"  # type: ignore[misc]

@@ -77,7 +77,7 @@ async def test_a_spooled_mutation_applied_twice_counts_once(
             "seq": seq,
             "spool": store._spool_id,
             "guild": "22",
-            "mutation": {"op": "append", "thread_id": "11", "message": chat("once").model_dump()},
+            "mutation": {"op": "append", "thread_id": "11", "message": chat("once").to_dict()},
         }
         record["mutation"]["message"]["created_at"] = T0.isoformat()
         await store._apply_spooled(record)

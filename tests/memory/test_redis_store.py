@@ -85,7 +85,7 @@ def test_messages_are_plain_json_in_redis(
         header = client.hgetall(f"{redis_prefix}:{{22}}:conv:11")
     finally:
         client.close()
-    assert [Message.model_validate_json(r).message_content for r in raw] == ["hello"]
+    assert [Message.from_json(r).message_content for r in raw] == ["hello"]
     assert header[b"requester"] == b'"33"'
 
 

@@ -69,7 +69,7 @@ async def build(raw: dict[bytes, bytes], items: list[bytes], people: list[bytes]
     conversation = Conversation.model_validate(header(raw, people))
     messages: list[Message] = []
     for start in range(0, len(items), _SLICE):
-        messages.extend(Message.model_validate_json(m) for m in items[start : start + _SLICE])
+        messages.extend(Message.from_json(m) for m in items[start : start + _SLICE])
         if start + _SLICE < len(items):
             await asyncio.sleep(0)
     conversation.restore_history(messages)
