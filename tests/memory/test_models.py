@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from memory import Conversation, Message, MessageType
+from memory import Conversation, Message, MessageMeta, MessageType, ToolCall
 
 T0 = datetime(2026, 11, 20, 10, 0, 0, 123456, tzinfo=UTC)
 
@@ -188,6 +188,14 @@ def test_a_message_keeps_its_meta_as_fields_and_writes_it_nested() -> None:
         "author_name": "Bo",
         "future_key": [1, 2],
     }
+    call = Message(
+        message_type="tool_call",
+        meta=MessageMeta(tools=[ToolCall(id="c1", name="current_time")], cut="length"),
+    )
+    assert call.tools == [ToolCall(id="c1", name="current_time")] and call.other_meta == {
+        "cut": "length"
+    }
+    assert Message.from_json(call.to_json()) == call
     with pytest.raises(ValidationError):
         Message.from_dict({"message_type": "chat", "other_meta": {"a": 1}})  # meta holds them
     with pytest.raises(ValidationError):
