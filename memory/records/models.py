@@ -5,6 +5,8 @@ Their ids and times are the field types of ``memory.records.fields``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -117,9 +119,9 @@ class Message:
             data = data.kwargs
         if not isinstance(data, dict):
             return data
-        if "other_meta" in data:
-            raise ValueError("other_meta is not a key of a message: give it inside meta")
         if "meta" not in data:
+            if data.get("other_meta") == {}:
+                data = {**data, "other_meta": None}
             return data
         meta = data["meta"]
         if meta is None:
@@ -137,8 +139,12 @@ class Message:
                     data[key] = value
             elif value is not None:
                 other[key] = value
-        if other:
-            data["other_meta"] = other
+        given = data.get("other_meta")
+        if isinstance(given, dict):
+            other.update(given)
+        elif given is not None:
+            return data  # not an object: pydantic says so
+        data["other_meta"] = other or None
         return data
 
     @computed_field  # type: ignore[prop-decorator]
@@ -182,6 +188,27 @@ class Message:
     def from_dict(cls, data: Any) -> Message:
         """A message from its JSON object (as ``to_dict`` gives it), validated."""
         return _MESSAGE_JSON.validate_python(data)
+
+    # The BaseModel methods callers of an earlier Message used, kept with their meaning.
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Message:
+        return cls.from_dict(data)
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes) -> Message:
+        return cls.from_json(data)
+
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        return _MESSAGE_JSON.dump_python(self, **options)
+
+    def model_dump_json(self, **options: Any) -> str:
+        return _MESSAGE_JSON.dump_json(self, **options).decode()
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Message:
+        """A copy with ``update``'s fields changed (validated, unlike ``BaseModel``'s)."""
+        copied = dataclasses.replace(self, **(update or {}))
+        return copy.deepcopy(copied) if deep else copied
 
     def with_meta(self, **changes: Any) -> Message:
         """A copy with ``meta`` keys set (``None`` removes a key)."""

@@ -196,8 +196,14 @@ def test_a_message_keeps_its_meta_as_fields_and_writes_it_nested() -> None:
         "cut": "length"
     }
     assert Message.from_json(call.to_json()) == call
+    changed = dataclasses.replace(given, message_content="b")
+    assert changed.other_meta == given.other_meta and changed.message_content == "b"
+    # The BaseModel methods of the earlier Message still mean what they meant.
+    assert Message.model_validate(given.model_dump()) == given
+    assert Message.model_validate_json(given.model_dump_json(exclude_none=True)) == given
+    assert given.model_copy(update={"requester": "9"}).meta["requester"] == "9"
     with pytest.raises(ValidationError):
-        Message.from_dict({"message_type": "chat", "other_meta": {"a": 1}})  # meta holds them
+        given.model_copy(update={"requester": "not a snowflake"})
     with pytest.raises(ValidationError):
         Message.from_dict({"message_type": "chat", "meta": "not an object"})
 
