@@ -1,10 +1,12 @@
 """Does a memory record hold the answer? Distillation measured on LoCoMo's questions.
 
 For each question of categories 1-4, the answer's content words (lower-case, stopwords out)
-are looked up in the memory records of its evidence conversations: their facts and summary.
-Token recall is the share of the answer's words found there; "whole" is the share of questions
-whose every answer word is found. The same measure over the evidence conversations' full text
-is the ceiling (an answer inferred, not said, is not in the text either).
+are looked up in the memory records of its evidence conversations: their facts and summary
+together, the summary alone (what a search result shows), and the line the model reads when
+the memory is put in its context. Token recall is the share of the answer's words found there;
+"whole" is the share of questions whose every answer word is found. The same measure over the
+evidence conversations' full text is the ceiling (an answer inferred, not said, is not in the
+text either).
 
 The answers are read here only to score records, never given to Echo.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.agent.notes import memory_line
 from memory.longterm.summarizer import words
 from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation
@@ -28,24 +31,34 @@ def _thread(guild_index: int, session: int) -> str:
     return str((1000 + guild_index) * 1000 + session)
 
 
+# What of a memory record each column reads: the whole record (facts and summary), the summary
+# alone (what a search result, the recall tool and the conversation list show), and the line
+# the model is given when the memory is put in its context (``bot.agent.notes.memory_line``:
+# the summary's first 500 characters and the first four facts), beside the full text.
+_VIEWS = ("record", "summary", "read", "text")
+
+
+def _views(conversation: Conversation, memory: MemoryRecord | None) -> dict[str, set[str]]:
+    text = " ".join(m.message_content for m in conversation.history)
+    if memory is None:
+        return {"record": set(), "summary": set(), "read": set(), "text": set(words(text))}
+    data = memory.memory_data
+    summary = set(words(data.summary))
+    return {
+        "record": summary.union(*(words(f.text) for f in data.facts)),
+        "summary": summary,
+        "read": set(words(memory_line(memory, None))),
+        "text": set(words(text)),
+    }
+
+
 def measure(
     records: list[dict[str, Any]], items: list[tuple[Conversation, MemoryRecord | None]]
 ) -> dict[str, dict[str, float]]:
-    """Per category: mean token recall of the answer in the records and in the full text."""
-    record_words: dict[str, set[str]] = {}
-    text_words: dict[str, set[str]] = {}
-    for conversation, memory in items:
-        text_words[conversation.thread_id] = set(
-            words(" ".join(m.message_content for m in conversation.history))
-        )
-        found: set[str] = set()
-        if memory is not None:
-            data = memory.memory_data
-            found.update(words(data.summary))
-            for fact in data.facts:
-                found.update(words(fact.text))
-        record_words[conversation.thread_id] = found
-    sums: dict[str, list[float]] = {}
+    """Per category: mean token recall of the answer, and the share of answers found whole, in
+    each view of the records (``_VIEWS``) and in the full text."""
+    views = {c.thread_id: _views(c, m) for c, m in items}
+    sums: dict[str, dict[str, float]] = {}
     for index, record in enumerate(records):
         for qa in record["qa"]:
             category = qa.get("category")
@@ -56,25 +69,16 @@ def measure(
             answer = set(words(str(qa.get("answer", ""))))
             if not threads or not answer:
                 continue
-            in_record = set().union(*(record_words.get(t, set()) for t in threads))
-            in_text = set().union(*(text_words.get(t, set()) for t in threads))
-            recall = len(answer & in_record) / len(answer)
-            ceiling = len(answer & in_text) / len(answer)
             for key in (f"{category} {_NAMES[category]}", "all"):
-                row = sums.setdefault(key, [0.0, 0.0, 0.0, 0.0, 0.0])
-                row[0] += recall
-                row[1] += recall == 1.0
-                row[2] += ceiling
-                row[3] += ceiling == 1.0
-                row[4] += 1
+                row = sums.setdefault(key, {"n": 0.0})
+                row["n"] += 1
+                for view in _VIEWS:
+                    found = set().union(*(views[t][view] for t in threads if t in views))
+                    recall = len(answer & found) / len(answer)
+                    row[f"{view}_recall"] = row.get(f"{view}_recall", 0.0) + recall
+                    row[f"{view}_whole"] = row.get(f"{view}_whole", 0.0) + (recall == 1.0)
     return {
-        key: {
-            "n": int(v[4]),
-            "record_recall": round(v[0] / v[4], 3),
-            "record_whole": round(v[1] / v[4], 3),
-            "text_recall": round(v[2] / v[4], 3),
-            "text_whole": round(v[3] / v[4], 3),
-        }
+        key: {"n": int(v["n"])} | {k: round(x / v["n"], 3) for k, x in v.items() if k != "n"}
         for key, v in sorted(sums.items(), key=lambda kv: (kv[0] == "all", kv[0]))
     }
 
@@ -82,13 +86,11 @@ def measure(
 def table(data: dict[str, dict[str, float]]) -> str:
     lines = [
         "distillation: the answer's words in the evidence conversations' memory records"
-        " (facts + summary) / in their full text",
-        f"{'category':14} {'n':>4}  {'record recall':>13} {'record whole':>12}"
-        f"  {'text recall':>11} {'text whole':>10}",
+        " (recall / whole): the record (facts + summary), its summary alone, what the model"
+        " reads of it (summary's first 500 characters + four facts), the full text",
+        f"{'category':14} {'n':>4}  {'record':>13} {'summary':>13} {'read':>13} {'text':>13}",
     ]
     for key, v in data.items():
-        lines.append(
-            f"{key:14} {v['n']:4d}  {v['record_recall']:13.3f} {v['record_whole']:12.3f}"
-            f"  {v['text_recall']:11.3f} {v['text_whole']:10.3f}"
-        )
+        cells = " ".join(f"{v[f'{view}_recall']:6.3f} {v[f'{view}_whole']:6.3f}" for view in _VIEWS)
+        lines.append(f"{key:14} {v['n']:4d}  {cells}")
     return "\n".join(lines)

@@ -6,13 +6,19 @@ sentences, keyword topics, and decisions, action items and questions found by th
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections import Counter
-from collections.abc import Sequence
+from datetime import datetime
 from typing import Protocol
 
-from memory.longterm.summarizer import extractive_summary, sentences, words
+from memory.longterm.summarizer import (
+    FIRST_PERSON,
+    FIRST_PERSON_WEIGHT,
+    most_telling,
+    sentences,
+    telling_sentences,
+    words,
+)
 from memory.recall.temporal import TIME_MARK, time_words
 from memory.records.memories import Fact, MemoryData
 from memory.records.models import Conversation, Message, MessageType
@@ -20,21 +26,8 @@ from memory.records.models import Conversation, Message, MessageType
 __all__ = ["Distiller", "ExtractiveDistiller", "extractive_memory"]
 
 _DATED_BONUS = 1
-# A sentence in which the speaker tells of themselves ("I started surfing five years ago", "my
-# kids love it") is what a memory is for; the rest of a chat is mostly reactions to the other
-# person ("Wow, that's great!") and questions. Such a sentence counts this many times its
-# score, so facts told mostly come first and the rest fill what room is left. Measured on LoCoMo's
-# dev dialogues (bench/README.md, "Distillation").
-_FIRST_PERSON_WEIGHT = 10.0
-# Case matters only for "US" (the country), not "us".
-_FIRST_PERSON = re.compile(r"\b(?:[Ii]|[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|[Ww]e|us|[Oo]ur|[Oo]urs)\b")
 _MIN_FACTS = 12
 _MAX_FACTS = 40
-# A chat says the same thing many times over ("the pottery class", "my pottery", "that pottery
-# bowl"): a sentence's score is weighed by the share of its words no fact chosen before holds,
-# to this power, so the facts kept tell more things rather than one thing again. Powers 1 to 4
-# measure about the same on LoCoMo's dev dialogues (bench/README.md, "Distillation").
-_NOVELTY_POWER = 2
 
 _DECISION = re.compile(
     r"\b(decided|decide|agreed|agree|let's|lets|we'll|we will|going to|settled|chose|choose"
@@ -76,7 +69,9 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     if max_facts is None:
         max_facts = max(_MIN_FACTS, min(_MAX_FACTS, len(sources) // 2))
     names = conversation.author_names()
-    summary = extractive_summary(sources, names, max_chars=600)
+    told = telling_sentences(sources, names, max_chars=600, first_person_weight=FIRST_PERSON_WEIGHT)
+    # "yesterday" means a day only beside the day it was said: the memory says which.
+    summary = "\n".join(f"{t.speaker}: {_dated(t.sentence, t.message.created_at)}" for t in told)
     counts = Counter(
         w for m in sources for w in set(words(m.message_content)) if not w.isdigit() and len(w) > 2
     )
@@ -95,18 +90,16 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
                 continue
             text = sentence if len(sentence) <= 300 else sentence[:297] + "…"
             hits = sum(1 for w in found if w in frequent)
-            # "yesterday" means a day only beside the day it was said: the fact says which.
-            dated = time_words(sentence, message.created_at).replace(TIME_MARK, "").strip()
-            if dated:
-                text = f"{text} ({dated})"
+            dated = _dated(text, message.created_at)
+            if dated != text:
+                text = dated
                 hits += _DATED_BONUS
             ids = [message.message_id] if message.message_id else []
             value = hits * hits / len(found)
-            if _FIRST_PERSON.search(sentence):
-                value *= _FIRST_PERSON_WEIGHT
-            scored.append(
-                (value, frozenset(found), Fact(text=text, about=about, source_message_ids=ids))
-            )
+            if FIRST_PERSON.search(sentence):
+                value *= FIRST_PERSON_WEIGHT
+            fact = Fact(text=text, about=about, source_message_ids=ids)
+            scored.append((value, frozenset(found), fact))
             if message.message_type is MessageType.CHAT:
                 if text.endswith("?"):
                     questions.append(text)
@@ -114,7 +107,9 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
                     decisions.append(text)
                 elif _ACTION.search(text):
                     actions.append(text)
-    chosen = _most_telling(scored, max_facts)
+    chosen = most_telling(
+        [value for value, _, _ in scored], [found for _, found, _ in scored], limit=max_facts
+    )
     facts = [scored[n][2] for n in sorted(chosen)]
     return MemoryData(
         summary=summary,
@@ -126,30 +121,11 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     )
 
 
-def _most_telling(scored: Sequence[tuple[float, frozenset[str], Fact]], count: int) -> list[int]:
-    """The indices of ``count`` sentences chosen one by one, each the best by its score times
-    the share of its words not in those chosen before (``_NOVELTY_POWER``); ties go to the
-    earlier sentence.
-
-    A sentence's value only falls as others are chosen, so the heap holds each one's last
-    value as a bound: the top is taken once its value, brought up to date, still leads (the
-    "lazy greedy" of submodular selection), rather than every sentence being valued again at
-    every step.
-    """
-    heap = [(-value, n, 0) for n, (value, _, _) in enumerate(scored)]
-    heapq.heapify(heap)
-    covered: set[str] = set()
-    chosen: list[int] = []
-    while heap and len(chosen) < count:
-        _, n, seen = heapq.heappop(heap)
-        if seen == len(chosen):
-            chosen.append(n)
-            covered.update(scored[n][1])
-            continue
-        value, found, _ = scored[n]
-        novel = len(found - covered) / len(found)
-        heapq.heappush(heap, (-value * novel**_NOVELTY_POWER, n, len(chosen)))
-    return chosen
+def _dated(sentence: str, said: datetime) -> str:
+    """``sentence`` with the days its relative dates mean: "I went yesterday (Sunday 7 May
+    2023)"; "yesterday" means a day only beside the day it was said."""
+    dated = time_words(sentence, said).replace(TIME_MARK, "").strip()
+    return f"{sentence} ({dated})" if dated else sentence
 
 
 class ExtractiveDistiller:

@@ -8,13 +8,27 @@ scores sentences by how many of the conversation's frequent content words they c
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 from memory.records.models import Message, MessageType
 
-__all__ = ["STOPWORDS", "extractive_summary", "sentences", "words"]
+__all__ = [
+    "FIRST_PERSON",
+    "FIRST_PERSON_WEIGHT",
+    "MIN_WORDS",
+    "NOVELTY_POWER",
+    "STOPWORDS",
+    "Told",
+    "extractive_summary",
+    "most_telling",
+    "sentences",
+    "telling_sentences",
+    "words",
+]
 
 STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
@@ -28,6 +42,21 @@ STOPWORDS = frozenset(
     ok okay oh hi hello hey thanks thank please really like get got go going know think want
     one two well much many still even make made let say said""".split()
 )
+
+# A sentence in which a person tells of themselves ("I started surfing five years ago", "my
+# kids love it") is what is worth remembering; the rest of a chat is mostly reactions to the
+# other person ("Wow, that's great!") and questions. Such a sentence counts this many times
+# its score. Measured on LoCoMo's dev dialogues (bench/README.md, "Distillation").
+FIRST_PERSON_WEIGHT = 10.0
+# Case matters only for "US" (the country), not "us".
+FIRST_PERSON = re.compile(r"\b(?:[Ii]|[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|[Ww]e|us|[Oo]ur|[Oo]urs)\b")
+# A chat says the same thing many times over ("the pottery class", "my pottery", "that pottery
+# bowl"): a sentence's score is weighed by the share of its words not yet kept, to this power.
+# Powers 1 to 4 measure about the same (bench/README.md, "Distillation").
+NOVELTY_POWER = 2
+# Distinct content words a sentence needs to be worth keeping: "Wow!", "Thanks, Mel!", "Anything
+# new?" say nothing to remember.
+MIN_WORDS = 3
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -54,8 +83,38 @@ def extractive_summary(
 
     Only what people said and what tools returned counts; ``thinking`` never does.
     """
+    chosen = telling_sentences(messages, names, max_chars=max_chars, echo_name=echo_name)
+    return "\n".join(f"{told.speaker}: {told.sentence}" for told in chosen)
+
+
+class Told(NamedTuple):
+    """A sentence kept: who said it, the sentence, the message it is from."""
+
+    speaker: str
+    sentence: str
+    message: Message
+
+
+def telling_sentences(
+    messages: Iterable[Message],
+    names: Mapping[str, str] | None = None,
+    *,
+    max_chars: int = 1200,
+    echo_name: str = "Echo",
+    first_person_weight: float = 1.0,
+) -> list[Told]:
+    """The sentences ``extractive_summary`` keeps, in their order.
+
+    A sentence scores by how many of the conversation's recurring words it carries (Luhn's
+    method), Echo's restatements less, and one in which a person tells of themselves
+    ``first_person_weight`` times as much (a memory's summary is about the people:
+    ``FIRST_PERSON_WEIGHT``). One of fewer than ``MIN_WORDS`` content words says nothing to
+    keep. Sentences are then taken best first, each valued by its score times its share of
+    words not yet taken (``most_telling``), as long as they fit in ``max_chars``: a summary
+    that says several things, not one thing in several ways.
+    """
     names = names or {}
-    candidates: list[tuple[int, str, str]] = []  # (order, speaker, sentence)
+    candidates: list[tuple[str, str, Message]] = []
     for message in messages:
         if message.message_type not in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
             continue
@@ -68,34 +127,77 @@ def extractive_summary(
         for sentence in sentences(message.message_content):
             if len(sentence) > 300:
                 sentence = sentence[:297].rstrip() + "…"
-            candidates.append((len(candidates), speaker, sentence))
+            candidates.append((speaker, sentence, message))
     if not candidates:
-        return ""
-    frequency = Counter(w for _, _, s in candidates for w in set(words(s)))
+        return []
+    found = [frozenset(words(sentence)) for _, sentence, _ in candidates]
+    frequency = Counter(w for words_of in found for w in words_of)
     # Luhn's significant words: those that recur. A conversation too short for any word to
     # recur falls back to all of them.
     frequent = {w for w, n in frequency.most_common(40) if n > 1} or set(frequency)
 
-    def score(item: tuple[int, str, str]) -> float:
-        found = words(item[2])
-        if not found:
+    def score(n: int) -> float:
+        speaker, sentence, message = candidates[n]
+        content = words(sentence)
+        # "Wow!", "Thanks, Mel!": too few words to say anything worth keeping.
+        if len(found[n]) < MIN_WORDS:
             return 0.0
-        hits = sum(1 for w in found if w in frequent)
+        hits = sum(1 for w in content if w in frequent)
         # People's own words matter more than Echo's restatements of them.
-        weight = 0.6 if item[1] == echo_name else 1.0
-        return weight * hits * hits / len(found)
+        value = (0.6 if speaker == echo_name else 1.0) * hits * hits / len(content)
+        person = message.message_type is MessageType.CHAT and message.requester is not None
+        if person and FIRST_PERSON.search(sentence):
+            value *= first_person_weight
+        return value
 
-    scored = [(score(item), item) for item in candidates]
-    # A sentence with none of the recurring words says nothing about what was discussed.
-    ranked = [item for value, item in sorted(scored, key=lambda p: (-p[0], p[1][0])) if value > 0]
-    ranked = ranked or candidates
-    chosen: list[tuple[int, str, str]] = []
     used = 0
-    for item in ranked:
-        line = f"{item[1]}: {item[2]}"
-        if used + len(line) + 1 > max_chars:
+
+    def fits(n: int) -> bool:
+        nonlocal used
+        size = len(candidates[n][0]) + len(candidates[n][1]) + 3  # "speaker: sentence\n"
+        if used + size > max_chars:
+            return False
+        used += size
+        return True
+
+    chosen = most_telling([score(n) for n in range(len(candidates))], found, accept=fits)
+    if not chosen:  # nothing says enough: the conversation's first sentences, as they fit
+        chosen = [n for n in range(len(candidates)) if fits(n)]
+    return [Told(*candidates[n]) for n in sorted(chosen)]
+
+
+def most_telling(
+    values: Sequence[float],
+    found: Sequence[frozenset[str]],
+    *,
+    limit: int | None = None,
+    covered: Iterable[str] = (),
+    accept: Callable[[int], bool] | None = None,
+) -> list[int]:
+    """The indices of sentences chosen one by one (at most ``limit``, each one ``accept``
+    agrees to), best first: each valued by its score (``values``) times the share of its
+    words (``found``) not in ``covered`` nor in those chosen before, to the power
+    ``NOVELTY_POWER``. A sentence of no value is never chosen; ties go to the earlier one.
+
+    A sentence's value only falls as others are chosen, so the heap holds each one's last
+    value as a bound: the top is taken once its value, brought up to date, still leads (the
+    "lazy greedy" of submodular selection), rather than every sentence being valued again at
+    every step.
+    """
+    seen = set(covered)
+    heap = [(-value, n, -1) for n, value in enumerate(values) if value > 0]
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    while heap and (limit is None or len(chosen) < limit):
+        _, n, valued_at = heapq.heappop(heap)
+        if valued_at == len(chosen):
+            if accept is None or accept(n):
+                chosen.append(n)
+                seen.update(found[n])
             continue
-        chosen.append(item)
-        used += len(line) + 1
-    chosen.sort()
-    return "\n".join(f"{speaker}: {sentence}" for _, speaker, sentence in chosen)
+        words_of = found[n]
+        novel = len(words_of - seen) / len(words_of) if words_of else 0.0
+        value = values[n] * novel**NOVELTY_POWER
+        if value > 0:
+            heapq.heappush(heap, (-value, n, len(chosen)))
+    return chosen
