@@ -102,21 +102,25 @@ def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
     assert "Alice: We decided" in data.summary or "Bob:" in data.summary
 
 
-def test_what_people_tell_of_themselves_comes_before_their_reactions() -> None:
-    """With room for few facts, the facts kept are the ones a person told of their own life,
-    not the replies that repeat the conversation's frequent words back."""
+def _conversation_of(*messages: Message) -> Conversation:
     conversation = Conversation(
         thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
     )
-    lines = [
+    for message in messages:
+        conversation.add_message(message)
+    return conversation
+
+
+def test_what_people_tell_of_themselves_comes_before_their_reactions() -> None:
+    """With room for few facts, the facts kept are the ones a person told of their own life,
+    not the replies that repeat the conversation's frequent words back."""
+    conversation = _conversation_of(
         said("I started surfing in Portugal five years ago.", "33", "201"),
         said("Wow, surfing in Portugal sounds amazing, surfing is great fun!", "34", "202", "Bob"),
         said("Surfing Portugal waves, what a great surfing spot!", "34", "203", "Bob"),
         said("My brother taught me on an old board.", "33", "204"),
         said("Great surfing, great Portugal, great waves!", "34", "205", "Bob"),
-    ]
-    for line in lines:
-        conversation.add_message(line)
+    )
     facts = [f.text for f in extractive_memory(conversation, max_facts=2).facts]
     # "five years ago" is dated as every relative time is: "(2021)".
     assert facts == [
@@ -128,16 +132,11 @@ def test_what_people_tell_of_themselves_comes_before_their_reactions() -> None:
 def test_facts_tell_different_things_rather_than_one_thing_again() -> None:
     """A sentence that repeats what a fact already kept says gives way to one that tells
     something else, though it scores higher alone."""
-    conversation = Conversation(
-        thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
-    )
-    lines = [
+    conversation = _conversation_of(
         said("I love my pottery class; pottery keeps me calm.", "33", "201"),
         said("My pottery class made a pottery bowl for pottery day.", "33", "202"),
         said("I adopted a dog named Max.", "33", "203"),
-    ]
-    for line in lines:
-        conversation.add_message(line)
+    )
     facts = [f.text for f in extractive_memory(conversation, max_facts=2).facts]
     assert facts == [
         "I love my pottery class; pottery keeps me calm.",

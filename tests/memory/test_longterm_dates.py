@@ -8,16 +8,15 @@ from memory.longterm import extractive_memory
 from memory.recall.temporal import TIME_MARK
 from tests.memory.recall_helpers import conversation
 
+WENT = "I went to a support group yesterday and the support group was powerful."
+# Said on Monday 8 May 2023.
+SAID = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+MEETS = "The support group meets every week, support group friends are great."
+
 
 def test_a_fact_said_relative_to_its_day_says_which_day() -> None:
-    monday = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
-    conv = conversation(
-        "301",
-        "I went to a support group yesterday and the support group was powerful.",
-        "The support group meets every week, support group friends are great.",
-        created_at=monday,
-    )
-    facts = [f.text for f in extractive_memory(conv).facts]
+    memory = extractive_memory(conversation("301", WENT, MEETS, created_at=SAID))
+    facts = [f.text for f in memory.facts]
     assert (
         "I went to a support group yesterday and the support group was powerful. "
         "(Sunday 7 May 2023)" in facts
@@ -28,14 +27,8 @@ def test_a_fact_said_relative_to_its_day_says_which_day() -> None:
 
 
 def test_the_summary_of_a_memory_says_which_day_too() -> None:
-    monday = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
-    conv = conversation(
-        "302",
-        "I went to a support group yesterday and the support group was powerful.",
-        "The support group meets every week, support group friends are great.",
-        created_at=monday,
-    )
-    summary = extractive_memory(conv).summary.splitlines()
+    memory = extractive_memory(conversation("302", WENT, MEETS, created_at=SAID))
+    summary = memory.summary.splitlines()
     assert any(
         line.endswith(
             "I went to a support group yesterday and the support group was powerful. "
