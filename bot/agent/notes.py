@@ -101,7 +101,9 @@ def memory_line(record: Any, hit: Any) -> str:
         when = (record.conversation_created_at or record.created_at).strftime("%Y-%m-%d")
         data = record.memory_data
         text = " ".join(data.summary.split())[:500]
-        facts = "; ".join(f.text for f in data.facts[:4])
+        # An offline memory's summary is made of the conversation's sentences, as its facts
+        # are: a fact it already says would only take the room of one it does not.
+        facts = "; ".join([f.text for f in data.facts if f.text not in data.summary][:4])
         return f"- conversation of {when}: {text}" + (f" Facts: {facts[:400]}" if facts else "")
     if hit is not None:
         text = " ".join((hit.summary or hit.snippet or "").split())[:400]
