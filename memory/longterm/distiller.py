@@ -14,6 +14,7 @@ from typing import Protocol
 from memory.longterm.summarizer import (
     FIRST_PERSON,
     FIRST_PERSON_WEIGHT,
+    MIN_WORDS,
     most_telling,
     sentences,
     telling_sentences,
@@ -98,8 +99,9 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
             value = hits * hits / len(found)
             if FIRST_PERSON.search(sentence):
                 value *= FIRST_PERSON_WEIGHT
-            fact = Fact(text=text, about=about, source_message_ids=ids)
-            scored.append((value, frozenset(found), fact))
+            if len(set(found)) >= MIN_WORDS:  # "Good to see you!" is nothing to remember
+                fact = Fact(text=text, about=about, source_message_ids=ids)
+                scored.append((value, frozenset(found), fact))
             if message.message_type is MessageType.CHAT:
                 if text.endswith("?"):
                     questions.append(text)

@@ -144,6 +144,15 @@ def test_facts_tell_different_things_rather_than_one_thing_again() -> None:
     ]
 
 
+def test_a_greeting_or_a_reaction_is_no_fact() -> None:
+    conversation = _conversation_of(
+        said("Good to see you!", "33", "201"),
+        said("Anything new?", "34", "202", "Bob"),
+        said("I adopted a dog named Max.", "33", "203"),
+    )
+    assert [f.text for f in extractive_memory(conversation).facts] == ["I adopted a dog named Max."]
+
+
 async def test_generate_upserts_memories_and_skips_fresh_ones(tmp_path: Path) -> None:
     async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
         await old_conversation(manager, "11", [said("The build server moved to Frankfurt.")])
