@@ -62,7 +62,7 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     """A memory without a model: salient sentences, keyword topics, cue-word decisions.
 
     The facts are the sentences richest in the conversation's recurring words (Luhn's method),
-    those in which the speaker tells of themselves counting ``_FIRST_PERSON_WEIGHT`` times as
+    those in which the speaker tells of themselves counting ``FIRST_PERSON_WEIGHT`` times as
     much. A long conversation holds more to remember: by default it keeps a fact for every two
     messages, 12 at least and 40 at most.
     """

@@ -130,7 +130,8 @@ def telling_sentences(
             candidates.append((speaker, sentence, message))
     if not candidates:
         return []
-    found = [frozenset(words(sentence)) for _, sentence, _ in candidates]
+    said = [words(sentence) for _, sentence, _ in candidates]
+    found = [frozenset(content) for content in said]
     frequency = Counter(w for words_of in found for w in words_of)
     # Luhn's significant words: those that recur. A conversation too short for any word to
     # recur falls back to all of them.
@@ -138,7 +139,7 @@ def telling_sentences(
 
     def score(n: int) -> float:
         speaker, sentence, message = candidates[n]
-        content = words(sentence)
+        content = said[n]
         # "Wow!", "Thanks, Mel!": too few words to say anything worth keeping.
         if len(found[n]) < MIN_WORDS:
             return 0.0
