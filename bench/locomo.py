@@ -52,6 +52,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ from memory.records.memories import MemoryRecord
 
 PUBLISHED = Path(__file__).resolve().parent / "results-locomo.json"
 RESULTS = Path(__file__).resolve().parent / "out" / "results-locomo.json"
+# When a tool importing the dialogues might have written them: any day long after them.
+WRITTEN = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -212,13 +215,24 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(semantic[0])
         if not args.quick:
             # How files written by other tools fare: no photo captions; no speakers' names
-            # (a message says who wrote it by its requester id alone).
-            for name, captions, names in (
-                ("default, photo captions left out", False, True),
-                ("default, speakers' names left out (meta.requester only)", True, False),
+            # (a message says who wrote it by its requester id alone); conversations dated
+            # when the files were written (their messages keep their dates).
+            for name, captions, names, written in (
+                ("default, photo captions left out", False, True, None),
+                ("default, speakers' names left out (meta.requester only)", True, False, None),
+                (
+                    "default, conversations dated when written (messages when said)",
+                    True,
+                    True,
+                    WRITTEN,
+                ),
             ):
-                plain = work / f"plain-{captions}-{names}"
-                asyncio.run(write_data_folder(plain, records, captions=captions, names=names))
+                plain = work / f"plain-{captions}-{names}-{written is None}"
+                asyncio.run(
+                    write_data_folder(
+                        plain, records, captions=captions, names=names, written=written
+                    )
+                )
                 asyncio.run(generate_memories(plain))
                 plain_items = asyncio.run(load_folder(plain))
                 rows.append(

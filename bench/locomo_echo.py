@@ -71,10 +71,16 @@ def sessions(record: dict[str, Any]) -> list[tuple[int, datetime, list[dict[str,
 
 
 def conversations(
-    records: list[dict[str, Any]], *, captions: bool = True, names: bool = True
+    records: list[dict[str, Any]],
+    *,
+    captions: bool = True,
+    names: bool = True,
+    written: datetime | None = None,
 ) -> Iterable[Conversation]:
     """Each session of each dialogue as an Echo conversation (turns and dates only). Without
-    ``names``, a message says who wrote it by ``meta.requester`` alone (no ``author_name``)."""
+    ``names``, a message says who wrote it by ``meta.requester`` alone (no ``author_name``).
+    With ``written``, each conversation is dated then (as a tool importing old chats may date
+    them), while its messages keep the session's date."""
     for index, record in enumerate(records):
         guild_id = guild_of(index)
         talk = record["conversation"]
@@ -84,8 +90,8 @@ def conversations(
             conversation = Conversation(
                 thread_id=thread_id,
                 channel_id=f"{guild_id}9",
-                created_at=started,
-                updated_at=started,
+                created_at=written or started,
+                updated_at=written or started,
                 guild_id=guild_id,
                 guild_name=f"LoCoMo {record.get('sample_id', index)}",
                 requester=speakers[talk["speaker_a"]],
@@ -126,12 +132,17 @@ def questions(records: list[dict[str, Any]]) -> list[Question]:
 
 
 async def write_data_folder(
-    folder: Path, records: list[dict[str, Any]], captions: bool, *, names: bool = True
+    folder: Path,
+    records: list[dict[str, Any]],
+    captions: bool,
+    *,
+    names: bool = True,
+    written: datetime | None = None,
 ) -> int:
-    """The dialogues as Echo files, through the real store."""
+    """The dialogues as Echo files, through the real store (``conversations``)."""
     count = 0
     async with JsonFileStore(folder, fsync="no") as store:
-        for conversation in conversations(records, captions=captions, names=names):
+        for conversation in conversations(records, captions=captions, names=names, written=written):
             await store.save(conversation)
             count += 1
     return count

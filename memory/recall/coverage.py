@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 from memory.longterm.summarizer import STOPWORDS
 from memory.recall.kinds import kinds_of
-from memory.recall.passages import Said, date_words, said_in
+from memory.recall.passages import Said, held_on, said_in
 from memory.recall.temporal import TIME_MARK
 from memory.records.models import Conversation
 
@@ -87,7 +87,8 @@ def speech_words(conversation: Conversation, *, index_echo: bool = True) -> str:
 
 def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
     """What each speaker said, as the distinct words of each, with the dates they referred to
-    (resolved, as in the passages); and the conversation's date (``created_at``), which counts
+    (resolved, as in the passages); and the days the conversation was held on (``held_on``:
+    the day it was created, ``created_at``, and the days its messages were said), which count
     for every speaker. JSON: ``{"when": words, "said": {speaker: words}}``, each speaker by
     name, lowercased; Echo's answers under the empty name. And the kinds of things each named
     (``memory.recall.kinds``), not said themselves: ``"kinds": {speaker: words}``; and the
@@ -107,7 +108,7 @@ def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
             timed.setdefault(speaker, set()).update(stem(w) for w in spoken)
     words = {k: {stem(w) for w in v} for k, v in said_words.items()}
     kinds = {k: {stem(w) for w in kinds_of(v)} - words[k] for k, v in said_words.items()}
-    when = _stems(date_words(created_at))
+    when = _stems(" ".join(held_on(messages, created_at)))
     return json.dumps(
         {
             "when": " ".join(sorted(when)),

@@ -46,6 +46,7 @@ CREATE TABLE conversations (
     created_at TEXT,
     updated_at TEXT,
     conversation_summary TEXT NOT NULL DEFAULT '',
+    days TEXT NOT NULL DEFAULT '',
     memory TEXT NOT NULL DEFAULT '',
     memory_summary TEXT NOT NULL DEFAULT '',
     topics TEXT NOT NULL DEFAULT '',

@@ -27,6 +27,7 @@ from memory.recall.passages import (
     PASSAGE_BITS,
     Passage,
     date_words,
+    held_on,
     iso,
     memory_columns,
     memory_text,
@@ -111,12 +112,12 @@ class RecallIndex(RankedSearch):
         return indexed
 
     def _rows(self, conversation: Conversation) -> _Rows:
-        """What is written of a conversation: its passages, its date in words, its names,
-        each speaker's words."""
+        """What is written of a conversation: its passages, the days it was held on in words,
+        its names, each speaker's words."""
         # Read once: the passages and each speaker's words are two views of the same messages.
         said = said_in(conversation, index_echo=self.settings.index_echo)
         passages = passages_of(said, self.settings)
-        dates = date_words(conversation.created_at)
+        dates = " ".join(held_on(said, conversation.created_at))
         names = " ".join(dict.fromkeys(n for p in passages for n in p.names.split() if n))
         speech = speech_of(said, conversation.created_at)
         return passages, dates, names, speech
@@ -129,6 +130,7 @@ class RecallIndex(RankedSearch):
         rows: _Rows,
     ) -> None:
         passages, dates, names, speech = rows
+        started = date_words(conversation.created_at)
         row = db.execute(
             "SELECT id, memory, memory_summary, topics FROM conversations WHERE thread_id = ?",
             (conversation.thread_id,),
@@ -149,13 +151,14 @@ class RecallIndex(RankedSearch):
             cid = int(row[0])
         db.execute(
             "UPDATE conversations SET requester = ?, created_at = ?, updated_at = ?,"
-            " conversation_summary = ?, names = ?, speech = ?, memory = ?, memory_summary = ?,"
-            " topics = ?, passages = ? WHERE id = ?",
+            " conversation_summary = ?, days = ?, names = ?, speech = ?, memory = ?,"
+            " memory_summary = ?, topics = ?, passages = ? WHERE id = ?",
             (
                 conversation.requester,
                 iso(conversation.created_at),
                 iso(conversation.updated_at),
                 conversation.summary,
+                dates,
                 names,
                 speech,
                 *kept,
@@ -176,8 +179,8 @@ class RecallIndex(RankedSearch):
             "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
             " VALUES (?, ?, ?, '', ?, ?)",
             (
-                # The conversation's date, then the dates its words refer to.
-                (base + n, p.people, p.echo, p.names, f"{dates} {p.times}".strip())
+                # The days it was said, then the dates its words refer to.
+                (base + n, p.people, p.echo, p.names, _dates(started, p))
                 for n, p in enumerate(passages, start=1)
             ),
         )
@@ -287,12 +290,13 @@ class RecallIndex(RankedSearch):
     @staticmethod
     def _write_memory_passage(db: sqlite3.Connection, cid: int) -> None:
         """Passage 0: the conversation's rolling summary and its memory record."""
-        summary, memory, names, created = db.execute(
-            "SELECT conversation_summary, memory, names, created_at FROM conversations"
+        summary, memory, names, days, created = db.execute(
+            "SELECT conversation_summary, memory, names, days, created_at FROM conversations"
             " WHERE id = ?",
             (cid,),
         ).fetchone()
-        dates = date_words(datetime.fromisoformat(created)) if created else ""
+        # A conversation known so far by its memory alone has no days yet: its creation's.
+        dates = days or (date_words(datetime.fromisoformat(created)) if created else "")
         base = cid << PASSAGE_BITS
         db.execute("DELETE FROM passages WHERE rowid = ?", (base,))
         db.execute(_INSERT_MEMORY_PASSAGE, (base, memory_text(summary, memory), names, dates))
@@ -303,3 +307,10 @@ class RecallIndex(RankedSearch):
             raise ValueError(
                 f"memory of {memory.guild_id}/{memory.thread_id} given for {guild_id}/{thread_id}"
             )
+
+
+def _dates(started: str, passage: Passage) -> str:
+    """A passage's dates column: the day its conversation started, the days its messages were
+    said, then the dates its words refer to."""
+    days = " ".join(dict.fromkeys(day for day in (started, *passage.days) if day))
+    return f"{days} {passage.times}".strip()

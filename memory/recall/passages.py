@@ -6,8 +6,11 @@ are in ``bench/README.md``):
 - **Passages, not whole conversations.** A conversation is indexed as overlapping passages of
   ``window`` messages (every ``stride`` messages), and ranked by its best passage. An answer
   usually sits in two or three messages; BM25 over a whole long conversation dilutes them.
-- **Its date, in words.** Every passage carries the day the conversation started ("Monday 8
-  May 2023"), in a column of its own with a higher weight: questions say "in May 2023".
+- **Its dates, in words.** Every passage carries the day the conversation started and the
+  days its own messages were said ("Monday 8 May 2023"), in a column of its own with a higher
+  weight: questions say "in May 2023". The memory passage carries every day the conversation
+  was held on. Both dates count because a conversation goes on over days, and because a file
+  another tool wrote may date either the conversation or its messages by when it was written.
 - **The dates its words mean.** "yesterday", "last Friday", "two weeks ago" are resolved
   against the message's date and go in the dates column as words too, with a mark on any
   passage that places something in time; a question asking when adds the mark, so the passage
@@ -36,6 +39,7 @@ are in ``bench/README.md``):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -54,6 +58,7 @@ __all__ = [
     "attachment_text",
     "conversation_passages",
     "date_words",
+    "held_on",
     "iso",
     "memory_columns",
     "memory_text",
@@ -61,7 +66,7 @@ __all__ = [
     "said_in",
 ]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Passage rowids are ``conversation id << PASSAGE_BITS | n``: all passages of a conversation
 # are one rowid range, which FTS5 deletes without scanning. Passage 0 is the memory.
@@ -126,6 +131,7 @@ class Passage:
     people: str
     echo: str
     names: str
+    days: tuple[str, ...]  # the days its messages were said, in words (``date_words``)
     times: str  # the dates its messages refer to, resolved (see memory.recall.temporal)
 
 
@@ -148,10 +154,12 @@ def attachment_text(message: Message) -> str:
 @dataclass(frozen=True, slots=True)
 class Said:
     """One message recall indexes: who said it (``None``: Echo, its answer or a tool's result),
-    its text with its attachments' text, and the dates it refers to (resolved)."""
+    its text with its attachments' text, the day it was said (``date_words``) and the dates it
+    refers to (resolved)."""
 
     speaker: str | None
     text: str
+    day: str
     times: str
 
 
@@ -179,9 +187,9 @@ def said_in(conversation: Conversation, *, index_echo: bool = True) -> list[Said
         when = message.created_at or conversation.created_at
         if kind is MessageType.CHAT and message.requester is not None:
             name = message.author_name or names.get(message.requester, "")
-            said.append(Said(name, text, time_words(text, when)))
+            said.append(Said(name, text, date_words(when), time_words(text, when)))
         elif index_echo and kind in (MessageType.CHAT, MessageType.TOOL_CALL_RESPONSE):
-            said.append(Said(None, text, time_words(text, when)))
+            said.append(Said(None, text, date_words(when), time_words(text, when)))
     return said
 
 
@@ -203,12 +211,14 @@ def passages_of(said: list[Said], settings: RecallSettings) -> list[Passage]:
         end = len(said) if number == len(starts) - 1 else start + window
         chunk = said[start:end]
         names = dict.fromkeys(s.speaker for s in chunk if s.speaker)
+        days = dict.fromkeys(s.day for s in chunk if s.day)
         times = dict.fromkeys(w for s in chunk for w in s.times.split())
         passages.append(
             Passage(
                 people="\n".join(s.text for s in chunk if s.speaker is not None),
                 echo="\n".join(s.text for s in chunk if s.speaker is None),
                 names=" ".join(names),
+                days=tuple(days),
                 times=" ".join(times),
             )
         )
@@ -225,6 +235,13 @@ def memory_columns(memory: MemoryRecord) -> tuple[str, str, str]:
 def memory_text(conversation_summary: str, memory: str) -> str:
     """Passage 0: the conversation's rolling summary and its memory record."""
     return "\n".join(part for part in (conversation_summary, memory) if part)
+
+
+def held_on(said: Iterable[Said], created_at: datetime | None) -> tuple[str, ...]:
+    """The days a conversation was held on, in words: the day it was created, then the days its
+    messages were said."""
+    days = dict.fromkeys([date_words(created_at), *(s.day for s in said)])
+    return tuple(day for day in days if day)
 
 
 def date_words(moment: datetime | None) -> str:

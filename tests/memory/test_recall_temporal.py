@@ -10,7 +10,8 @@ import pytest
 from memory.recall import RecallIndex
 from memory.recall.query import query_terms
 from memory.recall.temporal import TIME_MARK, asks_for_time, time_words
-from tests.memory.recall_helpers import conversation
+from memory.records.models import Conversation, Message, MessageType
+from tests.memory.recall_helpers import conversation, ids
 
 MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023
 
@@ -127,3 +128,52 @@ def test_a_relative_date_in_the_question_is_resolved_against_when_it_is_asked(
         # Asked three weeks later, "last week" is another week.
         then = datetime(2023, 5, 27, tzinfo=UTC)
         assert [h.thread_id for h in index.search("1", asked, now=then)][:1] == ["402"]
+
+
+def _said_on(conv: Conversation, day: datetime, text: str) -> None:
+    conv.add_message(
+        Message(
+            created_at=day,
+            message_type=MessageType.CHAT,
+            message_content=text,
+            meta={"requester": "42", "message_id": f"{conv.thread_id}9{day:%m%d}"},
+        )
+    )
+
+
+def test_a_conversation_is_found_by_every_day_it_was_held_on(tmp_path: Path) -> None:
+    # Started in May, taken up again in June: June is a day it was held on too.
+    resumed = conversation("51", "hello there", created_at=MONDAY)
+    _said_on(resumed, datetime(2023, 6, 3, 10, tzinfo=UTC), "we went hiking")
+    other = conversation(
+        "52", "we went hiking, a fine hiking trail", created_at=datetime(2023, 5, 20, tzinfo=UTC)
+    )
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_conversation(resumed)
+        index.upsert_conversation(other)
+        assert ids(index.search("1", "hiking in June"))[0] == "51"
+        assert ids(index.search("1", "hiking on Saturday 20 May"))[0] == "52"
+
+
+def test_a_file_dated_when_it_was_written_is_found_by_when_its_messages_were_said(
+    tmp_path: Path,
+) -> None:
+    # A file another tool wrote (an import, a migration) may date the conversation by when
+    # it was written; its messages still say when they were said.
+    imported = Conversation(
+        thread_id="53",
+        channel_id="9",
+        guild_id="1",
+        requester="42",
+        created_at=datetime(2026, 12, 1, tzinfo=UTC),
+        updated_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    _said_on(imported, MONDAY, "we went hiking")
+    other = conversation(
+        "54", "we went hiking, a fine hiking trail", created_at=datetime(2024, 3, 2, tzinfo=UTC)
+    )
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_conversation(imported)
+        index.upsert_conversation(other)
+        assert ids(index.search("1", "hiking in May 2023"))[0] == "53"
+        assert ids(index.search("1", "hiking in March 2024"))[0] == "54"
