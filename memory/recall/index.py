@@ -179,7 +179,7 @@ class RecallIndex(RankedSearch):
             "INSERT INTO passages(rowid, people, echo, memory, names, dates)"
             " VALUES (?, ?, ?, '', ?, ?)",
             (
-                # The days it was said, then the dates its words refer to.
+                # The days it was started and said, then the dates its words refer to.
                 (base + n, p.people, p.echo, p.names, _dates(started, p))
                 for n, p in enumerate(passages, start=1)
             ),
