@@ -141,18 +141,23 @@ def _said_on(conv: Conversation, day: datetime, text: str) -> None:
     )
 
 
+def _first_found(tmp_path: Path, conv: Conversation, rival_day: datetime, question: str) -> str:
+    """Which conversation a question finds first: ``conv``, or a rival that says "hiking" more
+    and was held on ``rival_day`` ("60")."""
+    rival = conversation("60", "we went hiking, a fine hiking trail", created_at=rival_day)
+    with RecallIndex(tmp_path / "recall") as index:
+        index.upsert_conversation(conv)
+        index.upsert_conversation(rival)
+        return ids(index.search("1", question))[0]
+
+
 def test_a_conversation_is_found_by_every_day_it_was_held_on(tmp_path: Path) -> None:
     # Started in May, taken up again in June: June is a day it was held on too.
     resumed = conversation("51", "hello there", created_at=MONDAY)
     _said_on(resumed, datetime(2023, 6, 3, 10, tzinfo=UTC), "we went hiking")
-    other = conversation(
-        "52", "we went hiking, a fine hiking trail", created_at=datetime(2023, 5, 20, tzinfo=UTC)
-    )
-    with RecallIndex(tmp_path / "recall") as index:
-        index.upsert_conversation(resumed)
-        index.upsert_conversation(other)
-        assert ids(index.search("1", "hiking in June"))[0] == "51"
-        assert ids(index.search("1", "hiking on Saturday 20 May"))[0] == "52"
+    may_20 = datetime(2023, 5, 20, tzinfo=UTC)
+    assert _first_found(tmp_path, resumed, may_20, "hiking in June") == "51"
+    assert _first_found(tmp_path, resumed, may_20, "hiking on Saturday 20 May") == "60"
 
 
 def test_a_file_dated_when_it_was_written_is_found_by_when_its_messages_were_said(
@@ -160,20 +165,16 @@ def test_a_file_dated_when_it_was_written_is_found_by_when_its_messages_were_sai
 ) -> None:
     # A file another tool wrote (an import, a migration) may date the conversation by when
     # it was written; its messages still say when they were said.
+    written = datetime(2026, 12, 1, tzinfo=UTC)
     imported = Conversation(
         thread_id="53",
         channel_id="9",
         guild_id="1",
         requester="42",
-        created_at=datetime(2026, 12, 1, tzinfo=UTC),
-        updated_at=datetime(2026, 12, 1, tzinfo=UTC),
+        created_at=written,
+        updated_at=written,
     )
     _said_on(imported, MONDAY, "we went hiking")
-    other = conversation(
-        "54", "we went hiking, a fine hiking trail", created_at=datetime(2024, 3, 2, tzinfo=UTC)
-    )
-    with RecallIndex(tmp_path / "recall") as index:
-        index.upsert_conversation(imported)
-        index.upsert_conversation(other)
-        assert ids(index.search("1", "hiking in May 2023"))[0] == "53"
-        assert ids(index.search("1", "hiking in March 2024"))[0] == "54"
+    march = datetime(2024, 3, 2, tzinfo=UTC)
+    assert _first_found(tmp_path, imported, march, "hiking in May 2023") == "53"
+    assert _first_found(tmp_path, imported, march, "hiking in March 2024") == "60"
