@@ -165,15 +165,7 @@ def test_a_file_dated_when_it_was_written_is_found_by_when_its_messages_were_sai
 ) -> None:
     # A file another tool wrote (an import, a migration) may date the conversation by when
     # it was written; its messages still say when they were said.
-    written = datetime(2026, 12, 1, tzinfo=UTC)
-    imported = Conversation(
-        thread_id="53",
-        channel_id="9",
-        guild_id="1",
-        requester="42",
-        created_at=written,
-        updated_at=written,
-    )
+    imported = conversation("53", created_at=datetime(2026, 12, 1, tzinfo=UTC))
     _said_on(imported, MONDAY, "we went hiking")
     march = datetime(2024, 3, 2, tzinfo=UTC)
     assert _first_found(tmp_path, imported, march, "hiking in May 2023") == "53"
