@@ -1,20 +1,26 @@
 """Time in recall: relative dates resolved to days, and questions that ask for a time.
 
-People say "yesterday", "last week", "two weeks ago", "last Friday"; questions say "when",
-"in May 2023". A relative date means a day only beside the day it was said on, so it is
-resolved at indexing time against its message's date and indexed as words ("Sunday 7 May
-2023") in a column of its own: "in May 2023" then finds what was said on 8 June about "last
-month". A passage that places something in time (a resolved date, a month, a year) also
-carries ``TIME_MARK``; a question asking for a time ("when", "how long", "what year") adds that
-term, so among passages about the same thing, the one that says when ranks first.
+People say "yesterday", "last week", "two weeks ago", "last Friday", "on the 15th", "Aug 3";
+questions say "when", "in May 2023". A relative date, or a date without its year, means a day
+only beside the day it was said on, so it is resolved at indexing time against its message's
+date and indexed as words ("Sunday 7 May 2023") in a column of its own: "in May 2023" then
+finds what was said on 8 June about "last month", and "December 8" finds "on the 8th" said
+that month. A passage that places something in time (a resolved date, a month, a year) also
+carries ``TIME_MARK``; a question asking for a time ("when", "how long", "what year") adds
+that term, so among passages about the same thing, the one that says when ranks first. A
+question's own dates are resolved the same way, against when it is asked.
 
 Dates are resolved in UTC, as conversation dates are shown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from calendar import monthrange
 from datetime import UTC, datetime, timedelta
+
+from memory.longterm.summarizer import STOPWORDS
 
 __all__ = ["TIME_MARK", "asks_for_time", "time_words"]
 
@@ -26,6 +32,15 @@ _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 _MONTHS = (
     "january february march april may june july august september october november december"
 ).split()
+# A month as written: its name or the first three letters ("Sept" too), a full stop allowed.
+_MONTH_OF = {name: n for n, name in enumerate(_MONTHS, start=1)} | {
+    name[:3]: n for n, name in enumerate(_MONTHS, start=1)
+}
+_MONTH_OF["sept"] = 9
+_MON = r"(" + "|".join(sorted(_MONTH_OF, key=len, reverse=True)) + r")\.?"
+# A day of the month, as a number or an ordinal ("15", "15th").
+_DOM = r"(\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"(?:,?\s+((?:19|20)\d{2}))?"
 _NUMBERS = {
     "a": 1,
     "an": 1,
@@ -55,6 +70,16 @@ _LAST = re.compile(
     r"\b(last|this past|past|next|this coming|this)\s+"
     r"(week|weekend|month|year|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
 )
+# "August 15", "Aug 15th, 2023"; "15 August", "the 8th of December 2023"; "on the 15th".
+_MONTH_DAY = re.compile(rf"\b{_MON}\s+{_DOM}\b{_YEAR}\b")
+_DAY_MONTH = re.compile(rf"\b{_DOM}\s+(?:of\s+)?{_MON}(?!\w){_YEAR}\b")
+_THE_NTH = re.compile(
+    rf"\b(?:on|by|until|till|since|from|before|after|around)\s+the\s+(\d{{1,2}})(?:st|nd|rd|th)\b"
+    rf"(?!\s+(?:of\s+)?{_MON}(?!\w))"
+)
+# What may follow a date: nothing, a mark, or a word that is no noun ("on the 15th after my
+# trip"); "the 3rd time", "the 2nd floor", "may 5 people" are no dates.
+_AFTER_DATE = re.compile(r"\s*(?:$|[^\w\s]|(\w+))")
 _DAY_WORDS = re.compile(r"\b(yesterday|today|tonight|tomorrow|last night|this morning)\b")
 _EXPLICIT = re.compile(
     r"\b(?:(?:january|february|march|april|may|june|july|august|september|october|november"
@@ -74,7 +99,8 @@ _MONTH = re.compile(
 _TRIGGER = re.compile(
     r"\b(?:ago|yesterday|today|tonight|tomorrow|morning|last|next|this|past|since|recently"
     r"|other|for|january|february|march|april|june|july|august|september|october|november"
-    r"|december|19\d\d|20\d\d)\b"
+    r"|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|may\s+\d{1,2}|19\d\d|20\d\d"
+    r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?may)\b|\b\d{1,2}(?:st|nd|rd|th)\b"
 )
 
 _ASKS = re.compile(
@@ -104,7 +130,54 @@ def _count(said: str) -> int:
     return _NUMBERS[said.removesuffix(" of").split()[-1]]
 
 
+def _nearest(said: datetime, month: int, day: int, year: str | None) -> datetime:
+    """The day of ``month`` and ``day`` in ``year``, or, with no year, the one nearest to when
+    it was ``said`` (this year's, last year's or next year's)."""
+    if year is not None:
+        return said.replace(year=int(year), month=month, day=day)
+    found = []
+    for candidate in (said.year - 1, said.year, said.year + 1):
+        with contextlib.suppress(ValueError):  # 29 February of a common year
+            found.append(said.replace(year=candidate, month=month, day=day))
+    if not found:
+        raise ValueError(f"no {day}/{month} near {said:%Y}")
+    return min(found, key=lambda moment: abs(moment - said))
+
+
+def _ends_a_date(found: re.Match[str]) -> bool:
+    """Whether what follows ``found`` leaves it a date: an ordinal ("the 3rd") or "May" and a
+    number ("may 5") followed by a noun counts something instead."""
+    if found.re is _MONTH_DAY and found[1] != "may" and found[3] is None:
+        return True  # "Aug 15 ..." can only be a date
+    after = _AFTER_DATE.match(found.string, found.end())
+    word = after[1] if after is not None else None
+    return word is None or word in STOPWORDS or word.isdigit()
+
+
+def _resolve_date(found: re.Match[str], said: datetime) -> str:
+    """A date said with its month ("Aug 15th") or without ("the 15th": this month's or the last,
+    whichever is nearer)."""
+    if found.re is not _DAY_MONTH and not _ends_a_date(found):
+        raise ValueError(f"{found[0]!r} is no date")
+    if found.re is _THE_NTH:
+        day = int(found[1])
+        this = said.replace(day=day) if day <= monthrange(said.year, said.month)[1] else None
+        last = _shift_month(said, -1)
+        before = last.replace(day=day) if day <= monthrange(last.year, last.month)[1] else None
+        if this is None and before is None:
+            raise ValueError(f"no day {day} near {said:%B %Y}")
+        near = [m for m in (this, before) if m is not None]
+        return _day(min(near, key=lambda moment: abs(moment - said)))
+    if found.re is _MONTH_DAY:
+        month, day, year = found[1], found[2], found[3]
+    else:
+        day, month, year = found[1], found[2], found[3]
+    return _day(_nearest(said, _MONTH_OF[month], int(day), year))
+
+
 def _resolve(found: re.Match[str], said: datetime) -> str:
+    if found.re in (_MONTH_DAY, _DAY_MONTH, _THE_NTH):
+        return _resolve_date(found, said)
     groups = found.groups()
     if found.re is _DAY_WORDS:
         word = groups[0]
@@ -148,7 +221,7 @@ def time_words(text: str, said: datetime | None) -> str:
     words: list[str] = []
     if said is not None:
         moment = said.astimezone(UTC)
-        for pattern in (_DAY_WORDS, _AGO, _LAST):
+        for pattern in (_DAY_WORDS, _AGO, _LAST, _MONTH_DAY, _DAY_MONTH, _THE_NTH):
             for found in pattern.finditer(lowered):
                 try:
                     words.append(_resolve(found, moment))

@@ -31,6 +31,15 @@ MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023
         ("we met a couple of weeks ago", "April 2023 Monday 24 April 2023"),
         ("we met a couple weeks ago", "April 2023 Monday 24 April 2023"),
         ("I moved several months ago", "February 2023"),
+        # A day of the month alone: this month's or the last, whichever is nearer.
+        ("I met my teammates on the 15th after the trip", "Monday 15 May 2023"),
+        ("the rent was due by the 28th.", "Friday 28 April 2023"),
+        # A date without its year: the nearest such day.
+        ("see you on Aug 15th", "Tuesday 15 August 2023"),
+        ("the party is on the 20th of June", "Tuesday 20 June 2023"),
+        ("we flew out Dec. 28", "Wednesday 28 December 2022"),
+        ("on 8th December, 2021 we read it", "Wednesday 8 December 2021"),
+        ("May 5, 2022 was great", "Thursday 5 May 2022"),
     ],
 )
 def test_relative_dates_resolve_against_the_day_they_were_said(text: str, expected: str) -> None:
@@ -42,10 +51,19 @@ def test_text_that_places_nothing_in_time_has_no_time_words() -> None:
     # A month, a year or a span says when without a day to resolve.
     assert time_words("back in March it was cold", MONDAY) == TIME_MARK
     assert time_words("I've known them for 4 years", MONDAY) == TIME_MARK
+    # An ordinal that counts, a "may" that is no month: no date.
+    assert time_words("on the 3rd time I won", MONDAY) == ""
+    assert time_words("we live on the 2nd floor", MONDAY) == ""
+    assert time_words("may 5 people come along?", MONDAY) == ""
+    assert time_words("on the 31st", datetime(2023, 2, 10, tzinfo=UTC)) == (
+        f"Tuesday 31 January 2023 {TIME_MARK}"
+    )
 
 
 def test_a_date_out_of_the_calendar_is_no_date() -> None:
     # Before year 1 or past 9999 there is no day to name: the text still says when.
+    assert time_words("on the 45th, or on Feb 30", MONDAY) == ""
+    assert time_words("Feb 29", MONDAY) == f"Thursday 29 February 2024 {TIME_MARK}"
     assert time_words("50000 months ago", MONDAY) == ""
     assert time_words("99999999999 days ago, for 9 years", MONDAY) == TIME_MARK
     assert time_words("see you tomorrow", datetime(9999, 12, 31, tzinfo=UTC)) == ""
@@ -170,3 +188,13 @@ def test_a_file_dated_when_it_was_written_is_found_by_when_its_messages_were_sai
     march = datetime(2024, 3, 2, tzinfo=UTC)
     assert _first_found(tmp_path, imported, march, "hiking in May 2023") == "53"
     assert _first_found(tmp_path, imported, march, "hiking in March 2024") == "60"
+
+
+def test_a_day_of_the_month_said_alone_is_found_by_its_date(tmp_path: Path) -> None:
+    # "on the 8th", said on 20 December, is 8 December: a question naming that day finds it.
+    eighth = conversation(
+        "55", "we went hiking on the 8th, lovely", created_at=datetime(2023, 12, 20, tzinfo=UTC)
+    )
+    december_21 = datetime(2023, 12, 21, tzinfo=UTC)
+    assert _first_found(tmp_path, eighth, december_21, "hiking on 8 December 2023") == "55"
+    assert _first_found(tmp_path, eighth, december_21, "hiking on 21 December") == "60"
