@@ -245,6 +245,13 @@ async def _search(
     try:
         async with reading_store(settings) as store:
             await _catch_up(index, store, guild_id)
+        if not await asyncio.to_thread(index.count, guild_id):
+            # A mistyped server id or data folder would otherwise read as "no match" only.
+            print(
+                f"echo: no conversations of server {guild_id} in {store_where(settings)}",
+                file=sys.stderr,
+                flush=True,
+            )
         for query in queries:
             hits = await asyncio.to_thread(searcher.search, guild_id, query, limit)
             # A query of common words only matches nothing by design: say so, not "no match".

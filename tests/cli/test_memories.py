@@ -105,6 +105,11 @@ async def test_search_ranks_within_one_guild_and_reads_queries_from_stdin(tmp_pa
     assert second["results"] == []  # guild 8's conversation is never returned in guild 7
     readable = await run_cli("memories", "search", "--guild", "8", "budget", cwd=tmp_path, env=env)
     assert "201" in readable.stdout
+    assert readable.stderr == ""
+    # A server with nothing recorded (a mistyped id?) is named on stderr; stdout is as ever.
+    elsewhere = await run_cli("memories", "search", "--guild", "9", "budget", cwd=tmp_path, env=env)
+    assert elsewhere.code == 0 and "no match" in elsewhere.stdout
+    assert f"no conversations of server 9 in {data}" in elsewhere.stderr, elsewhere
     bad = await run_cli("memories", "search", "--guild", "x", "q", cwd=tmp_path, env=env)
     assert bad.code == 2
 
