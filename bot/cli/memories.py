@@ -176,12 +176,30 @@ async def _records(settings: Settings, guild_id: str | None) -> list[MemoryRecor
         return found
 
 
+async def _record_and_names(
+    settings: Settings, thread_id: str
+) -> tuple[MemoryRecord | None, dict[str, str]]:
+    """A conversation's memory, and the names its people wrote under (from the conversation,
+    while it is kept: a memory names people by their ids)."""
+    async with reading_store(settings) as store:
+        record = None
+        for guild in await store.list_guilds():
+            record = next(
+                (r for r in await store.list_memories(guild) if r.thread_id == thread_id), None
+            )
+            if record is not None:
+                break
+        if record is None:
+            return None, {}
+        conversation = await store.load(thread_id)
+    return record, conversation.author_names() if conversation is not None else {}
+
+
 def show_command(args: argparse.Namespace) -> int:
     thread_id = snowflake_arg(args.thread_id, "THREAD_ID", "a Discord thread id")
     settings = settings_or_fail()
     quiet_logging(settings)
-    records: list[MemoryRecord] = run_store(_records(settings, None))
-    record = next((r for r in records if r.thread_id == thread_id), None)
+    record, names = run_store(_record_and_names(settings, thread_id))
     if record is None:
         raise CliError(f"no memory of conversation {thread_id} in {store_where(settings)}")
     if args.json:
@@ -189,15 +207,27 @@ def show_command(args: argparse.Namespace) -> int:
         return EXIT_OK
     data = record.memory_data
     safe = terminal_safe  # what people said, and what the model made of it
+
+    def who(user_id: str) -> str:
+        return f"{names[user_id]} ({user_id})" if user_id in names else user_id
+
     print(f"Memory of conversation {record.thread_id} (guild {record.guild_id})")
     started = record.conversation_created_at
     print(f"  started:    {started:%Y-%m-%d %H:%M} UTC" if started else "  started:    ?")
     print(f"  made:       {record.updated_at:%Y-%m-%d %H:%M} UTC by {safe(record.generator)}")
-    print(f"  people:     {', '.join(record.participants)}")
-    print(f"  summary:    {safe(data.summary) or '-'}")
+    print(f"  people:     {safe(', '.join(map(who, record.participants)))}")
+    # An extractive summary is a sentence a line: each under the first.
+    summary = "\n              ".join(safe(line) for line in data.summary.splitlines())
+    print(f"  summary:    {summary or '-'}")
     print(f"  topics:     {safe(', '.join(data.topics)) or '-'}")
     for title, items in (
-        ("facts", [f"{f.text}" + (f"  (about {f.about})" if f.about else "") for f in data.facts]),
+        (
+            "facts",
+            [
+                f"{f.text}" + (f"  (about {names.get(f.about, f.about)})" if f.about else "")
+                for f in data.facts
+            ],
+        ),
         ("decisions", data.decisions),
         ("action items", data.action_items),
         ("open questions", data.open_questions),

@@ -57,6 +57,9 @@ async def test_generate_then_list_and_show(tmp_path: Path) -> None:
     shown = await run_cli("memories", "show", "102", cwd=tmp_path, env=env)
     assert shown.code == 0
     assert "boathouse" in shown.stdout and "facts:" in shown.stdout
+    # A memory names people by id; the conversation tells the names they wrote under.
+    assert "people:     Mia (33)" in shown.stdout, shown.stdout
+    assert "(about Mia)" in shown.stdout and "(about 33)" not in shown.stdout
 
 
 async def test_bad_input_is_one_line(tmp_path: Path) -> None:
