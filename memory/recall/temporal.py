@@ -95,13 +95,17 @@ _MONTH = re.compile(
     r"\b(?:january|february|march|april|june|july|august|september|october|november|december)\b"
 )
 
-# A word every pattern above needs: most messages hold none, and one quick scan tells.
+# A word every relative date, month or span needs: most messages hold none, and one quick
+# scan tells.
 _TRIGGER = re.compile(
     r"\b(?:ago|yesterday|today|tonight|tomorrow|morning|last|next|this|past|since|recently"
     r"|other|for|january|february|march|april|june|july|august|september|october|november"
-    r"|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|may\s+\d{1,2}|19\d\d|20\d\d"
-    r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?may)\b|\b\d{1,2}(?:st|nd|rd|th)\b"
+    r"|december|19\d\d|20\d\d)\b"
 )
+# A date said with its day of the month has a digit: most messages have none.
+_DIGIT = re.compile(r"\d")
+_RELATIVE = (_DAY_WORDS, _AGO, _LAST)
+_DATES = (_MONTH_DAY, _DAY_MONTH, _THE_NTH)
 
 _ASKS = re.compile(
     r"^\s*when\b|\bwhen (?:did|does|do|is|was|were|will|has|had|are)\b|\bhow long\b"
@@ -216,12 +220,14 @@ def time_words(text: str, said: datetime | None) -> str:
     """The dates ``text`` refers to, in words, resolved against when it was ``said``; with
     ``TIME_MARK`` if it places anything in time. Empty if it does not."""
     lowered = text.lower()
-    if _TRIGGER.search(lowered) is None:
+    relative = _TRIGGER.search(lowered) is not None
+    dated = _DIGIT.search(lowered) is not None
+    if not relative and not dated:
         return ""
     words: list[str] = []
     if said is not None:
         moment = said.astimezone(UTC)
-        for pattern in (_DAY_WORDS, _AGO, _LAST, _MONTH_DAY, _DAY_MONTH, _THE_NTH):
+        for pattern in (*(_RELATIVE if relative else ()), *(_DATES if dated else ())):
             for found in pattern.finditer(lowered):
                 try:
                     words.append(_resolve(found, moment))
