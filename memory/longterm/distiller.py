@@ -35,8 +35,16 @@ _DECISION = re.compile(
     r"|plan(?:ned)? to)\b",
     re.I,
 )
+# Something a person means to do, or asks to be done: "I'll send the link", "we need to book",
+# "remind me to call", "you should try it". Not "it will be fun", "that must have been great"
+# or "this reminds me of home": a prediction, a guess, a memory.
 _ACTION = re.compile(
-    r"\b(todo|to-do|need to|needs to|have to|has to|will|remind|don't forget|must|should)\b", re.I
+    r"\b(?:todo|to-do|don't forget to|do not forget to|remember to"
+    r"|remind (?:me|us|you|him|her|them) to"
+    r"|(?:i|we)(?:'ll| will| need to| have to| must(?! have\b| be\b|'ve\b)| should| gotta"
+    r"|'m going to| am going to|'re going to| are going to)"
+    r"|you (?:need to|have to|should))\b",
+    re.I,
 )
 
 

@@ -153,6 +153,22 @@ def test_a_greeting_or_a_reaction_is_no_fact() -> None:
     assert [f.text for f in extractive_memory(conversation).facts] == ["I adopted a dog named Max."]
 
 
+def test_an_action_item_is_something_someone_means_to_do() -> None:
+    conversation = _conversation_of(
+        said("I'll send you the venue's address soon.", "33", "301"),
+        said("That must have been a great trip to Porto!", "34", "302", "Bob"),
+        said("It will be fun, the weather will be nice.", "33", "303"),
+        said("Remind me to book the train tickets.", "34", "304", "Bob"),
+        said("This photo reminds me of home.", "33", "305"),
+        said("You should try the ramen place by the station.", "34", "306", "Bob"),
+    )
+    assert extractive_memory(conversation).action_items == [
+        "I'll send you the venue's address soon.",
+        "Remind me to book the train tickets.",
+        "You should try the ramen place by the station.",
+    ]
+
+
 async def test_generate_upserts_memories_and_skips_fresh_ones(tmp_path: Path) -> None:
     async with InMemoryConversationManager(store=JsonFileStore(tmp_path)) as manager:
         await old_conversation(manager, "11", [said("The build server moved to Frankfurt.")])
