@@ -30,9 +30,12 @@ _DATED_BONUS = 1
 _MIN_FACTS = 12
 _MAX_FACTS = 40
 
+# What someone chose or means to do: "we decided to", "let's use", "we agreed on", "I chose",
+# "I'm going to". Not "I agree!", "books to choose from", "art lets us" or "going to meetings
+# has taught me": agreement, a verb that is no choice, a gerund.
 _DECISION = re.compile(
-    r"\b(decided|decide|agreed|agree|let's|lets|we'll|we will|going to|settled|chose|choose"
-    r"|plan(?:ned)? to)\b",
+    r"\b(?:decided|decide to|agreed (?:to|on|that)|agree (?:to|on)|let's|we'll|we will"
+    r"|(?:i'm|i am|we're|we are) going to|settled on|chose|plan(?:ned)? to)\b",
     re.I,
 )
 # Something a person means to do, or asks to be done: "I'll send the link", "we need to book",

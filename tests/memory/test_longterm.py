@@ -153,8 +153,11 @@ def test_a_greeting_or_a_reaction_is_no_fact() -> None:
     assert [f.text for f in extractive_memory(conversation).facts] == ["I adopted a dog named Max."]
 
 
-def test_an_action_item_is_something_someone_means_to_do() -> None:
+def test_a_decision_or_an_action_item_is_something_someone_chose_or_means_to_do() -> None:
     conversation = _conversation_of(
+        said("I couldn't agree more, the blue logo looks better!", "33", "300"),
+        said("We agreed on the blue logo for the shop.", "34", "299", "Bob"),
+        said("Painting lets us get our feelings out.", "33", "298"),
         said("I'll send you the venue's address soon.", "33", "301"),
         said("That must have been a great trip to Porto!", "34", "302", "Bob"),
         said("It will be fun, the weather will be nice.", "33", "303"),
@@ -162,7 +165,9 @@ def test_an_action_item_is_something_someone_means_to_do() -> None:
         said("This photo reminds me of home.", "33", "305"),
         said("You should try the ramen place by the station.", "34", "306", "Bob"),
     )
-    assert extractive_memory(conversation).action_items == [
+    memory = extractive_memory(conversation)
+    assert memory.decisions == ["We agreed on the blue logo for the shop."]
+    assert memory.action_items == [
         "I'll send you the venue's address soon.",
         "Remind me to book the train tickets.",
         "You should try the ramen place by the station.",
