@@ -69,6 +69,20 @@ def _source_messages(conversation: Conversation) -> list[Message]:
     ]
 
 
+def _unanswered(conversation: Conversation) -> set[int]:
+    """The chat messages (by ``id``) no one else spoke after: a question among them is open.
+    Echo's answers count as answers."""
+    open_ids: set[int] = set()
+    later: set[str | None] = set()  # who spoke after, Echo as None
+    for message in reversed(conversation.history):
+        if message.message_type is not MessageType.CHAT:
+            continue
+        if not later - {message.requester}:
+            open_ids.add(id(message))
+        later.add(message.requester)
+    return open_ids
+
+
 def extractive_memory(conversation: Conversation, *, max_facts: int | None = None) -> MemoryData:
     """A memory without a model: salient sentences, keyword topics, cue-word decisions.
 
@@ -94,6 +108,7 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     decisions: list[str] = []
     actions: list[str] = []
     questions: list[str] = []
+    unanswered = _unanswered(conversation)
     for message in sources:
         about = message.requester if message.message_type is MessageType.CHAT else None
         for sentence in sentences(message.message_content):
@@ -115,7 +130,8 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
                 scored.append((value, frozenset(found), fact))
             if message.message_type is MessageType.CHAT:
                 if text.endswith("?"):
-                    questions.append(text)
+                    if id(message) in unanswered:  # answered, it is no open question
+                        questions.append(text)
                 elif _DECISION.search(text):
                     decisions.append(text)
                 elif _ACTION.search(text):

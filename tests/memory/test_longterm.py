@@ -98,7 +98,7 @@ def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
     assert decided.about == "33" and decided.source_message_ids == ["101"]
     assert by_text["Lisbon weather in June: sunny, 25 degrees."].about is None
     assert data.decisions == ["We decided to move the launch party to the Lisbon office."]
-    assert data.open_questions == ["Who books the catering for the launch party?"]
+    assert data.open_questions == []  # Echo answered it
     assert "Alice: We decided" in data.summary or "Bob:" in data.summary
 
 
@@ -151,6 +151,19 @@ def test_a_greeting_or_a_reaction_is_no_fact() -> None:
         said("I adopted a dog named Max.", "33", "203"),
     )
     assert [f.text for f in extractive_memory(conversation).facts] == ["I adopted a dog named Max."]
+
+
+def test_an_open_question_is_one_no_one_answered() -> None:
+    conversation = _conversation_of(
+        said("Who books the catering for the launch party?", "33", "401"),
+        said("I will, I know a good place near the office.", "34", "402", "Bob"),
+        said("Great. And who brings the projector for the talks?", "33", "403"),
+        said("Also, is the venue free on Friday?", "33", "404"),
+    )
+    assert extractive_memory(conversation).open_questions == [
+        "And who brings the projector for the talks?",
+        "Also, is the venue free on Friday?",
+    ]
 
 
 def test_a_decision_or_an_action_item_is_something_someone_chose_or_means_to_do() -> None:
