@@ -151,8 +151,8 @@ def _nearest(said: datetime, month: int, day: int, year: str | None) -> datetime
 def _ends_a_date(found: re.Match[str]) -> bool:
     """Whether what follows ``found`` leaves it a date: an ordinal ("the 3rd") or "May" and a
     number ("may 5") followed by a noun counts something instead."""
-    if found.re is _MONTH_DAY and found[1] != "may" and found[3] is None:
-        return True  # "Aug 15 ..." can only be a date
+    if found.re is _MONTH_DAY and (found[1] != "may" or found[3] is not None):
+        return True  # "Aug 15 ...", "May 5, 2022 ..." can only be dates
     after = _AFTER_DATE.match(found.string, found.end())
     word = after[1] if after is not None else None
     return word is None or word in STOPWORDS or word.isdigit()

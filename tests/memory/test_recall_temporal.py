@@ -40,6 +40,8 @@ MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023
         ("we flew out Dec. 28", "Wednesday 28 December 2022"),
         ("on 8th December, 2021 we read it", "Wednesday 8 December 2021"),
         ("May 5, 2022 was great", "Thursday 5 May 2022"),
+        ("our Aug 15, 2023 trip was fun", "Tuesday 15 August 2023"),
+        ("booked May 5, 2024 flights", "Sunday 5 May 2024"),
     ],
 )
 def test_relative_dates_resolve_against_the_day_they_were_said(text: str, expected: str) -> None:
