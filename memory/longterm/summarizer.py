@@ -172,12 +172,11 @@ def most_telling(
     found: Sequence[frozenset[str]],
     *,
     limit: int | None = None,
-    covered: Iterable[str] = (),
     accept: Callable[[int], bool] | None = None,
 ) -> list[int]:
     """The indices of sentences chosen one by one (at most ``limit``, each one ``accept``
     agrees to), best first: each valued by its score (``values``) times the share of its
-    words (``found``) not in ``covered`` nor in those chosen before, to the power
+    words (``found``) not in those chosen before, to the power
     ``NOVELTY_POWER``. A sentence of no value is never chosen; ties go to the earlier one.
 
     A sentence's value only falls as others are chosen, so the heap holds each one's last
@@ -185,7 +184,7 @@ def most_telling(
     "lazy greedy" of submodular selection), rather than every sentence being valued again at
     every step.
     """
-    seen = set(covered)
+    seen: set[str] = set()
     heap = [(-value, n, -1) for n, value in enumerate(values) if value > 0]
     heapq.heapify(heap)
     chosen: list[int] = []
