@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import NamedTuple
 
 from memory.longterm.summarizer import STOPWORDS
@@ -82,18 +81,18 @@ def _stems(text: str) -> set[str]:
 
 def speech_words(conversation: Conversation, *, index_echo: bool = True) -> str:
     """``speech_of`` the messages of ``conversation`` that recall indexes."""
-    return speech_of(said_in(conversation, index_echo=index_echo), conversation.created_at)
+    said = said_in(conversation, index_echo=index_echo)
+    return speech_of(said, held_on(said, conversation.created_at))
 
 
-def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
+def speech_of(said: Iterable[Said], days: Iterable[str]) -> str:
     """What each speaker said, as the distinct words of each, with the dates they referred to
-    (resolved, as in the passages); and the days the conversation was held on (``held_on``:
-    the day it was created, ``created_at``, and the days its messages were said), which count
-    for every speaker. JSON: ``{"when": words, "said": {speaker: words}}``, each speaker by
-    name, lowercased; Echo's answers under the empty name. And the kinds of things each named
-    (``memory.recall.kinds``), not said themselves: ``"kinds": {speaker: words}``; and the
-    words each said near placing something in time (``NEAR_TIME``): ``"timed": {speaker:
-    words}``."""
+    (resolved, as in the passages); and the ``days`` the conversation was held on
+    (``held_on``), which count for every speaker. JSON: ``{"when": words, "said": {speaker:
+    words}}``, each speaker by name, lowercased; Echo's answers under the empty name. And the
+    kinds of things each named (``memory.recall.kinds``), not said themselves: ``"kinds":
+    {speaker: words}``; and the words each said near placing something in time
+    (``NEAR_TIME``): ``"timed": {speaker: words}``."""
     messages = list(said)
     speakers = [_ECHO if m.speaker is None else m.speaker.lower() for m in messages]
     placed = [TIME_MARK in m.times.split() for m in messages]
@@ -108,7 +107,7 @@ def speech_of(said: Iterable[Said], created_at: datetime | None) -> str:
             timed.setdefault(speaker, set()).update(stem(w) for w in spoken)
     words = {k: {stem(w) for w in v} for k, v in said_words.items()}
     kinds = {k: {stem(w) for w in kinds_of(v)} - words[k] for k, v in said_words.items()}
-    when = _stems(" ".join(held_on(messages, created_at)))
+    when = _stems(" ".join(days))
     return json.dumps(
         {
             "when": " ".join(sorted(when)),

@@ -117,10 +117,9 @@ class RecallIndex(RankedSearch):
         # Read once: the passages and each speaker's words are two views of the same messages.
         said = said_in(conversation, index_echo=self.settings.index_echo)
         passages = passages_of(said, self.settings)
-        dates = " ".join(held_on(said, conversation.created_at))
+        days = held_on(said, conversation.created_at)
         names = " ".join(dict.fromkeys(n for p in passages for n in p.names.split() if n))
-        speech = speech_of(said, conversation.created_at)
-        return passages, dates, names, speech
+        return passages, " ".join(days), names, speech_of(said, days)
 
     def _upsert(
         self,
