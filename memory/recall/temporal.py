@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from calendar import monthrange
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from memory.longterm.summarizer import STOPWORDS
@@ -134,23 +134,22 @@ def _count(said: str) -> int:
     return _NUMBERS[said.removesuffix(" of").split()[-1]]
 
 
-def _nearest(said: datetime, month: int, day: int, year: str | None) -> datetime:
-    """The day of ``month`` and ``day`` in ``year``, or, with no year, the one nearest to when
-    it was ``said`` (this year's, last year's or next year's)."""
-    if year is not None:
-        return said.replace(year=int(year), month=month, day=day)
+def _closest(said: datetime, days: Iterable[tuple[int, int, int]]) -> datetime:
+    """Of the days given as (year, month, day), the real one nearest to when it was ``said``."""
     found = []
-    for candidate in (said.year - 1, said.year, said.year + 1):
-        with contextlib.suppress(ValueError):  # 29 February of a common year
-            found.append(said.replace(year=candidate, month=month, day=day))
+    for year, month, day in days:
+        with contextlib.suppress(ValueError):  # 29 February of a common year, 31 April
+            found.append(said.replace(year=year, month=month, day=day))
     if not found:
-        raise ValueError(f"no {day}/{month} near {said:%Y}")
+        raise ValueError(f"no such day near {said:%B %Y}")
     return min(found, key=lambda moment: abs(moment - said))
 
 
 def _ends_a_date(found: re.Match[str]) -> bool:
-    """Whether what follows ``found`` leaves it a date: an ordinal ("the 3rd") or "May" and a
-    number ("may 5") followed by a noun counts something instead."""
+    """Whether ``found`` is a date for what follows it: an ordinal ("the 3rd") or "May" and a
+    day ("may 5") followed by a noun counts something instead."""
+    if found.re is _DAY_MONTH:
+        return True  # "15 August", "the 8th of December"
     if found.re is _MONTH_DAY and (found[1] != "may" or found[3] is not None):
         return True  # "Aug 15 ...", "May 5, 2022 ..." can only be dates
     after = _AFTER_DATE.match(found.string, found.end())
@@ -159,24 +158,20 @@ def _ends_a_date(found: re.Match[str]) -> bool:
 
 
 def _resolve_date(found: re.Match[str], said: datetime) -> str:
-    """A date said with its month ("Aug 15th") or without ("the 15th": this month's or the last,
-    whichever is nearer)."""
-    if found.re is not _DAY_MONTH and not _ends_a_date(found):
+    """A date said with its month ("Aug 15th"; without its year, the nearest such day) or
+    without ("the 15th": this month's or the last, whichever is nearer)."""
+    if not _ends_a_date(found):
         raise ValueError(f"{found[0]!r} is no date")
     if found.re is _THE_NTH:
-        day = int(found[1])
-        this = said.replace(day=day) if day <= monthrange(said.year, said.month)[1] else None
         last = _shift_month(said, -1)
-        before = last.replace(day=day) if day <= monthrange(last.year, last.month)[1] else None
-        if this is None and before is None:
-            raise ValueError(f"no day {day} near {said:%B %Y}")
-        near = [m for m in (this, before) if m is not None]
-        return _day(min(near, key=lambda moment: abs(moment - said)))
+        day = int(found[1])
+        return _day(_closest(said, [(said.year, said.month, day), (last.year, last.month, day)]))
     if found.re is _MONTH_DAY:
         month, day, year = found[1], found[2], found[3]
     else:
         day, month, year = found[1], found[2], found[3]
-    return _day(_nearest(said, _MONTH_OF[month], int(day), year))
+    years = [int(year)] if year is not None else [said.year - 1, said.year, said.year + 1]
+    return _day(_closest(said, [(y, _MONTH_OF[month], int(day)) for y in years]))
 
 
 def _resolve(found: re.Match[str], said: datetime) -> str:
