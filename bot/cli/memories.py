@@ -169,11 +169,16 @@ def list_command(args: argparse.Namespace) -> int:
 
 async def _records(settings: Settings, guild_id: str | None) -> list[MemoryRecord]:
     async with reading_store(settings) as store:
-        guilds = [guild_id] if guild_id else await store.list_guilds()
-        found: list[MemoryRecord] = []
-        for guild in guilds:
-            found += await store.list_memories(guild)
-        return found
+        return await _memories_in(store, guild_id)
+
+
+async def _memories_in(store: ConversationStore, guild_id: str | None) -> list[MemoryRecord]:
+    """The memories of one guild, or of every guild."""
+    guilds = [guild_id] if guild_id else await store.list_guilds()
+    found: list[MemoryRecord] = []
+    for guild in guilds:
+        found += await store.list_memories(guild)
+    return found
 
 
 async def _record_and_names(
@@ -182,13 +187,8 @@ async def _record_and_names(
     """A conversation's memory, and the names its people wrote under (from the conversation,
     while it is kept: a memory names people by their ids)."""
     async with reading_store(settings) as store:
-        record = None
-        for guild in await store.list_guilds():
-            record = next(
-                (r for r in await store.list_memories(guild) if r.thread_id == thread_id), None
-            )
-            if record is not None:
-                break
+        records = await _memories_in(store, None)
+        record = next((r for r in records if r.thread_id == thread_id), None)
         if record is None:
             return None, {}
         conversation = await store.load(thread_id)
