@@ -123,6 +123,7 @@ def variants() -> list[tuple[str, RecallSettings, bool, str]]:
         ("no phrase pairs (words apart only)", replace(d, phrase_pairs=False), True, ""),
         ("phrase pairs in questions asking when too", replace(d, phrase_pairs_when=True), True, ""),
         ("no kinds (coverage by the words said only)", replace(d, kinds=False), True, ""),
+        ('no verb forms ("win" not covered by "won")', replace(d, verb_forms=False), True, ""),
         ("no timed coverage (when questions as others)", replace(d, timed_weight=0.0), True, ""),
         ("timed coverage x0.5", replace(d, timed_weight=0.5), True, ""),
         ("timed coverage x1", replace(d, timed_weight=1.0), True, ""),

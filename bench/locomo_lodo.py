@@ -56,6 +56,7 @@ def candidates() -> list[tuple[str, RecallSettings]]:
         ("phrase_pairs", False),
         ("phrase_pairs_when", True),
         ("kinds", False),
+        ("verb_forms", False),
         ("timed_weight", 0.0),
         ("timed_weight", 0.5),
         ("timed_weight", 1.0),

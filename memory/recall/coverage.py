@@ -16,7 +16,8 @@ dates said words refer to count as said ("last Friday" said on 14 August 2023 sa
 so coverage rewards breadth where BM25 rewards repetition. A word said also says what kind of
 thing it names (``memory.recall.kinds``: "taekwondo" says "martial art"), so a question asking
 for a kind is covered by the instance that answers it; the kinds are kept apart and count only
-with ``RecallSettings.kinds``.
+with ``RecallSettings.kinds``. A question's irregular verb is covered by any of its forms
+(``memory.recall.verbs``: "did Nate win" by "I won"), with ``RecallSettings.verb_forms``.
 
 **When.** A question asking when a thing happened is answered by the conversation where the
 person told of it as it happened ("I went to a support group yesterday"), while later ones name
@@ -45,6 +46,7 @@ from memory.longterm.summarizer import STOPWORDS
 from memory.recall.kinds import kinds_of
 from memory.recall.passages import Said, held_on, said_in
 from memory.recall.temporal import TIME_MARK
+from memory.recall.verbs import other_forms
 from memory.records.models import Conversation
 
 __all__ = ["DEPTH", "NEAR_TIME", "coverage_order", "speech_of", "speech_words", "stem"]
@@ -157,6 +159,7 @@ def coverage_order(
     depth: int = DEPTH,
     *,
     kinds: bool = True,
+    verb_forms: bool = False,
     timed_weight: float = 0.0,
 ) -> tuple[list[int], list[float]]:
     """The order (indices) of candidates by ``score / best + weight x coverage + timed_weight
@@ -182,7 +185,13 @@ def coverage_order(
         for part in _TOKEN.findall(speaker)
     }
     named = {t for t in terms if t in names}
-    asked = {stem(t) for t in terms if t not in named}
+    # Each word asked, as the stems that say it: its own, and with ``verb_forms`` those of the
+    # other forms of its verb ("win": "won").
+    asked = {
+        frozenset({stem(t), *(stem(f) for f in (other_forms(t) if verb_forms else ()))})
+        for t in terms
+        if t not in named
+    }
     best = max(scores, default=0.0)
     best = best if best > 0 else 1.0
     relevance: list[float] = []
@@ -213,9 +222,14 @@ def _theirs(words: _Speech, named: set[str]) -> list[str]:
     return theirs or list(words.said)
 
 
-def _share(asked: set[str], pool: Sequence[str | None]) -> float:
-    """The share of ``asked`` found in any of ``pool`` (strings of words between spaces)."""
+def _share(asked: set[frozenset[str]], pool: Sequence[str | None]) -> float:
+    """The share of ``asked`` (each word as the stems that say it) found in any of ``pool``
+    (strings of words between spaces)."""
     if not asked:
         return 0.0
-    covered = sum(1 for word in asked if any(words and f" {word} " in words for words in pool))
+    covered = sum(
+        1
+        for word in asked
+        if any(words and any(f" {form} " in words for form in word) for words in pool)
+    )
     return covered / len(asked)

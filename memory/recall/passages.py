@@ -30,6 +30,8 @@ are in ``bench/README.md``):
 - **Kinds.** What a person said also says what kind of thing they named ("taekwondo": a
   martial art), from a lexicon derived from WordNet, for coverage: a question asking for the
   kind is covered where the instance was said (``memory.recall.kinds``).
+- **Verbs.** A question asking "did Nate win" is covered where Nate said "I won": the forms of
+  irregular verbs count as one word for coverage (``memory.recall.verbs``).
 - **Said when.** In a question asking when, coverage counts again by what the person said
   near a message where they placed something in time: the conversation that told of the thing
   as it happened, not a later one naming it again (``memory.recall.coverage``).
@@ -104,6 +106,9 @@ class RecallSettings:
     # In a question asking when, coverage by what the person said near placing something in
     # time counts again, this much (``memory.recall.coverage``).
     timed_weight: float = 0.25
+    # Coverage counts a question's irregular verb as said in any of its forms ("win" where
+    # "won" was; ``memory.recall.verbs``).
+    verb_forms: bool = True
     index_echo: bool = True
 
     def __post_init__(self) -> None:

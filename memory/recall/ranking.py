@@ -164,6 +164,7 @@ class RankedSearch(GuildFiles):
                 [row[7] for row in rows],
                 self.settings.coverage_weight,
                 kinds=self.settings.kinds,
+                verb_forms=self.settings.verb_forms,
                 timed_weight=self.settings.timed_weight if asks_when else 0.0,
             )
             hits: list[RecallHit] = []
