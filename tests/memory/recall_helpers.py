@@ -1,11 +1,12 @@
-"""What the recall tests share: conversations of chat lines, their memory records, and the
-thread ids of a search's hits."""
+"""What the recall tests share: conversations of chat lines, their memory records, the
+thread ids of a search's hits, and a search over a few conversations."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from memory.recall import RecallHit
+from memory.recall import RecallHit, RecallIndex, RecallSettings
 from memory.records.memories import Fact, MemoryData, MemoryRecord
 from memory.records.models import Conversation, Message, MessageType
 
@@ -52,3 +53,13 @@ def memory_of(conv: Conversation, summary: str = "", facts: tuple[str, ...] = ()
 
 def ids(hits: list[RecallHit]) -> list[str]:
     return [h.thread_id for h in hits]
+
+
+def ranked(
+    folder: Path, conversations: list[Conversation], question: str, settings: RecallSettings
+) -> list[str]:
+    """The thread ids guild 1's search for ``question`` finds, best first, once
+    ``conversations`` are indexed (without memories) with ``settings``."""
+    with RecallIndex(folder, settings=settings) as index:
+        index.rebuild((c, None) for c in conversations)
+        return ids(index.search("1", question))

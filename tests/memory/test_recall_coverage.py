@@ -14,6 +14,8 @@ from memory.recall import RecallIndex, RecallSettings
 from memory.recall.coverage import coverage_order, speech_words, stem
 from memory.records.models import Conversation, Message, MessageType
 
+from .recall_helpers import ranked as search_ranked
+
 T0 = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 SPEAKERS = {"Melanie": "101", "Caroline": "102"}
 
@@ -77,9 +79,7 @@ OTHERS = [
 
 
 def ranked(folder: Path, settings: RecallSettings, question: str = QUESTION) -> list[str]:
-    with RecallIndex(folder, settings=settings) as index:
-        index.rebuild([(REPEATS, None), (COVERS, None), *((c, None) for c in OTHERS)])
-        return [h.thread_id for h in index.search("1", question)]
+    return search_ranked(folder, [REPEATS, COVERS, *OTHERS], question, settings)
 
 
 def test_the_conversation_where_the_person_named_says_it_all_ranks_first(folder: Path) -> None:

@@ -7,10 +7,11 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from memory.recall import RecallIndex, RecallSettings
+from memory.recall import RecallSettings
 from memory.recall.coverage import coverage_order, speech_words
 from memory.recall.kinds import kinds_of
 
+from .recall_helpers import ranked
 from .test_recall_coverage import OTHERS, talk
 
 QUESTION = "What martial arts has Melanie done?"
@@ -64,11 +65,7 @@ def test_coverage_counts_the_kind_asked_for_where_an_instance_was_said() -> None
 
 
 def test_search_finds_the_instance_of_the_kind_asked_for(tmp_path: Path) -> None:
-    def ranked(settings: RecallSettings) -> list[str]:
-        folder = tmp_path / str(settings.kinds)
-        with RecallIndex(folder, settings=settings) as index:
-            index.rebuild([(INSTANCE, None), (WORDS, None), *((c, None) for c in OTHERS)])
-            return [h.thread_id for h in index.search("1", QUESTION)]
-
-    assert ranked(replace(RecallSettings(), kinds=False))[0] == "22"
-    assert ranked(RecallSettings())[0] == "21"
+    talks = [INSTANCE, WORDS, *OTHERS]
+    without = replace(RecallSettings(), kinds=False)
+    assert ranked(tmp_path / "without", talks, QUESTION, without)[0] == "22"
+    assert ranked(tmp_path / "with", talks, QUESTION, RecallSettings())[0] == "21"

@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from memory.recall import RecallIndex, RecallSettings
+from memory.recall import RecallSettings
 from memory.recall.query import match_expression, phrase_pairs, query_terms
 
+from .recall_helpers import ranked as search_ranked
 from .test_recall_coverage import OTHERS, talk
 
 # Both words often, never together: BM25 alone prefers it.
@@ -27,9 +28,7 @@ TOGETHER = talk(
 
 
 def ranked(folder: Path, settings: RecallSettings, question: str) -> list[str]:
-    with RecallIndex(folder, settings=settings) as index:
-        index.rebuild([(APART, None), (TOGETHER, None), *((c, None) for c in OTHERS)])
-        return [h.thread_id for h in index.search("1", question)]
+    return search_ranked(folder, [APART, TOGETHER, *OTHERS], question, settings)
 
 
 def test_pairs_are_neighbouring_search_terms_each_once() -> None:

@@ -9,8 +9,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from memory.recall import RecallIndex, RecallSettings
+from memory.recall import RecallSettings
 from memory.recall.coverage import coverage_order, speech_words
+from tests.memory.recall_helpers import ranked as search_ranked
 from tests.memory.test_recall_coverage import OTHERS, talk
 
 # Later, and BM25's favourite: Caroline names the support group often, never with a time;
@@ -36,9 +37,7 @@ WHAT = "What did Caroline say about the support group?"
 
 
 def ranked(folder: Path, settings: RecallSettings, question: str) -> list[str]:
-    with RecallIndex(folder, settings=settings) as index:
-        index.rebuild([(AGAIN, None), (TOLD, None), *((c, None) for c in OTHERS)])
-        return [h.thread_id for h in index.search("1", question)]
+    return search_ranked(folder, [AGAIN, TOLD, *OTHERS], question, settings)
 
 
 def test_a_when_question_finds_where_it_was_told_as_it_happened(tmp_path: Path) -> None:

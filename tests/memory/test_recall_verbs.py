@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from memory.recall import RecallIndex, RecallSettings
+from memory.recall import RecallSettings
 from memory.recall.coverage import coverage_order, speech_words
 from memory.recall.verbs import other_forms
 
+from .recall_helpers import ranked
 from .test_recall_coverage import OTHERS, talk
 
 QUESTION = "Did Melanie win the pottery contest?"
@@ -52,11 +53,7 @@ def test_coverage_counts_a_verb_asked_where_another_form_was_said() -> None:
 
 
 def test_search_finds_where_the_person_told_it_in_another_form(tmp_path: Path) -> None:
-    def ranked(settings: RecallSettings) -> list[str]:
-        folder = tmp_path / str(settings.verb_forms)
-        with RecallIndex(folder, settings=settings) as index:
-            index.rebuild([(WON, None), (NAMED, None), *((c, None) for c in OTHERS)])
-            return [h.thread_id for h in index.search("1", QUESTION)]
-
-    assert ranked(replace(RecallSettings(), verb_forms=False))[0] == "22"
-    assert ranked(RecallSettings())[0] == "21"
+    talks = [WON, NAMED, *OTHERS]
+    without = replace(RecallSettings(), verb_forms=False)
+    assert ranked(tmp_path / "without", talks, QUESTION, without)[0] == "22"
+    assert ranked(tmp_path / "with", talks, QUESTION, RecallSettings())[0] == "21"
