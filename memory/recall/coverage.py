@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from memory.longterm.summarizer import STOPWORDS
@@ -65,6 +66,9 @@ _SUFFIXES = ("ing", "ed", "es", "s")
 _ECHO = ""
 
 
+# Indexing folds every word of every message (chat repeats its words: most calls are
+# answered from the cache).
+@lru_cache(maxsize=1 << 14)
 def stem(word: str) -> str:
     """``word`` with one common English suffix folded away ("hikes", "hiking" -> "hik")."""
     for suffix in _SUFFIXES:
@@ -74,7 +78,7 @@ def stem(word: str) -> str:
 
 
 def _words(text: str) -> set[str]:
-    return {w for w in _TOKEN.findall(text.lower()) if w not in STOPWORDS}
+    return set(_TOKEN.findall(text.lower())).difference(STOPWORDS)
 
 
 def _stems(text: str) -> set[str]:
@@ -99,15 +103,17 @@ def speech_of(said: Iterable[Said], days: Iterable[str]) -> str:
     speakers = [_ECHO if m.speaker is None else m.speaker.lower() for m in messages]
     placed = [TIME_MARK in m.times.split() for m in messages]
     said_words: dict[str, set[str]] = {}
-    timed: dict[str, set[str]] = {}
+    timed_words: dict[str, set[str]] = {}
     for n, message in enumerate(messages):
         speaker = speakers[n]
         spoken = _words(message.text) | _words(message.times)
         said_words.setdefault(speaker, set()).update(spoken)
         near = range(max(0, n - NEAR_TIME), min(len(messages), n + NEAR_TIME + 1))
         if any(placed[i] and speakers[i] == speaker for i in near):
-            timed.setdefault(speaker, set()).update(stem(w) for w in spoken)
+            timed_words.setdefault(speaker, set()).update(spoken)
+    # Folded once per distinct word, not once per message it was said in.
     words = {k: {stem(w) for w in v} for k, v in said_words.items()}
+    timed = {k: {stem(w) for w in v} for k, v in timed_words.items()}
     kinds = {k: {stem(w) for w in kinds_of(v)} - words[k] for k, v in said_words.items()}
     when = _stems(" ".join(days))
     return json.dumps(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 
 __all__ = ["kinds_of"]
@@ -38,16 +38,25 @@ def _lexicon() -> dict[str, str]:
 
 def kinds_of(words: Iterable[str]) -> set[str]:
     """The kinds the lower-case ``words`` name ("spain" -> "european", "country", "nation")."""
-    lexicon = _lexicon()
     found: set[str] = set()
     for word in words:
-        kinds = lexicon.get(word)
-        if kinds is None:
-            for suffix, replacement in _PLURALS:
-                if word.endswith(suffix):
-                    kinds = lexicon.get(word[: -len(suffix)] + replacement)
-                    if kinds is not None:
-                        break
+        kinds = _kinds_of_word(word)
         if kinds:
             found.update(kinds.split())
     return found
+
+
+# Indexing looks up every distinct word of every speaker of every conversation, and chat
+# repeats its words: most lookups, and the plural folding of a word not in the lexicon, are
+# answered from here.
+@lru_cache(maxsize=1 << 14)
+def _kinds_of_word(word: str) -> str | None:
+    lexicon = _lexicon()
+    kinds = lexicon.get(word)
+    if kinds is None:
+        for suffix, replacement in _PLURALS:
+            if word.endswith(suffix):
+                kinds = lexicon.get(word[: -len(suffix)] + replacement)
+                if kinds is not None:
+                    break
+    return kinds

@@ -43,7 +43,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 
 from memory.recall.speakers import names_by_requester
 from memory.recall.temporal import time_words
@@ -253,7 +254,12 @@ def date_words(moment: datetime | None) -> str:
     """A day as people say it: "Monday 8 May 2023"."""
     if moment is None:
         return ""
-    day = moment.astimezone(UTC)
+    return _day_words(moment.astimezone(UTC).date())
+
+
+# Every message of a conversation is dated, and most share their day with the one before.
+@lru_cache(maxsize=4096)
+def _day_words(day: date) -> str:
     return f"{day:%A} {day.day} {day:%B} {day.year}"
 
 
