@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             lodo = leave_one_out(qs, items, work)
         distilled = locomo_distill.measure(records, items)
         print("\n" + locomo_distill.table(distilled))
+        distilled_topics = locomo_distill.topics(records, items)
+        print(f"topics: the records' topic words LoCoMo's session summary uses: {distilled_topics}")
         scale = None
         if args.scale > 0:
             print(
@@ -275,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             "leave_one_dialogue_out": lodo,
             "semantic": semantic[1] if semantic is not None else None,
             "distillation": distilled,
+            "topics": distilled_topics,
             "scale": scale,
             "python": sys.version.split()[0],
             "sqlite": __import__("sqlite3").sqlite_version,

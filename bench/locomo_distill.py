@@ -8,7 +8,10 @@ the memory is put in its context. Token recall is the share of the answer's word
 evidence conversations' full text is the ceiling (an answer inferred, not said, is not in the
 text either).
 
-The answers are read here only to score records, never given to Echo.
+The answers are read here only to score records, never given to Echo. So are LoCoMo's own
+summaries of the sessions, written by people, against which a record's topics are scored
+(``topics``): the share of its topic words the session's summary uses too (the two speakers'
+names left out: every summary names them).
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import Any
 
 from bot.agent.notes import memory_line
 from memory.longterm.summarizer import words
+from memory.recall.coverage import stem
 from memory.records.memories import MemoryRecord
 from memory.records.models import Conversation
 
-__all__ = ["measure", "table"]
+__all__ = ["measure", "table", "topics"]
 
 _EVIDENCE = re.compile(r"D:?(\d+):(\d+)")
 _NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -94,3 +98,32 @@ def table(data: dict[str, dict[str, float]]) -> str:
         cells = " ".join(f"{v[f'{view}_recall']:6.3f} {v[f'{view}_whole']:6.3f}" for view in _VIEWS)
         lines.append(f"{key:14} {v['n']:4d}  {cells}")
     return "\n".join(lines)
+
+
+def topics(
+    records: list[dict[str, Any]], items: list[tuple[Conversation, MemoryRecord | None]]
+) -> dict[str, float]:
+    """The share of the records' topic words that LoCoMo's summary of the same session uses
+    (each word with a light suffix folding; the speakers' names out), and how many topics a
+    record has."""
+    found = total = records_scored = 0
+    for conversation, memory in items:
+        if memory is None:
+            continue
+        index, session = divmod(int(conversation.thread_id), 1000)
+        record = records[index - 1000]
+        summary = record.get("session_summary", {}).get(f"session_{session}_summary", "")
+        if not summary:
+            continue
+        people = record["conversation"]
+        names = {stem(w) for key in ("speaker_a", "speaker_b") for w in words(people[key])}
+        summary_words = {stem(w) for w in words(summary)} - names
+        topic_words = memory.memory_data.topics
+        found += sum(1 for w in topic_words if stem(w) in summary_words)
+        total += len(topic_words)
+        records_scored += 1
+    return {
+        "records": records_scored,
+        "topics_per_record": round(total / max(records_scored, 1), 2),
+        "in_session_summary": round(found / max(total, 1), 3),
+    }

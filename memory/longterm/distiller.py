@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -20,6 +21,7 @@ from memory.longterm.summarizer import (
     telling_sentences,
     words,
 )
+from memory.recall.kinds import is_noun
 from memory.recall.temporal import TIME_MARK, time_words
 from memory.records.memories import Fact, MemoryData
 from memory.records.models import Conversation, Message, MessageType
@@ -27,6 +29,28 @@ from memory.records.models import Conversation, Message, MessageType
 __all__ = ["Distiller", "ExtractiveDistiller", "extractive_memory"]
 
 _DATED_BONUS = 1
+_TOPICS = 8
+# A topic is most often a thing: a word that is no known noun counts this much of a noun
+# said as often ("trails, nature, hiking" before "happened, found").
+_NOT_NOUN = 0.6
+
+# Words people say about anything, never what a conversation is about: reactions ("great",
+# "wow"), courtesy, hedges, and the commonest verbs, vague nouns and times. Without them the
+# topics of a chat were "great, good, awesome, new" where they are "flavors, dairy, chocolate".
+_NOT_TOPICS = frozenset(
+    """
+    amazing awesome bad beautiful best better big cool crazy excited exciting fantastic fine fun
+    glad good great happy hard hope incredible interesting lovely nice proud sad special super
+    sure tough wonderful wow yeah yes yep hey thanks thank sorry okay cheers congrats
+    congratulations lol haha omg really totally definitely actually pretty lot lots something
+    anything everything nothing thing things stuff way ways time times kind sort bit part sounds
+    sound looks look seems seem feel feels felt keep kept try trying tried going gonna get got
+    getting make made making know think thought want wanted need needed let lets tell told say
+    said see saw seen come coming came take took give gave wait new last first next little much
+    many lately recently today yesterday tomorrow week weeks day days month months year years
+    ago soon
+    """.split()
+)
 _MIN_FACTS = 12
 _MAX_FACTS = 40
 
@@ -101,7 +125,7 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     counts = Counter(
         w for m in sources for w in set(words(m.message_content)) if not w.isdigit() and len(w) > 2
     )
-    topics = [w for w, n in counts.most_common(8) if n > 1] or [w for w, _ in counts.most_common(5)]
+    topics = _topics(counts, names.values())
     frequent = {w for w, n in counts.most_common(40)}
 
     scored: list[tuple[float, frozenset[str], Fact]] = []
@@ -148,6 +172,20 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
         action_items=actions[:6],
         open_questions=questions[-5:],
     )
+
+
+def _topics(counts: Counter[str], names: Iterable[str]) -> list[str]:
+    """The words most messages said, nouns first (``_NOT_NOUN``); but not the words said of
+    anything (``_NOT_TOPICS``), nor the people's own names or the short forms they were called
+    by ("mel" for Melanie): a conversation between two people is not about them, each time."""
+    parts = {part for name in names for part in words(name)}
+    kept = [
+        (word, n, n if is_noun(word) else n * _NOT_NOUN)
+        for word, n in counts.most_common()
+        if word not in _NOT_TOPICS and not any(part.startswith(word) for part in parts)
+    ]
+    kept.sort(key=lambda found: -found[2])
+    return [w for w, n, _ in kept[:_TOPICS] if n > 1] or [w for w, _, _ in kept[:5]]
 
 
 def _dated(sentence: str, said: datetime) -> str:

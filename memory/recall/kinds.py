@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib.resources import files
 
-__all__ = ["kinds_of"]
+__all__ = ["is_noun", "kinds_of"]
 
 # Regular plurals are folded before a lookup; the irregular ones are keys of the lexicon.
 _PLURALS = (("ies", "y"), ("es", ""), ("s", ""))
@@ -44,6 +44,13 @@ def kinds_of(words: Iterable[str]) -> set[str]:
         if kinds:
             found.update(kinds.split())
     return found
+
+
+def is_noun(word: str) -> bool:
+    """Whether the lower-case ``word`` is a noun of the lexicon (a plural folded): most often
+    a thing, not a verb or an adjective ("painting", "trails": yes; "happened", "positive":
+    no). A word the lexicon does not hold, a name or a new coinage, is not known as one."""
+    return _kinds_of_word(word) is not None
 
 
 # Indexing looks up every distinct word of every speaker of every conversation, and chat

@@ -71,6 +71,26 @@ def test_eligibility_rules() -> None:
     assert [i.thread_id for i in found] == ["1", "4"]
 
 
+def test_offline_topics_are_what_was_talked_about_not_reactions_or_the_people() -> None:
+    conversation = Conversation(
+        thread_id="12", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
+    )
+    for line in [
+        said("Hey Bob, great news: I started pottery classes, wow!", "33", name="Alice"),
+        said("Wow Alice, that's great! What happened? Pottery sounds awesome.", "34", name="Bob"),
+        said("Great teacher too. We glazed bowls in the kiln, awesome.", "33", name="Alice"),
+        said("Awesome, great! What happened to the bowls in the kiln, Ali?", "34", name="Bob"),
+        said("Wow, yes, great: the bowls came out glossy.", "33", name="Alice"),
+    ]:
+        conversation.add_message(line)
+    topics = extractive_memory(conversation).topics
+    # Said in more messages than any of the things talked about, and about nothing.
+    assert not {"great", "awesome", "wow", "alice", "bob", "ali"} & set(topics), topics
+    assert {"pottery", "bowls", "kiln"} <= set(topics), topics
+    # A noun before a word said as often that is no noun.
+    assert topics.index("kiln") < topics.index("happened"), topics
+
+
 def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
     conversation = Conversation(
         thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
