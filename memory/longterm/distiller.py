@@ -177,13 +177,17 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
 def _topics(counts: Counter[str], names: Iterable[str]) -> list[str]:
     """The words most messages said, nouns first (``_NOT_NOUN``); but not the words said of
     anything (``_NOT_TOPICS``), nor the people's own names or the short forms they were called
-    by ("mel" for Melanie): a conversation between two people is not about them, each time."""
+    by ("mel" for Melanie): a conversation between two people is not about them, each time.
+    A noun that begins a name is still a topic ("art" beside Arthur)."""
     parts = {part for name in names for part in words(name)}
-    kept = [
-        (word, n, n if is_noun(word) else n * _NOT_NOUN)
-        for word, n in counts.most_common()
-        if word not in _NOT_TOPICS and not any(part.startswith(word) for part in parts)
-    ]
+    kept: list[tuple[str, int, float]] = []
+    for word, n in counts.most_common():
+        if word in _NOT_TOPICS or word in parts:
+            continue
+        noun = is_noun(word)
+        if not noun and any(part.startswith(word) for part in parts):
+            continue
+        kept.append((word, n, n if noun else n * _NOT_NOUN))
     kept.sort(key=lambda found: -found[2])
     return [w for w, n, _ in kept[:_TOPICS] if n > 1] or [w for w, _, _ in kept[:5]]
 

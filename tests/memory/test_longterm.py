@@ -91,6 +91,21 @@ def test_offline_topics_are_what_was_talked_about_not_reactions_or_the_people() 
     assert topics.index("kiln") < topics.index("happened"), topics
 
 
+def test_a_noun_that_begins_a_name_is_still_a_topic() -> None:
+    conversation = Conversation(
+        thread_id="13", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
+    )
+    for line in [
+        said("Art class today: we drew the harbour.", "33", name="Arthur"),
+        said("The harbour at dawn is the best art, Art.", "34", name="Beatrice"),
+        said("Bea, harbour art sells well at the market.", "33", name="Arthur"),
+    ]:
+        conversation.add_message(line)
+    topics = extractive_memory(conversation).topics
+    assert "art" in topics and "harbour" in topics, topics
+    assert not {"arthur", "bea", "beatrice"} & set(topics), topics
+
+
 def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
     conversation = Conversation(
         thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
