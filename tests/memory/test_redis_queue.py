@@ -74,6 +74,24 @@ async def manager_on(
         yield manager
 
 
+async def reader_waiting(url: str, cluster: bool, within: float = 5.0) -> None:
+    """Until a connection waits in a blocking XREADGROUP (``CLIENT LIST``, on every node of a
+    cluster): a consumer that waits there is handed the next entry as it is added, before any
+    other consumer that asks after it."""
+    async with client(url, cluster) as redis:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if cluster:
+                nodes = await redis.client_list(target_nodes=redis.ALL_NODES)
+                listed = [c for node in nodes.values() for c in node]
+            else:
+                listed = await redis.client_list()
+            if any(c.get("cmd") == "xreadgroup" and "b" in c.get("flags", "") for c in listed):
+                return
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"no consumer waited in XREADGROUP within {within} s")
+
+
 async def old_conversations(manager: InMemoryConversationManager, *threads: str) -> None:
     for thread in threads:
         await manager.create_conversation(
@@ -369,6 +387,9 @@ async def test_generate_needs_no_worker_and_reports_a_workers_result(
         worker.queue = RedisMemoryQueue.for_store(manager.store, consumer="worker")
         working = asyncio.create_task(worker.work())
         try:
+            # The worker first: asked before it waits for work, the bot may read the batch
+            # itself (two consumers of one group), as it does when no worker runs.
+            await reader_waiting(redis_url, redis_cluster)
             asking = asyncio.create_task(bot.generate())
             await asyncio.wait_for(held.entered.wait(), 5)
             held.gate.set()
