@@ -33,6 +33,15 @@ def said(text: str, who: str = "33", message_id: str | None = None, name: str = 
     )
 
 
+def _conversation_of(*messages: Message) -> Conversation:
+    conversation = Conversation(
+        thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
+    )
+    for message in messages:
+        conversation.add_message(message)
+    return conversation
+
+
 async def old_conversation(
     manager: InMemoryConversationManager, thread_id: str, lines: list[Message], guild_id: str = "22"
 ) -> None:
@@ -72,17 +81,13 @@ def test_eligibility_rules() -> None:
 
 
 def test_offline_topics_are_what_was_talked_about_not_reactions_or_the_people() -> None:
-    conversation = Conversation(
-        thread_id="12", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
-    )
-    for line in [
+    conversation = _conversation_of(
         said("Hey Bob, great news: I started pottery classes, wow!", "33", name="Alice"),
         said("Wow Alice, that's great! What happened? Pottery sounds awesome.", "34", name="Bob"),
         said("Great teacher too. We glazed bowls in the kiln, awesome.", "33", name="Alice"),
         said("Awesome, great! What happened to the bowls in the kiln, Ali?", "34", name="Bob"),
         said("Wow, yes, great: the bowls came out glossy.", "33", name="Alice"),
-    ]:
-        conversation.add_message(line)
+    )
     topics = extractive_memory(conversation).topics
     # Said in more messages than any of the things talked about, and about nothing.
     assert not {"great", "awesome", "wow", "alice", "bob", "ali"} & set(topics), topics
@@ -92,25 +97,18 @@ def test_offline_topics_are_what_was_talked_about_not_reactions_or_the_people() 
 
 
 def test_a_noun_that_begins_a_name_is_still_a_topic() -> None:
-    conversation = Conversation(
-        thread_id="13", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
-    )
-    for line in [
+    conversation = _conversation_of(
         said("Art class today: we drew the harbour.", "33", name="Arthur"),
         said("The harbour at dawn is the best art, Art.", "34", name="Beatrice"),
         said("Bea, harbour art sells well at the market.", "33", name="Arthur"),
-    ]:
-        conversation.add_message(line)
+    )
     topics = extractive_memory(conversation).topics
     assert "art" in topics and "harbour" in topics, topics
     assert not {"arthur", "bea", "beatrice"} & set(topics), topics
 
 
 def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
-    conversation = Conversation(
-        thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
-    )
-    for message in [
+    conversation = _conversation_of(
         said("We decided to move the launch party to the Lisbon office.", "33", "101"),
         said("Lisbon office has room for the launch party guests.", "34", "102", name="Bob"),
         Message(message_type="thinking", message_content="secret plan about the launch party"),
@@ -122,8 +120,7 @@ def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
             tool_call_id="c1",
             name="weather",
         ),
-    ]:
-        conversation.add_message(message)
+    )
     data = extractive_memory(conversation)
     everything = data.model_dump_json()
     assert "secret" not in everything and "Echo thinks" not in everything
@@ -135,15 +132,6 @@ def test_extractive_memory_uses_people_and_tools_never_thinking() -> None:
     assert data.decisions == ["We decided to move the launch party to the Lisbon office."]
     assert data.open_questions == []  # Echo answered it
     assert "Alice: We decided" in data.summary or "Bob:" in data.summary
-
-
-def _conversation_of(*messages: Message) -> Conversation:
-    conversation = Conversation(
-        thread_id="11", channel_id="44", guild_id="22", requester="33", created_at=LONG_AGO
-    )
-    for message in messages:
-        conversation.add_message(message)
-    return conversation
 
 
 def test_what_people_tell_of_themselves_comes_before_their_reactions() -> None:
