@@ -86,26 +86,31 @@ _EXPLICIT = re.compile(
     r"|december)\s+\d{4}|(?:19|20)\d{2})\b"
 )
 # A span or a vague time places something in time without a date to resolve.
-_SPAN = re.compile(
-    rf"\bfor (?:{_COUNT}) (?:day|week|month|year)s?\b"
-    r"|\bsince\b|\brecently\b|\bthe other day\b"
-)
+_SPAN = re.compile(rf"\bfor (?:{_COUNT}) (?:day|week|month|year)s?\b")
+_VAGUE = re.compile(r"\bsince\b|\brecently\b|\bthe other day\b")
 # May is a month only beside a day or a year: "I may go" is no date.
 _MONTH = re.compile(
     r"\b(?:january|february|march|april|june|july|august|september|october|november|december)\b"
 )
 
-# A word every relative date, month or span needs: most messages hold none, and one quick
-# scan tells.
-_TRIGGER = re.compile(
-    r"\b(?:ago|yesterday|today|tonight|tomorrow|morning|last|next|this|past|since|recently"
-    r"|other|for|january|february|march|april|june|july|august|september|october|november"
-    r"|december|19\d\d|20\d\d)\b"
-)
-# A date said with its day of the month has a digit: most messages have none.
+# What the patterns need said before they can match: a substring test ("ago" in the text)
+# is far cheaper than a scan for a pattern, and most messages place nothing in time.
+_UNITS = ("week", "month", "year", "day")  # every unit holds one ("monday", "weekend")
+_DAY_WORDS_NEED = ("day", "night", "morning", "tomorrow")
+_VAGUE_NEEDS = ("since", "recently", "other day")
+_MONTH_NAMES = tuple(name for name in _MONTHS if name != "may")
+# A date said with its day of the month, or a year, has a digit: most messages have none.
 _DIGIT = re.compile(r"\d")
-_RELATIVE = (_DAY_WORDS, _AGO, _LAST)
 _DATES = (_MONTH_DAY, _DAY_MONTH, _THE_NTH)
+
+
+def _said(lowered: str, needed: tuple[str, ...]) -> bool:
+    # A plain loop: a generator's frame would cost more than the tests themselves.
+    for word in needed:  # noqa: SIM110
+        if word in lowered:
+            return True
+    return False
+
 
 _ASKS = re.compile(
     r"^\s*when\b|\bwhen (?:did|does|do|is|was|were|will|has|had|are)\b|\bhow long\b"
@@ -215,20 +220,33 @@ def time_words(text: str, said: datetime | None) -> str:
     """The dates ``text`` refers to, in words, resolved against when it was ``said``; with
     ``TIME_MARK`` if it places anything in time. Empty if it does not."""
     lowered = text.lower()
-    relative = _TRIGGER.search(lowered) is not None
     dated = _DIGIT.search(lowered) is not None
-    if not relative and not dated:
-        return ""
+    units = _said(lowered, _UNITS)
+    patterns: list[re.Pattern[str]] = []
+    if _said(lowered, _DAY_WORDS_NEED):
+        patterns.append(_DAY_WORDS)
+    if "ago" in lowered:
+        patterns.append(_AGO)
+    if units:
+        patterns.append(_LAST)
+    if dated:
+        patterns.extend(_DATES)
     words: list[str] = []
     if said is not None:
         moment = said.astimezone(UTC)
-        for pattern in (*(_RELATIVE if relative else ()), *(_DATES if dated else ())):
+        for pattern in patterns:
             for found in pattern.finditer(lowered):
                 try:
                     words.append(_resolve(found, moment))
                 except (ValueError, OverflowError):  # before year 1 or after 9999: no date
                     continue
-    if words or any(p.search(lowered) for p in (_EXPLICIT, _MONTH, _SPAN)):
+    if (
+        words
+        or (dated and _EXPLICIT.search(lowered) is not None)
+        or (units and _SPAN.search(lowered) is not None)
+        or (_said(lowered, _VAGUE_NEEDS) and _VAGUE.search(lowered) is not None)
+        or (_said(lowered, _MONTH_NAMES) and _MONTH.search(lowered) is not None)
+    ):
         words.append(TIME_MARK)
     return " ".join(dict.fromkeys(words))
 

@@ -31,6 +31,12 @@ MONDAY = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # Monday 8 May 2023
         ("we met a couple of weeks ago", "April 2023 Monday 24 April 2023"),
         ("we met a couple weeks ago", "April 2023 Monday 24 April 2023"),
         ("I moved several months ago", "February 2023"),
+        ("I went out last night", "Sunday 7 May 2023"),
+        ("I ran this morning", "Monday 8 May 2023"),
+        ("tonight we celebrate", "Monday 8 May 2023"),
+        ("I finished it today", "Monday 8 May 2023"),
+        ("see you this coming Monday", "Monday 15 May 2023"),
+        ("we hiked this past weekend", "Saturday 6 May 2023"),
         # A day of the month alone: this month's or the last, whichever is nearer.
         ("I met my teammates on the 15th after the trip", "Monday 15 May 2023"),
         ("the rent was due by the 28th.", "Friday 28 April 2023"),
@@ -53,6 +59,15 @@ def test_text_that_places_nothing_in_time_has_no_time_words() -> None:
     # A month, a year or a span says when without a day to resolve.
     assert time_words("back in March it was cold", MONDAY) == TIME_MARK
     assert time_words("I've known them for 4 years", MONDAY) == TIME_MARK
+    for says_when in (
+        "I have done it for two weeks",
+        "I went there for a day",
+        "I moved here in 2019",
+        "I saw her the other day",
+        "I have been painting since college",
+        "I recently adopted a pup",
+    ):
+        assert time_words(says_when, MONDAY) == TIME_MARK, says_when
     # An ordinal that counts, a "may" that is no month: no date.
     assert time_words("on the 3rd time I won", MONDAY) == ""
     assert time_words("we live on the 2nd floor", MONDAY) == ""
