@@ -255,7 +255,8 @@ def search_command(args: argparse.Namespace) -> int:
     settings = settings_or_fail()
     quiet_logging(settings)
     if args.query == "-":
-        queries: Any = (line.rstrip("\n") for line in sys.stdin)
+        # A line ends at "\n" or "\r\n" (a file saved on Windows): the query is what is before.
+        queries: Any = (line.removesuffix("\n").removesuffix("\r") for line in sys.stdin)
     else:
         queries = [args.query]
     run_store(_search(settings, guild_id, queries, args.limit, args.json))

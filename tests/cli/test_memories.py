@@ -101,9 +101,11 @@ async def test_search_ranks_within_one_guild_and_reads_queries_from_stdin(tmp_pa
         "-",
         cwd=tmp_path,
         env=env,
-        stdin=b"ferry island\nbudget quarter review\n",
+        stdin=b"ferry island\r\nbudget quarter review\n",
     )
     first, second = (json.loads(x) for x in many.stdout.splitlines())
+    # Each answer names its query as asked, without the line's end ("\r\n" or "\n").
+    assert (first["query"], second["query"]) == ("ferry island", "budget quarter review")
     assert first["results"][0]["thread_id"] == "101"
     assert second["results"] == []  # guild 8's conversation is never returned in guild 7
     readable = await run_cli("memories", "search", "--guild", "8", "budget", cwd=tmp_path, env=env)
