@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Protocol
 
@@ -16,8 +15,11 @@ from memory.longterm.summarizer import (
     FIRST_PERSON,
     FIRST_PERSON_WEIGHT,
     MIN_WORDS,
+    SPECIFIC_MOST,
+    SPECIFIC_WEIGHT,
     most_telling,
     sentences,
+    specifics,
     telling_sentences,
     words,
 )
@@ -119,13 +121,21 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     if max_facts is None:
         max_facts = max(_MIN_FACTS, min(_MAX_FACTS, len(sources) // 2))
     names = conversation.author_names()
-    told = telling_sentences(sources, names, max_chars=600, first_person_weight=FIRST_PERSON_WEIGHT)
+    told = telling_sentences(
+        sources,
+        names,
+        max_chars=600,
+        first_person_weight=FIRST_PERSON_WEIGHT,
+        specific_weight=SPECIFIC_WEIGHT,
+    )
     # "yesterday" means a day only beside the day it was said: the memory says which.
     summary = "\n".join(f"{t.speaker}: {_dated(t.sentence, t.message.created_at)}" for t in told)
     counts = Counter(
         w for m in sources for w in set(words(m.message_content)) if not w.isdigit() and len(w) > 2
     )
-    topics = _topics(counts, names.values())
+    # The words of the people's names ("caroline"): no topic, nothing a fact names.
+    parts = {part for name in names.values() for part in words(name)}
+    topics = _topics(counts, parts)
     frequent = {w for w, n in counts.most_common(40)}
 
     scored: list[tuple[float, frozenset[str], Fact]] = []
@@ -149,6 +159,7 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
             value = hits * hits / len(found)
             if FIRST_PERSON.search(sentence):
                 value *= FIRST_PERSON_WEIGHT
+            value *= 1 + SPECIFIC_WEIGHT * min(specifics(sentence, parts), SPECIFIC_MOST)
             if len(set(found)) >= MIN_WORDS:  # "Good to see you!" is nothing to remember
                 fact = Fact(text=text, about=about, source_message_ids=ids)
                 scored.append((value, frozenset(found), fact))
@@ -174,12 +185,12 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     )
 
 
-def _topics(counts: Counter[str], names: Iterable[str]) -> list[str]:
+def _topics(counts: Counter[str], parts: set[str]) -> list[str]:
     """The words most messages said, nouns first (``_NOT_NOUN``); but not the words said of
     anything (``_NOT_TOPICS``), nor the people's own names or the short forms they were called
     by ("mel" for Melanie): a conversation between two people is not about them, each time.
-    A noun that begins a name is still a topic ("art" beside Arthur)."""
-    parts = {part for name in names for part in words(name)}
+    A noun that begins a name is still a topic ("art" beside Arthur). ``parts``: the words
+    of the people's names."""
     kept: list[tuple[str, int, float]] = []
     for word, n in counts.most_common():
         if word in _NOT_TOPICS or word in parts:

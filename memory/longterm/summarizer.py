@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from memory.records.models import Message, MessageType
@@ -21,11 +21,14 @@ __all__ = [
     "FIRST_PERSON_WEIGHT",
     "MIN_WORDS",
     "NOVELTY_POWER",
+    "SPECIFIC_MOST",
+    "SPECIFIC_WEIGHT",
     "STOPWORDS",
     "Told",
     "extractive_summary",
     "most_telling",
     "sentences",
+    "specifics",
     "telling_sentences",
     "words",
 ]
@@ -54,6 +57,14 @@ FIRST_PERSON = re.compile(r"\b(?:[Ii]|[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|[Ww]e|us|[Oo
 # bowl"): a sentence's score is weighed by the share of its words not yet kept, to this power.
 # Powers 1 to 4 measure about the same (bench/README.md, "Distillation").
 NOVELTY_POWER = 2
+# A sentence that names something (a person, a place, a title, a number: "we saw Wicked in
+# London", "I ran 10 miles") holds what people later ask about, though it may name it once,
+# while Luhn's method weighs only the words that recur. Each such word, up to SPECIFIC_MOST,
+# adds SPECIFIC_WEIGHT times the sentence's score. Measured on LoCoMo's dev dialogues
+# (bench/README.md, "Distillation").
+SPECIFIC_WEIGHT = 2.0
+SPECIFIC_MOST = 3
+_I = frozenset({"I", "I'm", "I've", "I'll", "I'd"})
 # Distinct content words a sentence needs to be worth keeping: "Wow!", "Thanks, Mel!", "Anything
 # new?" say nothing to remember.
 MIN_WORDS = 3
@@ -66,6 +77,20 @@ def words(text: str) -> list[str]:
     """Lower-case content words (stopwords removed), apostrophes folded."""
     found = (w.replace("'", "") for w in _WORD.findall(text.lower()))
     return [w for w in found if w not in STOPWORDS and len(w) > 1]
+
+
+def specifics(sentence: str, names: Collection[str] = ()) -> int:
+    """How many words of ``sentence`` name something: a number, or a capitalised word that
+    does not begin the sentence (the case it is written in tells a name; "I" aside). The
+    people of the conversation (``names``, lower-case) are no such thing: they are in all of
+    it ("Thanks, Caroline!")."""
+    count = 0
+    for n, token in enumerate(_WORD.findall(sentence)):
+        if token[0].isdigit() or (
+            n and token[0].isupper() and token not in _I and token.lower() not in names
+        ):
+            count += 1
+    return count
 
 
 def sentences(text: str) -> list[str]:
@@ -102,6 +127,7 @@ def telling_sentences(
     max_chars: int = 1200,
     echo_name: str = "Echo",
     first_person_weight: float = 1.0,
+    specific_weight: float = 0.0,
 ) -> list[Told]:
     """The sentences ``extractive_summary`` keeps, in their order.
 
@@ -136,6 +162,7 @@ def telling_sentences(
     # Luhn's significant words: those that recur. A conversation too short for any word to
     # recur falls back to all of them.
     frequent = {w for w, n in frequency.most_common(40) if n > 1} or set(frequency)
+    people = {part for name in names.values() for part in words(name)}
 
     def score(n: int) -> float:
         speaker, sentence, message = candidates[n]
@@ -149,6 +176,8 @@ def telling_sentences(
         person = message.message_type is MessageType.CHAT and message.requester is not None
         if person and FIRST_PERSON.search(sentence):
             value *= first_person_weight
+        if specific_weight:
+            value *= 1 + specific_weight * min(specifics(sentence, people), SPECIFIC_MOST)
         return value
 
     used = 0

@@ -15,6 +15,7 @@ from memory.longterm import (
     eligible,
     extractive_memory,
 )
+from memory.longterm.summarizer import specifics
 from memory.records.memories import MemoryData, MemoryRecord
 from memory.records.models import Conversation
 from memory.stores.base import ConversationInfo
@@ -165,6 +166,30 @@ def test_facts_tell_different_things_rather_than_one_thing_again() -> None:
         "I love my pottery class; pottery keeps me calm.",
         "I adopted a dog named Max.",
     ]
+
+
+def test_a_fact_that_names_something_comes_before_one_of_common_words() -> None:
+    """A sentence naming a place, a title or a number, said once, is kept before a longer one
+    of the conversation's common words; the people's own names are no such thing."""
+    conversation = _conversation_of(
+        said(
+            "Thanks Bob, I love painting and I paint big landscapes when painting outdoors.", "33"
+        ),
+        said("I painted the Golden Gate Bridge in San Francisco.", "33"),
+        said(
+            "Alice, painting outdoors sounds lovely, painting is my favourite too!",
+            "34",
+            name="Bob",
+        ),
+    )
+    facts = [f.text for f in extractive_memory(conversation, max_facts=1).facts]
+    assert facts == ["I painted the Golden Gate Bridge in San Francisco."]
+
+
+def test_what_names_something_is_a_number_or_a_capitalised_word_not_first() -> None:
+    assert specifics("We saw Wicked in London with Bob, I'm told 3 times.", {"bob"}) == 3
+    assert specifics("Paris was lovely, I think.") == 0  # first in the sentence: any word is
+    assert specifics("i went to paris") == 0  # written in lower case, nothing tells a name
 
 
 def test_a_greeting_or_a_reaction_is_no_fact() -> None:

@@ -42,6 +42,22 @@ def test_a_sentence_that_repeats_what_is_kept_gives_way_to_one_that_adds() -> No
     ]
 
 
+def test_a_memory_summary_prefers_what_names_something() -> None:
+    """With room for one of them, a memory's summary (``specific_weight``) keeps the sentence
+    that names a place over a longer one of common words; /summarize's does not."""
+    messages = [
+        chat("I love painting and I paint big landscapes when painting outdoors."),
+        chat("I painted the Golden Gate Bridge in San Francisco."),
+    ]
+    names = {"1": "Alice"}
+    kept = telling_sentences(messages, names, max_chars=80, specific_weight=2.0)
+    assert [t.sentence for t in kept] == ["I painted the Golden Gate Bridge in San Francisco."]
+    plain = telling_sentences(messages, names, max_chars=80)
+    assert [t.sentence for t in plain] == [
+        "I love painting and I paint big landscapes when painting outdoors."
+    ]
+
+
 def test_nothing_to_summarise_is_empty() -> None:
     assert extractive_summary([]) == ""
     assert extractive_summary([Message(message_type="thinking", message_content="x")]) == ""
