@@ -64,7 +64,6 @@ NOVELTY_POWER = 2
 # (bench/README.md, "Distillation").
 SPECIFIC_WEIGHT = 2.0
 SPECIFIC_MOST = 3
-_I = frozenset({"I", "I'm", "I've", "I'll", "I'd"})
 # Distinct content words a sentence needs to be worth keeping: "Wow!", "Thanks, Mel!", "Anything
 # new?" say nothing to remember.
 MIN_WORDS = 3
@@ -86,8 +85,9 @@ def specifics(sentence: str, names: Collection[str] = ()) -> int:
     it ("Thanks, Caroline!")."""
     count = 0
     for n, token in enumerate(_WORD.findall(sentence)):
-        if token[0].isdigit() or (
-            n and token[0].isupper() and token not in _I and token.lower() not in names
+        word = token.split("'")[0]  # "Caroline's", "I'm"
+        if word[0].isdigit() or (
+            n and word[0].isupper() and word != "I" and word.lower() not in names
         ):
             count += 1
     return count
@@ -134,7 +134,8 @@ def telling_sentences(
     A sentence scores by how many of the conversation's recurring words it carries (Luhn's
     method), Echo's restatements less, and one in which a person tells of themselves
     ``first_person_weight`` times as much (a memory's summary is about the people:
-    ``FIRST_PERSON_WEIGHT``). One of fewer than ``MIN_WORDS`` content words says nothing to
+    ``FIRST_PERSON_WEIGHT``), and one naming something more by ``specific_weight`` for each
+    such word (``specifics``). One of fewer than ``MIN_WORDS`` content words says nothing to
     keep. Sentences are then taken best first, each valued by its score times its share of
     words not yet taken (``most_telling``), as long as they fit in ``max_chars``: a summary
     that says several things, not one thing in several ways.

@@ -188,6 +188,7 @@ def test_a_fact_that_names_something_comes_before_one_of_common_words() -> None:
 
 def test_what_names_something_is_a_number_or_a_capitalised_word_not_first() -> None:
     assert specifics("We saw Wicked in London with Bob, I'm told 3 times.", {"bob"}) == 3
+    assert specifics("I loved Bob's book", {"bob"}) == 0  # a person's own name, possessive
     assert specifics("Paris was lovely, I think.") == 0  # first in the sentence: any word is
     assert specifics("i went to paris") == 0  # written in lower case, nothing tells a name
 
