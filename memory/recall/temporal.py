@@ -103,6 +103,12 @@ _MONTH_NAMES = tuple(name for name in _MONTHS if name != "may")
 _DIGIT = re.compile(r"\d")
 _DATES = (_MONTH_DAY, _DAY_MONTH, _THE_NTH)
 
+_ASKS = re.compile(
+    r"^\s*when\b|\bwhen (?:did|does|do|is|was|were|will|has|had|are)\b|\bhow long\b"
+    r"|\b(?:what|which) (?:year|month|week|weekend|day|date|time)\b|\bsince when\b"
+    r"|\bhow many (?:years|months|weeks|days)\b"
+)
+
 
 def _said(lowered: str, needed: tuple[str, ...]) -> bool:
     # A plain loop: a generator's frame would cost more than the tests themselves.
@@ -110,13 +116,6 @@ def _said(lowered: str, needed: tuple[str, ...]) -> bool:
         if word in lowered:
             return True
     return False
-
-
-_ASKS = re.compile(
-    r"^\s*when\b|\bwhen (?:did|does|do|is|was|were|will|has|had|are)\b|\bhow long\b"
-    r"|\b(?:what|which) (?:year|month|week|weekend|day|date|time)\b|\bsince when\b"
-    r"|\bhow many (?:years|months|weeks|days)\b"
-)
 
 
 def _day(moment: datetime) -> str:
