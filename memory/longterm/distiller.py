@@ -159,7 +159,8 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
             value = hits * hits / len(found)
             if FIRST_PERSON.search(sentence):
                 value *= FIRST_PERSON_WEIGHT
-            value *= 1 + SPECIFIC_WEIGHT * min(specifics(sentence, parts), SPECIFIC_MOST)
+            if about is not None:  # a person's; a tool's output is all names and numbers
+                value *= 1 + SPECIFIC_WEIGHT * min(specifics(sentence, parts), SPECIFIC_MOST)
             if len(set(found)) >= MIN_WORDS:  # "Good to see you!" is nothing to remember
                 fact = Fact(text=text, about=about, source_message_ids=ids)
                 scored.append((value, frozenset(found), fact))

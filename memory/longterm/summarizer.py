@@ -177,7 +177,7 @@ def telling_sentences(
         person = message.message_type is MessageType.CHAT and message.requester is not None
         if person and FIRST_PERSON.search(sentence):
             value *= first_person_weight
-        if specific_weight:
+        if person and specific_weight:  # a tool's output is all names and numbers
             value *= 1 + specific_weight * min(specifics(sentence, people), SPECIFIC_MOST)
         return value
 

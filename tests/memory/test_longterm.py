@@ -186,6 +186,24 @@ def test_a_fact_that_names_something_comes_before_one_of_common_words() -> None:
     assert facts == ["I painted the Golden Gate Bridge in San Francisco."]
 
 
+def test_a_tools_numbers_do_not_crowd_out_what_people_said() -> None:
+    """Only people's sentences gain for naming something: a tool's output names and counts
+    everything, and would otherwise take a person's place."""
+    conversation = _conversation_of(
+        said("The garden party menu needs careful planning before the guests arrive.", "33"),
+        Message(
+            message_type="tool_call_response",
+            message_content="Rain 21 degrees 40 percent.",
+            tool_call_id="c1",
+            name="weather",
+        ),
+    )
+    memory = extractive_memory(conversation, max_facts=1)
+    assert [f.text for f in memory.facts] == [
+        "The garden party menu needs careful planning before the guests arrive."
+    ]
+
+
 def test_what_names_something_is_a_number_or_a_capitalised_word_not_first() -> None:
     assert specifics("We saw Wicked in London with Bob, I'm told 3 times.", {"bob"}) == 3
     assert specifics("I loved Bob's book", {"bob"}) == 0  # a person's own name, possessive
