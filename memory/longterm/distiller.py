@@ -115,7 +115,8 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     The facts are the sentences richest in the conversation's recurring words (Luhn's method),
     those in which the speaker tells of themselves counting ``FIRST_PERSON_WEIGHT`` times as
     much. A long conversation holds more to remember: by default it keeps a fact for every two
-    messages, 12 at least and 40 at most.
+    messages, 12 at least and 40 at most. They come most telling first: the model is shown a
+    memory's first few (``bot.agent.notes.memory_line``).
     """
     sources = _source_messages(conversation)
     if max_facts is None:
@@ -175,7 +176,7 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
     chosen = most_telling(
         [value for value, _, _ in scored], [found for _, found, _ in scored], limit=max_facts
     )
-    facts = [scored[n][2] for n in sorted(chosen)]
+    facts = [scored[n][2] for n in chosen]
     return MemoryData(
         summary=summary,
         topics=topics,

@@ -161,11 +161,24 @@ def test_facts_tell_different_things_rather_than_one_thing_again() -> None:
         said("My pottery class made a pottery bowl for pottery day.", "33", "202"),
         said("I adopted a dog named Max.", "33", "203"),
     )
-    facts = [f.text for f in extractive_memory(conversation, max_facts=2).facts]
-    assert facts == [
+    facts = {f.text for f in extractive_memory(conversation, max_facts=2).facts}
+    assert facts == {
         "I love my pottery class; pottery keeps me calm.",
         "I adopted a dog named Max.",
-    ]
+    }
+
+
+def test_the_most_telling_fact_comes_first_wherever_it_was_said() -> None:
+    """The model is shown a memory's first facts: they are its most telling, not its
+    earliest."""
+    conversation = _conversation_of(
+        said("My pottery class made a small bowl.", "33", "201"),
+        said("Sounds lovely, pottery is calming.", "34", "202", "Bob"),
+        said("I painted the Golden Gate Bridge in San Francisco.", "33", "203"),
+    )
+    facts = [f.text for f in extractive_memory(conversation).facts]
+    assert facts[0] == "I painted the Golden Gate Bridge in San Francisco."
+    assert "My pottery class made a small bowl." in facts[1:]
 
 
 def test_a_fact_that_names_something_comes_before_one_of_common_words() -> None:
