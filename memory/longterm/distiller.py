@@ -15,11 +15,11 @@ from memory.longterm.summarizer import (
     FIRST_PERSON,
     FIRST_PERSON_WEIGHT,
     MIN_WORDS,
-    SPECIFIC_MOST,
     SPECIFIC_WEIGHT,
     most_telling,
+    name_words,
+    naming_boost,
     sentences,
-    specifics,
     telling_sentences,
     words,
 )
@@ -135,7 +135,7 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
         w for m in sources for w in set(words(m.message_content)) if not w.isdigit() and len(w) > 2
     )
     # The words of the people's names ("caroline"): no topic, nothing a fact names.
-    parts = {part for name in names.values() for part in words(name)}
+    parts = name_words(names)
     topics = _topics(counts, parts)
     frequent = {w for w, n in counts.most_common(40)}
 
@@ -161,7 +161,7 @@ def extractive_memory(conversation: Conversation, *, max_facts: int | None = Non
             if FIRST_PERSON.search(sentence):
                 value *= FIRST_PERSON_WEIGHT
             if about is not None:  # a person's; a tool's output is all names and numbers
-                value *= 1 + SPECIFIC_WEIGHT * min(specifics(sentence, parts), SPECIFIC_MOST)
+                value *= naming_boost(sentence, parts)
             if len(set(found)) >= MIN_WORDS:  # "Good to see you!" is nothing to remember
                 fact = Fact(text=text, about=about, source_message_ids=ids)
                 scored.append((value, frozenset(found), fact))

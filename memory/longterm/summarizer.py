@@ -21,12 +21,13 @@ __all__ = [
     "FIRST_PERSON_WEIGHT",
     "MIN_WORDS",
     "NOVELTY_POWER",
-    "SPECIFIC_MOST",
     "SPECIFIC_WEIGHT",
     "STOPWORDS",
     "Told",
     "extractive_summary",
     "most_telling",
+    "name_words",
+    "naming_boost",
     "sentences",
     "specifics",
     "telling_sentences",
@@ -91,6 +92,18 @@ def specifics(sentence: str, names: Collection[str] = ()) -> int:
         ):
             count += 1
     return count
+
+
+def name_words(names: Mapping[str, str]) -> set[str]:
+    """The words of the people's names (``names``: display name by id), as ``words`` gives
+    them: "Mary Ann" -> {"mary", "ann"}."""
+    return {part for name in names.values() for part in words(name)}
+
+
+def naming_boost(sentence: str, people: Collection[str], weight: float = SPECIFIC_WEIGHT) -> float:
+    """What a person's sentence's score is multiplied by for the words in it that name
+    something (``specifics``, at most ``SPECIFIC_MOST`` of them); ``people``: ``name_words``."""
+    return 1 + weight * min(specifics(sentence, people), SPECIFIC_MOST)
 
 
 def sentences(text: str) -> list[str]:
@@ -163,7 +176,7 @@ def telling_sentences(
     # Luhn's significant words: those that recur. A conversation too short for any word to
     # recur falls back to all of them.
     frequent = {w for w, n in frequency.most_common(40) if n > 1} or set(frequency)
-    people = {part for name in names.values() for part in words(name)}
+    people = name_words(names)
 
     def score(n: int) -> float:
         speaker, sentence, message = candidates[n]
@@ -178,7 +191,7 @@ def telling_sentences(
         if person and FIRST_PERSON.search(sentence):
             value *= first_person_weight
         if person and specific_weight:  # a tool's output is all names and numbers
-            value *= 1 + specific_weight * min(specifics(sentence, people), SPECIFIC_MOST)
+            value *= naming_boost(sentence, people, specific_weight)
         return value
 
     used = 0
